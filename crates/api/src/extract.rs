@@ -1,0 +1,122 @@
+//! Extractors whose rejections are problem documents, and the two kinds of caller.
+
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::problem::Problem;
+use landlord_store::TenantId;
+
+/// `axum::Json` with problem+json rejections.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(Problem))]
+pub struct Json<T>(pub T);
+
+/// `axum::extract::Path` with problem+json rejections.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Problem))]
+pub struct Path<T>(pub T);
+
+/// `axum::extract::Query` with problem+json rejections.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Problem))]
+pub struct Query<T>(pub T);
+
+impl From<JsonRejection> for Problem {
+    fn from(r: JsonRejection) -> Self {
+        let status = r.status();
+        let detail = match &r {
+            JsonRejection::MissingJsonContentType(_) => {
+                "Send the body as JSON with the header Content-Type: application/json.".to_owned()
+            }
+            _ => format!("The JSON body could not be read: {}", r.body_text()),
+        };
+        Problem::new(status, "invalid-body", "Invalid request body", detail)
+    }
+}
+
+impl From<PathRejection> for Problem {
+    fn from(r: PathRejection) -> Self {
+        // A malformed id cannot name anything, so it is "not found", with the reason.
+        Problem::not_found(format!("Nothing matches this path: {}", r.body_text()))
+    }
+}
+
+impl From<QueryRejection> for Problem {
+    fn from(r: QueryRejection) -> Self {
+        Problem::bad_request(format!("The query string is invalid: {}", r.body_text()))
+    }
+}
+
+impl From<BytesRejection> for Problem {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "file-too-large",
+                "File too large",
+                "The request body is larger than the per-file limit.",
+            )
+        } else {
+            Problem::bad_request(format!("The request body could not be read: {}", r.body_text()))
+        }
+    }
+}
+
+/// The tenant making the request, authenticated by `Authorization: Bearer <api key>`.
+pub struct Caller(pub TenantId);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let token = bearer(parts).ok_or_else(|| {
+            Problem::unauthorized("Send your API key as the header Authorization: Bearer <key>.")
+        })?;
+        match state.store.authenticate(token).await? {
+            Some(tenant) => Ok(Caller(tenant)),
+            None => Err(Problem::unauthorized("The API key is not valid (unknown or revoked).")),
+        }
+    }
+}
+
+/// An operator, authenticated by `LANDLORD_ADMIN_TOKEN`.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let Some(expected) = &state.config.admin_token_hash else {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "admin-disabled",
+                "Admin endpoints disabled",
+                "Admin endpoints are disabled on this server: set LANDLORD_ADMIN_TOKEN to enable them.",
+            ));
+        };
+        let token = bearer(parts).ok_or_else(|| {
+            Problem::unauthorized("Send the admin token as the header Authorization: Bearer <token>.")
+        })?;
+        // Comparing digests keeps the comparison's timing independent of the secret.
+        if hash_admin_token(token) == *expected {
+            Ok(Admin)
+        } else {
+            Err(Problem::unauthorized("The admin token is not valid."))
+        }
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// The admin token as stored in memory: its digest only.
+pub fn hash_admin_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}

@@ -1,0 +1,97 @@
+//! `landlord-api`: the REST API and the tenant dashboard.
+//!
+//! Handlers are small: they parse (hostnames, paths, ids) into store types, call one
+//! [`Store`] function scoped by the caller's tenant, and shape JSON. Every failure is a
+//! [`problem::Problem`].
+
+mod dashboard;
+mod domains;
+mod extract;
+mod files;
+mod problem;
+mod tenants;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post, put};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use landlord_store::{FileLimits, Hostname, Store};
+
+pub use problem::Problem;
+
+/// What the API needs to know beyond the database.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The hostname tenants point their CNAME at.
+    pub cname_target: Hostname,
+    /// Addresses an A/AAAA record may point at instead of the CNAME.
+    pub edge_ips: Vec<IpAddr>,
+    /// SHA-256 of `LANDLORD_ADMIN_TOKEN`; `None` disables the admin endpoints.
+    pub admin_token_hash: Option<Vec<u8>>,
+    pub file_limits: FileLimits,
+}
+
+impl ApiConfig {
+    pub fn new(cname_target: Hostname, edge_ips: Vec<IpAddr>, admin_token: Option<&str>) -> Self {
+        Self {
+            cname_target,
+            edge_ips,
+            admin_token_hash: admin_token.map(extract::hash_admin_token),
+            file_limits: FileLimits::default(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<ApiConfig>,
+}
+
+/// The whole HTTP surface of `landlord api`.
+pub fn router(store: Store, config: ApiConfig) -> Router {
+    let max_file = usize::try_from(config.file_limits.max_file_bytes).unwrap_or(usize::MAX);
+    let state = AppState { store, config: Arc::new(config) };
+    let files = Router::new()
+        .route("/v1/files", get(files::list))
+        .route("/v1/files/{*path}", put(files::put).delete(files::delete))
+        .layer(DefaultBodyLimit::max(max_file));
+    Router::new()
+        .route("/", get(dashboard::index))
+        .route("/healthz", get(healthz))
+        .route("/v1/tenants", post(tenants::create))
+        .route("/v1/domains", post(domains::create).get(domains::list))
+        .route("/v1/domains/{id}", get(domains::get).delete(domains::delete))
+        .route("/v1/domains/{id}/check", post(domains::check))
+        .route("/v1/domains/{id}/events", get(domains::events))
+        .merge(files)
+        .fallback(problem::not_found_fallback)
+        .method_not_allowed_fallback(problem::method_not_allowed_fallback)
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(Problem::internal(&"handler panicked"))
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves, then finish in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+async fn healthz(State(state): State<AppState>) -> Result<axum::Json<serde_json::Value>, Problem> {
+    state.store.ping().await?;
+    Ok(axum::Json(serde_json::json!({ "status": "ok" })))
+}

@@ -1,0 +1,154 @@
+//! Configuration: one typed struct read from flags and the environment (the contract's
+//! variable names), validated before anything starts.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use clap::Args;
+use tracing_subscriber::EnvFilter;
+
+use crate::Fatal;
+use landlord_store::{Hostname, Store};
+
+#[derive(Args, Clone, Debug)]
+pub struct Settings {
+    /// PostgreSQL connection string.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// REST API and dashboard listen address.
+    #[arg(long, env = "LANDLORD_API_ADDR", global = true)]
+    pub api_addr: Option<SocketAddr>,
+    /// Bearer token for the admin endpoints; unset disables them.
+    #[arg(long, env = "LANDLORD_ADMIN_TOKEN", global = true, hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// The hostname tenants point their CNAME at.
+    #[arg(long, env = "LANDLORD_CNAME_TARGET", global = true)]
+    pub cname_target: Option<String>,
+    /// Comma-separated IPs an A/AAAA record may point at instead.
+    #[arg(long, env = "LANDLORD_EDGE_IPS", global = true, value_delimiter = ',')]
+    pub edge_ips: Vec<String>,
+    /// Base64 of 32 random bytes; encrypts private keys at rest.
+    #[arg(long, env = "LANDLORD_MASTER_KEY", global = true, hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// Largest accepted file upload, in bytes.
+    #[arg(long, env = "LANDLORD_MAX_FILE_BYTES", global = true)]
+    pub max_file_bytes: Option<i64>,
+    /// Storage quota per tenant, in bytes.
+    #[arg(long, env = "LANDLORD_TENANT_QUOTA_BYTES", global = true)]
+    pub tenant_quota_bytes: Option<i64>,
+}
+
+pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8080";
+
+impl Settings {
+    pub fn database_url(&self) -> Result<&str, Fatal> {
+        self.database_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| Fatal::Config("DATABASE_URL is not set (e.g. postgres://user@host/db)".into()))
+    }
+
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr.unwrap_or_else(|| DEFAULT_API_ADDR.parse().expect("valid default"))
+    }
+
+    pub fn cname_target(&self) -> Result<Hostname, Fatal> {
+        let raw = self.cname_target.as_deref().ok_or_else(|| {
+            Fatal::Config("LANDLORD_CNAME_TARGET is not set (the hostname tenants point their CNAME at)".into())
+        })?;
+        Hostname::parse(raw)
+            .map_err(|e| Fatal::Config(format!("LANDLORD_CNAME_TARGET is invalid: {e}")))
+    }
+
+    pub fn edge_ips(&self) -> Result<Vec<IpAddr>, Fatal> {
+        self.edge_ips
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse().map_err(|_| {
+                    Fatal::Config(format!("LANDLORD_EDGE_IPS: \"{s}\" is not an IP address"))
+                })
+            })
+            .collect()
+    }
+
+    /// The 32-byte master key, decoded and checked.
+    pub fn master_key(&self) -> Result<[u8; 32], Fatal> {
+        let raw = self.master_key.as_deref().ok_or_else(|| {
+            Fatal::Config("LANDLORD_MASTER_KEY is not set (base64 of 32 random bytes: `openssl rand -base64 32`)".into())
+        })?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .map_err(|_| Fatal::Config("LANDLORD_MASTER_KEY is not valid base64".into()))?;
+        <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+            Fatal::Config(format!(
+                "LANDLORD_MASTER_KEY must decode to 32 bytes, not {} (`openssl rand -base64 32`)",
+                bytes.len()
+            ))
+        })
+    }
+
+    pub fn file_limits(&self) -> Result<landlord_store::FileLimits, Fatal> {
+        let mut limits = landlord_store::FileLimits::default();
+        if let Some(n) = self.max_file_bytes {
+            limits.max_file_bytes = n;
+        }
+        if let Some(n) = self.tenant_quota_bytes {
+            limits.quota_bytes = n;
+        }
+        if limits.max_file_bytes <= 0 || limits.quota_bytes <= 0 {
+            return Err(Fatal::Config("file size limits must be positive".into()));
+        }
+        Ok(limits)
+    }
+
+    /// Connect (failing fast when the server is unreachable) and migrate unless told not to.
+    pub async fn store(&self, migrate: bool) -> Result<Store, Fatal> {
+        let url = self.database_url()?;
+        let store = Store::connect(url, 16, Duration::from_secs(10))
+            .await
+            .context("cannot connect to the database (DATABASE_URL)")?;
+        if migrate {
+            store.migrate().await.context("applying database migrations")?;
+        }
+        Ok(store)
+    }
+}
+
+/// `RUST_LOG` filters (default `info`); `LANDLORD_LOG_FORMAT=json` writes JSON lines.
+pub fn init_tracing() -> Result<(), String> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match std::env::var("LANDLORD_LOG_FORMAT").as_deref() {
+        Ok("json") => builder.json().init(),
+        Ok("text") | Ok("") | Err(_) => builder.init(),
+        Ok(other) => return Err(format!("LANDLORD_LOG_FORMAT must be \"json\" or \"text\", not \"{other}\"")),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,118 @@
+//! `landlord dev`: the whole platform on one machine with no setup.
+//!
+//! State lives under `./.landlord/` (git-ignored): the private PostgreSQL cluster when
+//! `DATABASE_URL` is unset, a generated master key and admin token, and the demo
+//! tenant's API key (shown again on every start).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use base64::Engine;
+
+use crate::Fatal;
+use crate::config::Settings;
+use crate::postgres::Cluster;
+use crate::run::{api_config, serve_api};
+
+/// Dev defaults: unprivileged ports and a CNAME target under `.localhost`.
+pub const DEV_API_ADDR: &str = "127.0.0.1:3000";
+pub const DEV_CNAME_TARGET: &str = "edge.landlord.localhost";
+const DEMO_TENANT: &str = "demo";
+
+pub async fn run(mut settings: Settings, migrate: bool) -> Result<(), Fatal> {
+    let dir = state_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+
+    let cluster = if settings.database_url.is_none() {
+        let dir = dir.join("postgres");
+        let cluster = tokio::task::spawn_blocking(move || Cluster::start(&dir))
+            .await
+            .context("starting PostgreSQL")??;
+        settings.database_url = Some(cluster.url());
+        Some(cluster)
+    } else {
+        None
+    };
+
+    let result = run_platform(&mut settings, migrate, &dir).await;
+    if let Some(cluster) = cluster {
+        let _ = tokio::task::spawn_blocking(move || cluster.stop()).await;
+    }
+    result
+}
+
+async fn run_platform(settings: &mut Settings, migrate: bool, dir: &Path) -> Result<(), Fatal> {
+    settings.api_addr.get_or_insert(DEV_API_ADDR.parse().expect("valid"));
+    settings.cname_target.get_or_insert_with(|| DEV_CNAME_TARGET.to_owned());
+    if settings.master_key.is_none() {
+        settings.master_key = Some(read_or_create_secret(&dir.join("master.key"), |b| {
+            base64::engine::general_purpose::STANDARD.encode(b)
+        })?);
+    }
+    if settings.admin_token.is_none() {
+        settings.admin_token = Some(read_or_create_secret(&dir.join("admin-token"), hex_string)?);
+    }
+    settings.master_key()?;
+    let config = api_config(settings)?;
+    let store = settings.store(migrate).await?;
+
+    let key = demo_key(&store, &dir.join("demo-api-key")).await?;
+    let addr = settings.api_addr();
+    println!("Landlord dev is running.");
+    println!("  Dashboard:     http://{addr}/");
+    println!("  Demo API key:  {key}");
+    println!("  Admin token:   {}", settings.admin_token.as_deref().unwrap_or_default());
+    println!("  CNAME target:  {}", config.cname_target);
+    println!("  Try: curl -H 'Authorization: Bearer {key}' http://{addr}/v1/domains");
+    serve_api(store, config, addr).await
+}
+
+/// The demo tenant's key: created once, kept in `path` (the database only has its hash).
+async fn demo_key(store: &landlord_store::Store, path: &Path) -> Result<String, Fatal> {
+    let existing = store.tenant_by_name(DEMO_TENANT).await.context("looking up the demo tenant")?;
+    if let (Some(_), Ok(saved)) = (&existing, std::fs::read_to_string(path)) {
+        let saved = saved.trim().to_owned();
+        if store.authenticate(&saved).await.context("checking the demo key")?.is_some() {
+            return Ok(saved);
+        }
+    }
+    let key = match existing {
+        Some(t) => store.issue_api_key(landlord_store::TenantId(t.id)).await,
+        None => store.create_tenant(DEMO_TENANT).await.map(|(_, k)| k),
+    }
+    .context("creating the demo tenant")?;
+    write_private(path, &key.secret)?;
+    Ok(key.secret)
+}
+
+fn state_dir() -> PathBuf {
+    std::env::var_os("LANDLORD_DEV_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".landlord"))
+}
+
+fn read_or_create_secret(path: &Path, encode: fn(&[u8]) -> String) -> Result<String, Fatal> {
+    if let Ok(s) = std::fs::read_to_string(path) {
+        return Ok(s.trim().to_owned());
+    }
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    let secret = encode(&bytes);
+    write_private(path, &secret)?;
+    Ok(secret)
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}

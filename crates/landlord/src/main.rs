@@ -1,0 +1,104 @@
+//! `landlord`: one binary for every role. Parses the command line and environment,
+//! sets up logging, and hands off to the role crates.
+
+mod config;
+mod dev;
+mod postgres;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use config::Settings;
+
+#[derive(Parser)]
+#[command(name = "landlord", version, about = "Custom domains with automatic HTTPS for your tenants")]
+struct Cli {
+    /// Do not apply database migrations on start.
+    #[arg(long, global = true)]
+    no_migrate: bool,
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply the SQL migrations to DATABASE_URL, then exit.
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Serve the REST API and the dashboard on LANDLORD_API_ADDR.
+    Api,
+    /// Everything on one machine for local use: a private PostgreSQL when DATABASE_URL
+    /// is unset, unprivileged ports, and a demo tenant.
+    Dev,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and print {"id","name","api_key"} as JSON.
+    Create { name: String },
+}
+
+/// A failure that ends the process: printed as one line, exit code by kind.
+#[derive(Debug)]
+pub enum Fatal {
+    /// Bad configuration or usage: exit 2.
+    Config(String),
+    /// Anything else: exit 1.
+    Runtime(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Fatal {
+    fn from(e: E) -> Self {
+        Fatal::Runtime(e.into())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(message) = config::init_tracing() {
+        eprintln!("landlord: error: {message}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("landlord: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let migrate = !cli.no_migrate;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Migrate => run::migrate(&cli.settings).await,
+            Command::Tenant { command: TenantCommand::Create { name } } => {
+                run::create_tenant(&cli.settings, migrate, &name).await
+            }
+            Command::Api => run::api(&cli.settings, migrate).await,
+            Command::Dev => dev::run(cli.settings, migrate).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fatal::Config(message)) => {
+            eprintln!("landlord: error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Fatal::Runtime(e)) => {
+            eprintln!("landlord: error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line: "connecting to the database: connection refused".
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ").replace('\n', " ")
+}

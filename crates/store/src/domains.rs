@@ -1,0 +1,164 @@
+//! Domains: registration, listing, deletion, and the tenant's "check now".
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{Hostname, Result, Store, StoreError, TenantId, WAKE_CHANNEL, is_unique_violation};
+
+/// Where a domain is in its life; see the contract's status table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum DomainStatus {
+    PendingDns,
+    Issuing,
+    Active,
+    Failed,
+    Moved,
+}
+
+/// A domain row as the API shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Domain {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub hostname: String,
+    pub status: DomainStatus,
+    pub checked_at: Option<OffsetDateTime>,
+    pub check_found: Option<serde_json::Value>,
+    pub check_problem: Option<String>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// One page of a cursor-paginated listing.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back as `cursor` to get the next page; `None` on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+/// The columns of [`Domain`], as a macro so queries stay `&'static str` (sqlx audits
+/// dynamic SQL strings).
+macro_rules! domain_columns {
+    () => {
+        "id, tenant_id, hostname, status, checked_at, check_found, check_problem, \
+         last_error, next_attempt_at, created_at, updated_at"
+    };
+}
+
+impl Store {
+    /// Register `hostname` for `tenant`. Uniqueness across all tenants is enforced by the
+    /// database, so two concurrent registrations cannot both succeed.
+    pub async fn create_domain(&self, tenant: TenantId, hostname: &Hostname) -> Result<Domain> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query_as::<_, Domain>(concat!(
+            "INSERT INTO domains (id, tenant_id, hostname) VALUES ($1, $2, $3) \
+             RETURNING ", domain_columns!()
+        ))
+        .bind(Uuid::now_v7())
+        .bind(tenant.0)
+        .bind(hostname.as_str())
+        .fetch_one(&mut *tx)
+        .await;
+        let domain = match inserted {
+            Ok(d) => d,
+            Err(e) if is_unique_violation(&e, "domains_hostname_unique") => {
+                return Err(StoreError::HostnameTaken(hostname.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        crate::events::record(
+            &mut tx,
+            domain.id,
+            tenant,
+            "created",
+            &format!("{hostname} was added. Waiting for its DNS to point at us."),
+        )
+        .await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(WAKE_CHANNEL)
+            .bind(domain.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(domain)
+    }
+
+    /// The caller's domains in creation order, `limit` at a time after `cursor`.
+    pub async fn list_domains(
+        &self,
+        tenant: TenantId,
+        limit: u32,
+        cursor: Option<Uuid>,
+    ) -> Result<Page<Domain>> {
+        let mut items = sqlx::query_as::<_, Domain>(concat!(
+            "SELECT ", domain_columns!(), " FROM domains \
+             WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) \
+             ORDER BY id LIMIT $3"
+        ))
+        .bind(tenant.0)
+        .bind(cursor)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|d| d.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// One of the caller's domains; `None` for unknown ids and other tenants' ids alike.
+    pub async fn get_domain(&self, tenant: TenantId, id: Uuid) -> Result<Option<Domain>> {
+        Ok(sqlx::query_as::<_, Domain>(concat!(
+            "SELECT ", domain_columns!(), " FROM domains WHERE id = $1 AND tenant_id = $2"
+        ))
+        .bind(id)
+        .bind(tenant.0)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Delete one of the caller's domains; false when it is not theirs (or not there).
+    /// Events go with it (ON DELETE CASCADE); the change trigger tells every edge.
+    pub async fn delete_domain(&self, tenant: TenantId, id: Uuid) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM domains WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(tenant.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// "Check now": make the domain due immediately and wake the workers. Returns the
+    /// domain, or `None` when it is not the caller's.
+    pub async fn request_check(&self, tenant: TenantId, id: Uuid) -> Result<Option<Domain>> {
+        let mut tx = self.pool.begin().await?;
+        let domain = sqlx::query_as::<_, Domain>(concat!(
+            "UPDATE domains SET next_attempt_at = now(), updated_at = now() \
+             WHERE id = $1 AND tenant_id = $2 RETURNING ", domain_columns!()
+        ))
+        .bind(id)
+        .bind(tenant.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(d) = &domain {
+            crate::events::record(&mut tx, d.id, tenant, "check_requested", "A DNS check was requested.")
+                .await?;
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(WAKE_CHANNEL)
+                .bind(d.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(domain)
+    }
+}

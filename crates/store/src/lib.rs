@@ -1,0 +1,89 @@
+//! `landlord-store`: the one place with SQL.
+//!
+//! Every other crate reaches PostgreSQL through [`Store`]. Queries are plain SQL next to
+//! the function that needs them; every query on tenant data takes the [`TenantId`] of the
+//! caller, so isolation is a property of the function signatures, not of handler code.
+
+mod domains;
+mod events;
+pub mod file_path;
+mod files;
+pub mod hostname;
+mod tenants;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+pub use sqlx::{Error as SqlxError, PgPool};
+
+pub use domains::{Domain, DomainStatus, Page};
+pub use events::Event;
+pub use file_path::{FilePath, FilePathError, choose_content_type};
+pub use files::{FileLimits, FileMeta, StoredFile};
+pub use hostname::{Hostname, HostnameError};
+pub use tenants::{ApiKey, Tenant, TenantId};
+
+/// The migrations in `migrations/`, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// NOTIFY channel carrying the new `changes.seq` after every domain or file change.
+pub const CHANGES_CHANNEL: &str = "landlord_changes";
+/// NOTIFY channel that wakes workers when a domain became due now ("check now", new domain).
+pub const WAKE_CHANNEL: &str = "landlord_wake";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the hostname {0} is already registered")]
+    HostnameTaken(String),
+    #[error("file quota exceeded: {used} bytes used of {quota}, this upload needs {needed}")]
+    QuotaExceeded { used: i64, quota: i64, needed: i64 },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Connect to `url`, failing within `timeout` instead of hanging when the server is
+    /// unreachable.
+    pub async fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<Self> {
+        let options: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(timeout)
+            .connect_with(options.application_name("landlord"))
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Apply pending migrations. Safe to run from several processes at once (sqlx takes
+    /// an advisory lock).
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        MIGRATOR.run(&self.pool).await
+    }
+
+    /// A round trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// True when the error is a violation of the named unique constraint.
+fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.constraint() == Some(constraint))
+}
