@@ -33,12 +33,17 @@ pub async fn create(
     if hostname.is_within(ours) {
         return Err(Problem::invalid(
             "invalid-hostname",
-            format!("{hostname} is under {ours}, which belongs to this platform. Use a hostname under your own domain."),
+            format!(
+                "{hostname} is under {ours}, which belongs to this platform. Use a hostname under your own domain."
+            ),
         ));
     }
     let domain = state.store.create_domain(tenant, &hostname).await?;
     tracing::info!(domain = %domain.id, %hostname, "domain registered");
-    Ok((StatusCode::CREATED, axum::Json(view(&domain, &state.config))))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(view(&domain, &state.config)),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -59,9 +64,14 @@ pub async fn list(
             format!("limit must be between 1 and {MAX_PAGE}; it was {limit}."),
         ));
     }
-    let page = state.store.list_domains(tenant, limit, params.cursor).await?;
+    let page = state
+        .store
+        .list_domains(tenant, limit, params.cursor)
+        .await?;
     let domains: Vec<Value> = page.items.iter().map(|d| view(d, &state.config)).collect();
-    Ok(axum::Json(json!({ "domains": domains, "next_cursor": page.next_cursor })))
+    Ok(axum::Json(
+        json!({ "domains": domains, "next_cursor": page.next_cursor }),
+    ))
 }
 
 pub async fn get(
@@ -69,7 +79,11 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let domain = state.store.get_domain(tenant, id).await?.ok_or_else(|| no_domain(id))?;
+    let domain = state
+        .store
+        .get_domain(tenant, id)
+        .await?
+        .ok_or_else(|| no_domain(id))?;
     Ok(axum::Json(view(&domain, &state.config)))
 }
 
@@ -91,8 +105,15 @@ pub async fn check(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<(StatusCode, axum::Json<Value>), Problem> {
-    let domain = state.store.request_check(tenant, id).await?.ok_or_else(|| no_domain(id))?;
-    Ok((StatusCode::ACCEPTED, axum::Json(view(&domain, &state.config))))
+    let domain = state
+        .store
+        .request_check(tenant, id)
+        .await?
+        .ok_or_else(|| no_domain(id))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(view(&domain, &state.config)),
+    ))
 }
 
 pub async fn events(
@@ -158,7 +179,9 @@ fn event_view(e: &Event) -> Value {
 }
 
 fn idna_display(hostname: &str) -> String {
-    Hostname::parse(hostname).map(|h| h.to_unicode()).unwrap_or_else(|_| hostname.to_owned())
+    Hostname::parse(hostname)
+        .map(|h| h.to_unicode())
+        .unwrap_or_else(|_| hostname.to_owned())
 }
 
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {

@@ -61,7 +61,10 @@ impl From<BytesRejection> for Problem {
                 "The request body is larger than the per-file limit.",
             )
         } else {
-            Problem::bad_request(format!("The request body could not be read: {}", r.body_text()))
+            Problem::bad_request(format!(
+                "The request body could not be read: {}",
+                r.body_text()
+            ))
         }
     }
 }
@@ -78,7 +81,9 @@ impl FromRequestParts<AppState> for Caller {
         })?;
         match state.store.authenticate(token).await? {
             Some(tenant) => Ok(Caller(tenant)),
-            None => Err(Problem::unauthorized("The API key is not valid (unknown or revoked).")),
+            None => Err(Problem::unauthorized(
+                "The API key is not valid (unknown or revoked).",
+            )),
         }
     }
 }
@@ -99,7 +104,9 @@ impl FromRequestParts<AppState> for Admin {
             ));
         };
         let token = bearer(parts).ok_or_else(|| {
-            Problem::unauthorized("Send the admin token as the header Authorization: Bearer <token>.")
+            Problem::unauthorized(
+                "Send the admin token as the header Authorization: Bearer <token>.",
+            )
         })?;
         // Comparing digests keeps the comparison's timing independent of the secret.
         if hash_admin_token(token) == *expected {
@@ -113,7 +120,10 @@ impl FromRequestParts<AppState> for Admin {
 fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The admin token as stored in memory: its digest only.

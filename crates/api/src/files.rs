@@ -21,12 +21,17 @@ pub async fn put(
     let path = parse_path(&raw)?;
     let limits = state.config.file_limits;
     let too_large = |size: Option<u64>| {
-        let size = size.map(|s| format!("{s} bytes")).unwrap_or_else(|| "too large".into());
+        let size = size
+            .map(|s| format!("{s} bytes"))
+            .unwrap_or_else(|| "too large".into());
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "file-too-large",
             "File too large",
-            format!("The file is {size}; the limit is {} bytes per file.", limits.max_file_bytes),
+            format!(
+                "The file is {size}; the limit is {} bytes per file.",
+                limits.max_file_bytes
+            ),
         )
     };
     let declared = headers
@@ -37,14 +42,23 @@ pub async fn put(
         return Err(too_large(declared));
     }
     let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE { too_large(None) } else { r.into() }
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(None)
+        } else {
+            r.into()
+        }
     })?;
     let content_type = choose_content_type(
-        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
         &path,
     )
     .map_err(|detail| Problem::invalid("invalid-content-type", detail))?;
-    let meta = state.store.put_file(tenant, &path, &content_type, &body, limits).await?;
+    let meta = state
+        .store
+        .put_file(tenant, &path, &content_type, &body, limits)
+        .await?;
     tracing::info!(path = %meta.path, size = meta.size, "file stored");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -57,7 +57,10 @@ pub struct AppState {
 /// The whole HTTP surface of `landlord api`.
 pub fn router(store: Store, config: ApiConfig) -> Router {
     let max_file = usize::try_from(config.file_limits.max_file_bytes).unwrap_or(usize::MAX);
-    let state = AppState { store, config: Arc::new(config) };
+    let state = AppState {
+        store,
+        config: Arc::new(config),
+    };
     let files = Router::new()
         .route("/v1/files", get(files::list))
         .route("/v1/files/{*path}", put(files::put).delete(files::delete))
@@ -67,7 +70,10 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/tenants", post(tenants::create))
         .route("/v1/domains", post(domains::create).get(domains::list))
-        .route("/v1/domains/{id}", get(domains::get).delete(domains::delete))
+        .route(
+            "/v1/domains/{id}",
+            get(domains::get).delete(domains::delete),
+        )
         .route("/v1/domains/{id}/check", post(domains::check))
         .route("/v1/domains/{id}/events", get(domains::events))
         .merge(files)
@@ -88,7 +94,9 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn healthz(State(state): State<AppState>) -> Result<axum::Json<serde_json::Value>, Problem> {

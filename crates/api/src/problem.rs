@@ -48,17 +48,32 @@ impl Problem {
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        let mut p = Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail);
+        let mut p = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail,
+        );
         p.www_authenticate = true;
         p
     }
 
     pub fn invalid(slug: &str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, slug, "Invalid request", detail)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            slug,
+            "Invalid request",
+            detail,
+        )
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
     }
 
     /// A failure of ours. The cause goes to the log, never to the client.
@@ -114,7 +129,11 @@ impl From<landlord_store::StoreError> for Problem {
                      from the other account first."
                 ),
             ),
-            StoreError::QuotaExceeded { used, quota, needed } => Problem::new(
+            StoreError::QuotaExceeded {
+                used,
+                quota,
+                needed,
+            } => Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "quota-exceeded",
                 "Storage quota exceeded",
@@ -148,7 +167,10 @@ pub async fn not_found_fallback(uri: axum::http::Uri) -> Problem {
 }
 
 /// Known routes with a method they do not support.
-pub async fn method_not_allowed_fallback(method: axum::http::Method, uri: axum::http::Uri) -> Problem {
+pub async fn method_not_allowed_fallback(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Problem {
     Problem::plain(
         StatusCode::METHOD_NOT_ALLOWED,
         format!("{method} is not supported on {}.", uri.path()),

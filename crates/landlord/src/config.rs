@@ -21,7 +21,12 @@ pub struct Settings {
     #[arg(long, env = "LANDLORD_API_ADDR", global = true)]
     pub api_addr: Option<SocketAddr>,
     /// Bearer token for the admin endpoints; unset disables them.
-    #[arg(long, env = "LANDLORD_ADMIN_TOKEN", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "LANDLORD_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
     /// The hostname tenants point their CNAME at.
     #[arg(long, env = "LANDLORD_CNAME_TARGET", global = true)]
@@ -30,7 +35,12 @@ pub struct Settings {
     #[arg(long, env = "LANDLORD_EDGE_IPS", global = true, value_delimiter = ',')]
     pub edge_ips: Vec<String>,
     /// Base64 of 32 random bytes; encrypts private keys at rest.
-    #[arg(long, env = "LANDLORD_MASTER_KEY", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "LANDLORD_MASTER_KEY",
+        global = true,
+        hide_env_values = true
+    )]
     pub master_key: Option<String>,
     /// Largest accepted file upload, in bytes.
     #[arg(long, env = "LANDLORD_MAX_FILE_BYTES", global = true)]
@@ -47,16 +57,22 @@ impl Settings {
         self.database_url
             .as_deref()
             .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| Fatal::Config("DATABASE_URL is not set (e.g. postgres://user@host/db)".into()))
+            .ok_or_else(|| {
+                Fatal::Config("DATABASE_URL is not set (e.g. postgres://user@host/db)".into())
+            })
     }
 
     pub fn api_addr(&self) -> SocketAddr {
-        self.api_addr.unwrap_or_else(|| DEFAULT_API_ADDR.parse().expect("valid default"))
+        self.api_addr
+            .unwrap_or_else(|| DEFAULT_API_ADDR.parse().expect("valid default"))
     }
 
     pub fn cname_target(&self) -> Result<Hostname, Fatal> {
         let raw = self.cname_target.as_deref().ok_or_else(|| {
-            Fatal::Config("LANDLORD_CNAME_TARGET is not set (the hostname tenants point their CNAME at)".into())
+            Fatal::Config(
+                "LANDLORD_CNAME_TARGET is not set (the hostname tenants point their CNAME at)"
+                    .into(),
+            )
         })?;
         Hostname::parse(raw)
             .map_err(|e| Fatal::Config(format!("LANDLORD_CNAME_TARGET is invalid: {e}")))
@@ -112,7 +128,10 @@ impl Settings {
             .await
             .context("cannot connect to the database (DATABASE_URL)")?;
         if migrate {
-            store.migrate().await.context("applying database migrations")?;
+            store
+                .migrate()
+                .await
+                .context("applying database migrations")?;
         }
         Ok(store)
     }
@@ -121,11 +140,17 @@ impl Settings {
 /// `RUST_LOG` filters (default `info`); `LANDLORD_LOG_FORMAT=json` writes JSON lines.
 pub fn init_tracing() -> Result<(), String> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match std::env::var("LANDLORD_LOG_FORMAT").as_deref() {
         Ok("json") => builder.json().init(),
         Ok("text") | Ok("") | Err(_) => builder.init(),
-        Ok(other) => return Err(format!("LANDLORD_LOG_FORMAT must be \"json\" or \"text\", not \"{other}\"")),
+        Ok(other) => {
+            return Err(format!(
+                "LANDLORD_LOG_FORMAT must be \"json\" or \"text\", not \"{other}\""
+            ));
+        }
     }
     Ok(())
 }

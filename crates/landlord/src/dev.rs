@@ -42,8 +42,12 @@ pub async fn run(mut settings: Settings, migrate: bool) -> Result<(), Fatal> {
 }
 
 async fn run_platform(settings: &mut Settings, migrate: bool, dir: &Path) -> Result<(), Fatal> {
-    settings.api_addr.get_or_insert(DEV_API_ADDR.parse().expect("valid"));
-    settings.cname_target.get_or_insert_with(|| DEV_CNAME_TARGET.to_owned());
+    settings
+        .api_addr
+        .get_or_insert(DEV_API_ADDR.parse().expect("valid"));
+    settings
+        .cname_target
+        .get_or_insert_with(|| DEV_CNAME_TARGET.to_owned());
     if settings.master_key.is_none() {
         settings.master_key = Some(read_or_create_secret(&dir.join("master.key"), |b| {
             base64::engine::general_purpose::STANDARD.encode(b)
@@ -61,7 +65,10 @@ async fn run_platform(settings: &mut Settings, migrate: bool, dir: &Path) -> Res
     println!("Landlord dev is running.");
     println!("  Dashboard:     http://{addr}/");
     println!("  Demo API key:  {key}");
-    println!("  Admin token:   {}", settings.admin_token.as_deref().unwrap_or_default());
+    println!(
+        "  Admin token:   {}",
+        settings.admin_token.as_deref().unwrap_or_default()
+    );
     println!("  CNAME target:  {}", config.cname_target);
     println!("  Try: curl -H 'Authorization: Bearer {key}' http://{addr}/v1/domains");
     serve_api(store, config, addr).await
@@ -69,10 +76,18 @@ async fn run_platform(settings: &mut Settings, migrate: bool, dir: &Path) -> Res
 
 /// The demo tenant's key: created once, kept in `path` (the database only has its hash).
 async fn demo_key(store: &landlord_store::Store, path: &Path) -> Result<String, Fatal> {
-    let existing = store.tenant_by_name(DEMO_TENANT).await.context("looking up the demo tenant")?;
+    let existing = store
+        .tenant_by_name(DEMO_TENANT)
+        .await
+        .context("looking up the demo tenant")?;
     if let (Some(_), Ok(saved)) = (&existing, std::fs::read_to_string(path)) {
         let saved = saved.trim().to_owned();
-        if store.authenticate(&saved).await.context("checking the demo key")?.is_some() {
+        if store
+            .authenticate(&saved)
+            .await
+            .context("checking the demo key")?
+            .is_some()
+        {
             return Ok(saved);
         }
     }
@@ -86,7 +101,9 @@ async fn demo_key(store: &landlord_store::Store, path: &Path) -> Result<String, 
 }
 
 fn state_dir() -> PathBuf {
-    std::env::var_os("LANDLORD_DEV_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".landlord"))
+    std::env::var_os("LANDLORD_DEV_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".landlord"))
 }
 
 fn read_or_create_secret(path: &Path, encode: fn(&[u8]) -> String) -> Result<String, Fatal> {
@@ -112,7 +129,9 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut file = options.open(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     file.write_all(contents.as_bytes())?;
     Ok(())
 }

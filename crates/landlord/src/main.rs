@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 use config::Settings;
 
 #[derive(Parser)]
-#[command(name = "landlord", version, about = "Custom domains with automatic HTTPS for your tenants")]
+#[command(
+    name = "landlord",
+    version,
+    about = "Custom domains with automatic HTTPS for your tenants"
+)]
 struct Cli {
     /// Do not apply database migrations on start.
     #[arg(long, global = true)]
@@ -78,9 +82,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Migrate => run::migrate(&cli.settings).await,
-            Command::Tenant { command: TenantCommand::Create { name } } => {
-                run::create_tenant(&cli.settings, migrate, &name).await
-            }
+            Command::Tenant {
+                command: TenantCommand::Create { name },
+            } => run::create_tenant(&cli.settings, migrate, &name).await,
             Command::Api => run::api(&cli.settings, migrate).await,
             Command::Dev => dev::run(cli.settings, migrate).await,
         }
@@ -100,5 +104,9 @@ fn main() -> ExitCode {
 
 /// The error and its causes on one line: "connecting to the database: connection refused".
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ").replace('\n', " ")
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
 }

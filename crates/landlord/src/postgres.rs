@@ -27,11 +27,20 @@ impl Cluster {
     /// previous `landlord dev` left it running.
     pub fn start(dir: &Path) -> anyhow::Result<Self> {
         let bin_dir = find_bin_dir().context(INSTALL_HINT)?;
-        let run_as = if is_root() { Some("postgres".to_owned()) } else { None };
+        let run_as = if is_root() {
+            Some("postgres".to_owned())
+        } else {
+            None
+        };
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let dir = dir.canonicalize()?;
         let data_dir = dir.join("data");
-        let mut cluster = Cluster { data_dir, bin_dir, run_as, port: 0 };
+        let mut cluster = Cluster {
+            data_dir,
+            bin_dir,
+            run_as,
+            port: 0,
+        };
 
         if !cluster.data_dir.join("PG_VERSION").exists() {
             tracing::info!(dir = %cluster.data_dir.display(), "creating a private PostgreSQL cluster");
@@ -39,7 +48,16 @@ impl Cluster {
             cluster.chown(&dir)?;
             cluster.run(
                 "initdb",
-                &["-D", path_str(&cluster.data_dir)?, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"],
+                &[
+                    "-D",
+                    path_str(&cluster.data_dir)?,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-instructions",
+                ],
             )?;
         }
         if let Some(port) = cluster.running_port() {
@@ -53,11 +71,23 @@ impl Cluster {
             "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories=''",
             cluster.port
         );
-        cluster.run(
-            "pg_ctl",
-            &["-D", path_str(&cluster.data_dir)?, "-l", path_str(&log)?, "-o", &options, "-w", "-t", "60", "start"],
-        )
-        .with_context(|| format!("starting PostgreSQL (see {})", log.display()))?;
+        cluster
+            .run(
+                "pg_ctl",
+                &[
+                    "-D",
+                    path_str(&cluster.data_dir)?,
+                    "-l",
+                    path_str(&log)?,
+                    "-o",
+                    &options,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+            )
+            .with_context(|| format!("starting PostgreSQL (see {})", log.display()))?;
         tracing::info!(port = cluster.port, "private PostgreSQL started");
         Ok(cluster)
     }
@@ -93,7 +123,10 @@ impl Cluster {
             }
             None => Command::new(&exe),
         };
-        let output = cmd.args(args).output().with_context(|| format!("running {}", exe.display()))?;
+        let output = cmd
+            .args(args)
+            .output()
+            .with_context(|| format!("running {}", exe.display()))?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             bail!("{program} failed: {}", stderr.trim());
@@ -108,7 +141,10 @@ impl Cluster {
                 .status()
                 .context("running chown")?;
             if !status.success() {
-                bail!("cannot give {} to the `{user}` user (PostgreSQL will not run as root)", dir.display());
+                bail!(
+                    "cannot give {} to the `{user}` user (PostgreSQL will not run as root)",
+                    dir.display()
+                );
             }
         }
         Ok(())
@@ -151,5 +187,6 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 fn path_str(p: &Path) -> anyhow::Result<&str> {
-    p.to_str().with_context(|| format!("{} is not valid UTF-8", p.display()))
+    p.to_str()
+        .with_context(|| format!("{} is not valid UTF-8", p.display()))
 }

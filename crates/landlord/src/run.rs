@@ -16,10 +16,15 @@ pub async fn migrate(settings: &Settings) -> Result<(), Fatal> {
 pub async fn create_tenant(settings: &Settings, migrate: bool, name: &str) -> Result<(), Fatal> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(Fatal::Config("the tenant name must be 1 to 200 characters".into()));
+        return Err(Fatal::Config(
+            "the tenant name must be 1 to 200 characters".into(),
+        ));
     }
     let store = settings.store(migrate).await?;
-    let (tenant, key) = store.create_tenant(name).await.context("creating the tenant")?;
+    let (tenant, key) = store
+        .create_tenant(name)
+        .await
+        .context("creating the tenant")?;
     println!(
         "{}",
         serde_json::json!({ "id": tenant.id, "name": tenant.name, "api_key": key.secret })
@@ -54,9 +59,13 @@ pub async fn serve_api(
         .await
         .map_err(|e| Fatal::Config(format!("cannot listen on {addr} (LANDLORD_API_ADDR): {e}")))?;
     tracing::info!(%addr, "API listening");
-    landlord_api::serve(listener, landlord_api::router(store, config), shutdown_signal())
-        .await
-        .context("serving the API")?;
+    landlord_api::serve(
+        listener,
+        landlord_api::router(store, config),
+        shutdown_signal(),
+    )
+    .await
+    .context("serving the API")?;
     tracing::info!("API stopped");
     Ok(())
 }

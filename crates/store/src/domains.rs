@@ -58,7 +58,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query_as::<_, Domain>(concat!(
             "INSERT INTO domains (id, tenant_id, hostname) VALUES ($1, $2, $3) \
-             RETURNING ", domain_columns!()
+             RETURNING ",
+            domain_columns!()
         ))
         .bind(Uuid::now_v7())
         .bind(tenant.0)
@@ -97,7 +98,9 @@ impl Store {
         cursor: Option<Uuid>,
     ) -> Result<Page<Domain>> {
         let mut items = sqlx::query_as::<_, Domain>(concat!(
-            "SELECT ", domain_columns!(), " FROM domains \
+            "SELECT ",
+            domain_columns!(),
+            " FROM domains \
              WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) \
              ORDER BY id LIMIT $3"
         ))
@@ -118,7 +121,9 @@ impl Store {
     /// One of the caller's domains; `None` for unknown ids and other tenants' ids alike.
     pub async fn get_domain(&self, tenant: TenantId, id: Uuid) -> Result<Option<Domain>> {
         Ok(sqlx::query_as::<_, Domain>(concat!(
-            "SELECT ", domain_columns!(), " FROM domains WHERE id = $1 AND tenant_id = $2"
+            "SELECT ",
+            domain_columns!(),
+            " FROM domains WHERE id = $1 AND tenant_id = $2"
         ))
         .bind(id)
         .bind(tenant.0)
@@ -143,15 +148,22 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let domain = sqlx::query_as::<_, Domain>(concat!(
             "UPDATE domains SET next_attempt_at = now(), updated_at = now() \
-             WHERE id = $1 AND tenant_id = $2 RETURNING ", domain_columns!()
+             WHERE id = $1 AND tenant_id = $2 RETURNING ",
+            domain_columns!()
         ))
         .bind(id)
         .bind(tenant.0)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(d) = &domain {
-            crate::events::record(&mut tx, d.id, tenant, "check_requested", "A DNS check was requested.")
-                .await?;
+            crate::events::record(
+                &mut tx,
+                d.id,
+                tenant,
+                "check_requested",
+                "A DNS check was requested.",
+            )
+            .await?;
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(WAKE_CHANNEL)
                 .bind(d.id.to_string())

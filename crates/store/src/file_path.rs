@@ -134,8 +134,14 @@ mod tests {
         ] {
             assert_eq!(FilePath::parse(input), Err(want), "{input:?}");
         }
-        assert!(matches!(FilePath::parse(&"a".repeat(2000)), Err(TooLong(2000))));
-        assert!(matches!(FilePath::parse(&"a".repeat(256)), Err(SegmentTooLong(256))));
+        assert!(matches!(
+            FilePath::parse(&"a".repeat(2000)),
+            Err(TooLong(2000))
+        ));
+        assert!(matches!(
+            FilePath::parse(&"a".repeat(256)),
+            Err(SegmentTooLong(256))
+        ));
         assert_eq!(FilePath::parse(&["a"; 33].join("/")), Err(TooDeep));
     }
 
@@ -160,8 +166,11 @@ mod tests {
 
 /// Content types that mean "the uploader did not say": curl's `--data-binary` default and
 /// the generic binary type. For these the type is guessed from the extension instead.
-const UNSPECIFIED_CONTENT_TYPES: &[&str] =
-    &["application/x-www-form-urlencoded", "application/octet-stream", "multipart/form-data"];
+const UNSPECIFIED_CONTENT_TYPES: &[&str] = &[
+    "application/x-www-form-urlencoded",
+    "application/octet-stream",
+    "multipart/form-data",
+];
 
 /// The Content-Type to store for an upload: the request's own when it names a real type,
 /// otherwise a guess from the path's extension. A malformed header is an error.

@@ -14,7 +14,10 @@ pub struct FileLimits {
 
 impl Default for FileLimits {
     fn default() -> Self {
-        Self { max_file_bytes: 10 * 1024 * 1024, quota_bytes: 100 * 1024 * 1024 }
+        Self {
+            max_file_bytes: 10 * 1024 * 1024,
+            quota_bytes: 100 * 1024 * 1024,
+        }
     }
 }
 
@@ -67,7 +70,11 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         if used + size > limits.quota_bytes {
-            return Err(StoreError::QuotaExceeded { used, quota: limits.quota_bytes, needed: size });
+            return Err(StoreError::QuotaExceeded {
+                used,
+                quota: limits.quota_bytes,
+                needed: size,
+            });
         }
         let meta = sqlx::query_as::<_, FileMeta>(
             "INSERT INTO files (tenant_id, path, content_type, body, size, etag) \

@@ -108,7 +108,11 @@ impl Hostname {
         }
         for label in ascii.split('.') {
             if label.len() > MAX_LABEL_LEN {
-                return Err(HostnameError::LabelTooLong(shown, shorten(label), label.len()));
+                return Err(HostnameError::LabelTooLong(
+                    shown,
+                    shorten(label),
+                    label.len(),
+                ));
             }
             if let Some(bad) = label
                 .chars()
@@ -296,7 +300,10 @@ mod tests {
         let label63 = "a".repeat(63);
         assert!(Hostname::parse(&format!("{label63}.example.com")).is_ok());
         let err = Hostname::parse(&format!("{}.example.com", "a".repeat(64))).unwrap_err();
-        assert!(matches!(err, HostnameError::LabelTooLong(_, _, 64)), "{err}");
+        assert!(
+            matches!(err, HostnameError::LabelTooLong(_, _, 64)),
+            "{err}"
+        );
 
         // 4 × 63 + 3 dots = 255 > 253
         let long = [label63.as_str(); 4].join(".");

@@ -35,7 +35,9 @@ impl ApiKey {
     fn generate() -> Self {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
-        Self { secret: format!("{KEY_PREFIX}{}", hex::encode(bytes)) }
+        Self {
+            secret: format!("{KEY_PREFIX}{}", hex::encode(bytes)),
+        }
     }
 
     fn hash(secret: &str) -> Vec<u8> {

@@ -1,0 +1,294 @@
+//! Authentication, tenant isolation and the problem+json shape of every failure.
+
+mod common;
+
+use common::{ADMIN_TOKEN, problem, spawn_app};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn tenant_creation_needs_the_admin_token(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let url = app.url("/v1/tenants");
+    let res = app
+        .client
+        .post(&url)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let res_header = res.headers().get("www-authenticate").cloned();
+    problem(res, 401).await;
+    assert_eq!(res_header.unwrap(), "Bearer");
+    let res = app
+        .client
+        .post(&url)
+        .bearer_auth("wrong")
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 401).await;
+    let res = app
+        .client
+        .post(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": " "}))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 422).await;
+
+    let res = app
+        .client
+        .post(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "Acme"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["name"], "Acme");
+    let key = body["api_key"].as_str().unwrap();
+    assert!(key.starts_with("ll_") && key.len() > 40);
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn api_keys_are_stored_hashed(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let t = app.tenant("acme").await;
+    let dump: Vec<String> = sqlx::query_scalar("SELECT row_to_json(k)::text FROM api_keys k")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(dump.len(), 1);
+    assert!(
+        !dump[0].contains(&t.key[3..]),
+        "the key must not be stored in clear"
+    );
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn tenant_endpoints_need_a_valid_key(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    for (method, path) in [
+        (Method::GET, "/v1/domains"),
+        (Method::POST, "/v1/domains"),
+        (Method::GET, "/v1/files"),
+        (Method::PUT, "/v1/files/index.html"),
+    ] {
+        let res = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        problem(res, 401).await;
+        let res = app
+            .client
+            .request(method.clone(), app.url(path))
+            .bearer_auth("ll_nope")
+            .send()
+            .await
+            .unwrap();
+        problem(res, 401).await;
+        let res = app
+            .client
+            .request(method, app.url(path))
+            .header("authorization", "Basic dXNlcjpwYXNz")
+            .send()
+            .await
+            .unwrap();
+        problem(res, 401).await;
+    }
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn tenants_never_see_or_touch_each_others_data(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let a = app.tenant("a").await;
+    let b = app.tenant("b").await;
+    let d: Value = app
+        .add_domain(&a, "private.example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = d["id"].as_str().unwrap();
+    let res = app
+        .as_tenant(&a, Method::PUT, "/v1/files/secret.txt")
+        .body("a's")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+
+    for (method, path) in [
+        (Method::GET, format!("/v1/domains/{id}")),
+        (Method::DELETE, format!("/v1/domains/{id}")),
+        (Method::POST, format!("/v1/domains/{id}/check")),
+        (Method::GET, format!("/v1/domains/{id}/events")),
+        (Method::DELETE, "/v1/files/secret.txt".to_owned()),
+    ] {
+        let body = problem(app.as_tenant(&b, method, &path).send().await.unwrap(), 404).await;
+        assert!(!body.to_string().contains("private.example.com"));
+    }
+    let list: Value = app
+        .as_tenant(&b, Method::GET, "/v1/domains")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["domains"], json!([]));
+    let files: Value = app
+        .as_tenant(&b, Method::GET, "/v1/files")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(files["files"], json!([]));
+    // B writing the same path creates B's own file and leaves A's alone
+    let res = app
+        .as_tenant(&b, Method::PUT, "/v1/files/secret.txt")
+        .body("b's")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let files: Value = app
+        .as_tenant(&a, Method::GET, "/v1/files")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(files["files"][0]["size"], 3);
+    assert_eq!(
+        files["files"][0]["etag"],
+        format!("\"{}\"", sha256_hex(b"a's"))
+    );
+
+    // A still has everything
+    let res = app
+        .as_tenant(&a, Method::GET, &format!("/v1/domains/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn malformed_requests_are_4xx_problems(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let t = app.tenant("acme").await;
+    let post = || app.as_tenant(&t, Method::POST, "/v1/domains");
+    problem(
+        post()
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    problem(
+        post()
+            .body(r#"{"hostname":"a.example.com"}"#)
+            .send()
+            .await
+            .unwrap(),
+        415,
+    )
+    .await;
+    problem(
+        post()
+            .json(&json!({"host": "a.example.com"}))
+            .send()
+            .await
+            .unwrap(),
+        422,
+    )
+    .await;
+    problem(
+        post().json(&json!({"hostname": 42})).send().await.unwrap(),
+        422,
+    )
+    .await;
+    problem(post().json(&json!([1, 2])).send().await.unwrap(), 422).await;
+    let body = problem(
+        app.as_tenant(&t, Method::GET, "/v1/domains/not-a-uuid")
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("uuid"),
+        "{body}"
+    );
+    problem(
+        app.as_tenant(
+            &t,
+            Method::GET,
+            "/v1/domains/00000000-0000-0000-0000-000000000000",
+        )
+        .send()
+        .await
+        .unwrap(),
+        404,
+    )
+    .await;
+    problem(
+        app.as_tenant(&t, Method::GET, "/v1/nothing-here")
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    problem(
+        app.as_tenant(&t, Method::PATCH, "/v1/domains")
+            .send()
+            .await
+            .unwrap(),
+        405,
+    )
+    .await;
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn healthz_and_dashboard_answer(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex_encode(&sha2::Sha256::digest(data))
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

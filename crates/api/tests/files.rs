@@ -1,0 +1,237 @@
+//! `/v1/files`: uploads, limits, quotas and hostile paths.
+
+mod common;
+
+use common::{problem, raw_request, spawn_app, spawn_app_with};
+use landlord_store::FileLimits;
+use reqwest::Method;
+use serde_json::Value;
+use sqlx::PgPool;
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn files_are_stored_listed_replaced_and_deleted(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let t = app.tenant("acme").await;
+    let put = |path: &str| app.as_tenant(&t, Method::PUT, path);
+
+    assert_eq!(
+        put("/v1/files/index.html")
+            .body("<h1>hi</h1>")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        put("/v1/files/css/site.css")
+            .header("content-type", "text/css")
+            .body("b{}")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        put("/v1/files/data.bin")
+            .header("content-type", "application/x-custom")
+            .body("x")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let list: Value = app
+        .as_tenant(&t, Method::GET, "/v1/files")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let files = list["files"].as_array().unwrap();
+    let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["css/site.css", "data.bin", "index.html"]);
+    assert_eq!(files[0]["content_type"], "text/css");
+    assert_eq!(files[1]["content_type"], "application/x-custom");
+    assert_eq!(
+        files[2]["content_type"], "text/html; charset=utf-8",
+        "guessed from the extension"
+    );
+    assert_eq!(files[2]["size"], 11);
+    let etag = files[2]["etag"].as_str().unwrap().to_owned();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"') && etag.len() == 66,
+        "strong ETag: {etag}"
+    );
+    assert_eq!(list["usage"]["used_bytes"], 11 + 3 + 1);
+
+    // replacing changes the ETag, not the count
+    put("/v1/files/index.html")
+        .body("<h1>bye</h1>")
+        .send()
+        .await
+        .unwrap();
+    let list: Value = app
+        .as_tenant(&t, Method::GET, "/v1/files")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["files"].as_array().unwrap().len(), 3);
+    assert_ne!(list["files"][2]["etag"], etag);
+
+    let res = app
+        .as_tenant(&t, Method::DELETE, "/v1/files/css/site.css")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    problem(
+        app.as_tenant(&t, Method::DELETE, "/v1/files/css/site.css")
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn evil_paths_are_refused(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let t = app.tenant("acme").await;
+    for path in [
+        "/v1/files/%2e%2e/etc/passwd",
+        "/v1/files/a/%2E%2E/%2e%2e/b",
+        "/v1/files/a/./b",
+        "/v1/files/a//b",
+        "/v1/files/dir/",
+        "/v1/files/a%00b",
+        "/v1/files/a%0Ab",
+        "/v1/files/a%5Cb",
+    ] {
+        let (status, body) = raw_request(&app, &t.key, "PUT", path, "x").await;
+        assert_eq!(status, 422, "{path}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("path"),
+            "{path}: {body}"
+        );
+    }
+    let long = format!("/v1/files/{}", "a/".repeat(600));
+    problem(
+        app.as_tenant(&t, Method::PUT, &long)
+            .body("x")
+            .send()
+            .await
+            .unwrap(),
+        422,
+    )
+    .await;
+    // invalid UTF-8 after percent-decoding
+    let (status, body) = raw_request(&app, &t.key, "PUT", "/v1/files/%FF.html", "x").await;
+    assert!((400..500).contains(&status), "{status}");
+    assert!(body["detail"].is_string(), "{body}");
+    let list: Value = app
+        .as_tenant(&t, Method::GET, "/v1/files")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["files"].as_array().unwrap().len(),
+        0,
+        "nothing was stored"
+    );
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn file_size_limit_and_quota_are_413(pool: PgPool) {
+    let limits = FileLimits {
+        max_file_bytes: 1000,
+        quota_bytes: 2500,
+    };
+    let app = spawn_app_with(pool, limits).await;
+    let t = app.tenant("acme").await;
+    let put = |path: &str, size: usize| {
+        app.as_tenant(&t, Method::PUT, &format!("/v1/files/{path}"))
+            .body(vec![b'x'; size])
+            .send()
+    };
+    let body = problem(put("big.bin", 1001).await.unwrap(), 413).await;
+    assert!(body["detail"].as_str().unwrap().contains("1000"), "{body}");
+
+    assert_eq!(put("a", 1000).await.unwrap().status(), 204);
+    assert_eq!(put("b", 1000).await.unwrap().status(), 204);
+    let body = problem(put("c", 1000).await.unwrap(), 413).await;
+    assert!(body["detail"].as_str().unwrap().contains("2500"), "{body}");
+    // replacing an existing file counts only the difference
+    assert_eq!(put("b", 900).await.unwrap().status(), 204);
+    assert_eq!(put("c", 600).await.unwrap().status(), 204);
+    let list: Value = app
+        .as_tenant(&t, Method::GET, "/v1/files")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["usage"]["used_bytes"], 2500);
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn concurrent_uploads_cannot_overshoot_the_quota(pool: PgPool) {
+    let limits = FileLimits {
+        max_file_bytes: 1000,
+        quota_bytes: 5000,
+    };
+    let app = std::sync::Arc::new(spawn_app_with(pool, limits).await);
+    let t = std::sync::Arc::new(app.tenant("acme").await);
+    let uploads = (0..12).map(|i| {
+        let (app, t) = (app.clone(), t.clone());
+        tokio::spawn(async move {
+            app.as_tenant(&t, Method::PUT, &format!("/v1/files/f{i}"))
+                .body(vec![0u8; 1000])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    });
+    let statuses: Vec<u16> = futures::future::join_all(uploads)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 204).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 413).count(),
+        7,
+        "{statuses:?}"
+    );
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn malformed_content_type_is_422(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let t = app.tenant("acme").await;
+    let res = app
+        .as_tenant(&t, Method::PUT, "/v1/files/x.txt")
+        .header("content-type", "not a type")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    problem(res, 422).await;
+}

@@ -1,0 +1,32 @@
+# Landlord: `just dev` runs the platform locally, `just test` runs every test.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# The whole platform on this machine: private PostgreSQL under ./.landlord, demo tenant.
+dev *ARGS:
+    cargo run -p landlord -- dev {{ARGS}}
+
+# Every test: unit, API and CLI against real PostgreSQL (found or started by the script).
+test:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export DATABASE_URL="$(scripts/test-postgres.sh)"
+    echo "test database server: ${DATABASE_URL}"
+    if cargo nextest --version >/dev/null 2>&1; then
+      cargo nextest run --workspace --no-fail-fast
+    else
+      cargo test --workspace --no-fail-fast
+    fi
+
+# Formatting and lints, as CI would want them.
+check:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Build the release binary.
+build:
+    cargo build --release -p landlord
