@@ -10,7 +10,8 @@ use clap::Args;
 use tracing_subscriber::EnvFilter;
 
 use crate::Fatal;
-use landlord_store::{Hostname, Store};
+use landlord_store::{Hostname, MasterKey, Store};
+use landlord_worker::{AcmeConfig, DnsConfig, IssuerConfig, WorkerConfig};
 
 #[derive(Args, Clone, Debug)]
 pub struct Settings {
@@ -42,6 +43,49 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub master_key: Option<String>,
+    /// Edge plain-HTTP listener (ACME HTTP-01, redirects to HTTPS).
+    #[arg(long, env = "LANDLORD_HTTP_ADDR", global = true)]
+    pub http_addr: Option<SocketAddr>,
+    /// Edge HTTPS listener.
+    #[arg(long, env = "LANDLORD_HTTPS_ADDR", global = true)]
+    pub https_addr: Option<SocketAddr>,
+    /// Comma-separated ip:port resolvers for DNS verification (default: the system's).
+    #[arg(
+        long,
+        env = "LANDLORD_DNS_SERVERS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub dns_servers: Vec<String>,
+    /// `acme` or `local`.
+    #[arg(long, env = "LANDLORD_ISSUER", global = true)]
+    pub issuer: Option<String>,
+    /// ACME directory URL.
+    #[arg(long, env = "LANDLORD_ACME_DIRECTORY", global = true)]
+    pub acme_directory: Option<String>,
+    /// PEM file of extra roots to trust when talking to the ACME server.
+    #[arg(long, env = "LANDLORD_ACME_CA_ROOTS", global = true)]
+    pub acme_ca_roots: Option<std::path::PathBuf>,
+    /// `mailto:` contact for the ACME account.
+    #[arg(long, env = "LANDLORD_ACME_CONTACT", global = true)]
+    pub acme_contact: Option<String>,
+    /// CAA issuer domain names that identify our CA.
+    #[arg(
+        long,
+        env = "LANDLORD_ACME_CAA_IDENTITIES",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub acme_caa_identities: Vec<String>,
+    /// Domains a worker processes at once.
+    #[arg(long, env = "LANDLORD_WORKER_CONCURRENCY", global = true)]
+    pub worker_concurrency: Option<usize>,
+    /// Seconds a worker's claim on a domain lasts without progress.
+    #[arg(long, env = "LANDLORD_WORKER_LEASE_SECONDS", global = true)]
+    pub worker_lease_seconds: Option<u64>,
+    /// Validity of certificates from the local issuer, in minutes.
+    #[arg(long, env = "LANDLORD_LOCAL_CERT_MINUTES", global = true)]
+    pub local_cert_minutes: Option<u64>,
     /// Largest accepted file upload, in bytes.
     #[arg(long, env = "LANDLORD_MAX_FILE_BYTES", global = true)]
     pub max_file_bytes: Option<i64>,
@@ -51,6 +95,9 @@ pub struct Settings {
 }
 
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:80";
+pub const DEFAULT_HTTPS_ADDR: &str = "0.0.0.0:443";
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 impl Settings {
     pub fn database_url(&self) -> Result<&str, Fatal> {
@@ -65,6 +112,87 @@ impl Settings {
     pub fn api_addr(&self) -> SocketAddr {
         self.api_addr
             .unwrap_or_else(|| DEFAULT_API_ADDR.parse().expect("valid default"))
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+            .unwrap_or_else(|| DEFAULT_HTTP_ADDR.parse().expect("valid default"))
+    }
+
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https_addr
+            .unwrap_or_else(|| DEFAULT_HTTPS_ADDR.parse().expect("valid default"))
+    }
+
+    /// Everything `landlord worker` needs, validated.
+    pub fn worker_config(&self, localhost_is_ours: bool) -> Result<WorkerConfig, Fatal> {
+        let servers = self
+            .dns_servers
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<SocketAddr>()
+                    .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                    .map_err(|_| {
+                        Fatal::Config(format!(
+                            "LANDLORD_DNS_SERVERS: \"{s}\" is not ip or ip:port"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut caa: Vec<String> = self
+            .acme_caa_identities
+            .iter()
+            .map(|s| s.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if caa.is_empty() {
+            caa.push("letsencrypt.org".into());
+        }
+        let issuer = match self.issuer.as_deref().unwrap_or("acme") {
+            "acme" => {
+                if let Some(path) = &self.acme_ca_roots {
+                    if !path.is_file() {
+                        return Err(Fatal::Config(format!(
+                            "LANDLORD_ACME_CA_ROOTS: {} is not a readable file",
+                            path.display()
+                        )));
+                    }
+                }
+                IssuerConfig::Acme(AcmeConfig {
+                    directory_url: self
+                        .acme_directory
+                        .clone()
+                        .unwrap_or_else(|| LETS_ENCRYPT.to_owned()),
+                    extra_roots: self.acme_ca_roots.clone(),
+                    contact: self.acme_contact.clone().filter(|c| !c.is_empty()),
+                })
+            }
+            "local" => IssuerConfig::Local {
+                validity: Duration::from_secs(60 * self.local_cert_minutes.unwrap_or(90 * 24 * 60)),
+            },
+            other => {
+                return Err(Fatal::Config(format!(
+                    "LANDLORD_ISSUER must be \"acme\" or \"local\", not \"{other}\""
+                )));
+            }
+        };
+        Ok(WorkerConfig {
+            dns: DnsConfig {
+                cname_target: self.cname_target()?.to_string(),
+                edge_ips: self.edge_ips()?,
+                servers,
+                caa_identities: caa,
+                localhost_is_ours,
+            },
+            issuer,
+            master_key: MasterKey::new(self.master_key()?),
+            concurrency: self.worker_concurrency.unwrap_or(8).max(1),
+            lease: Duration::from_secs(self.worker_lease_seconds.unwrap_or(120).max(5)),
+            recheck_active: Duration::from_secs(86_400),
+            moved_after: 3,
+        })
     }
 
     pub fn cname_target(&self) -> Result<Hostname, Fatal> {

@@ -12,10 +12,12 @@ use base64::Engine;
 use crate::Fatal;
 use crate::config::Settings;
 use crate::postgres::Cluster;
-use crate::run::{api_config, serve_api};
+use crate::run::{Roles, api_config};
 
 /// Dev defaults: unprivileged ports and a CNAME target under `.localhost`.
 pub const DEV_API_ADDR: &str = "127.0.0.1:3000";
+pub const DEV_HTTP_ADDR: &str = "127.0.0.1:8080";
+pub const DEV_HTTPS_ADDR: &str = "127.0.0.1:8443";
 pub const DEV_CNAME_TARGET: &str = "edge.landlord.localhost";
 const DEMO_TENANT: &str = "demo";
 
@@ -48,6 +50,13 @@ async fn run_platform(settings: &mut Settings, migrate: bool, dir: &Path) -> Res
     settings
         .cname_target
         .get_or_insert_with(|| DEV_CNAME_TARGET.to_owned());
+    settings
+        .http_addr
+        .get_or_insert(DEV_HTTP_ADDR.parse().expect("valid"));
+    settings
+        .https_addr
+        .get_or_insert(DEV_HTTPS_ADDR.parse().expect("valid"));
+    settings.issuer.get_or_insert_with(|| "local".to_owned());
     if settings.master_key.is_none() {
         settings.master_key = Some(read_or_create_secret(&dir.join("master.key"), |b| {
             base64::engine::general_purpose::STANDARD.encode(b)
@@ -61,6 +70,7 @@ async fn run_platform(settings: &mut Settings, migrate: bool, dir: &Path) -> Res
     let store = settings.store(migrate).await?;
 
     let key = demo_key(&store, &dir.join("demo-api-key")).await?;
+    drop(store);
     let addr = settings.api_addr();
     println!("Landlord dev is running.");
     println!("  Dashboard:     http://{addr}/");
@@ -69,9 +79,23 @@ async fn run_platform(settings: &mut Settings, migrate: bool, dir: &Path) -> Res
         "  Admin token:   {}",
         settings.admin_token.as_deref().unwrap_or_default()
     );
-    println!("  CNAME target:  {}", config.cname_target);
+    println!(
+        "  CNAME target:  {} (hostnames under .localhost count as pointed at us)",
+        config.cname_target
+    );
+    println!("  Edge HTTP:     http://{}/", settings.http_addr());
     println!("  Try: curl -H 'Authorization: Bearer {key}' http://{addr}/v1/domains");
-    serve_api(store, config, addr).await
+    crate::run::roles(
+        settings,
+        false,
+        Roles {
+            api: true,
+            worker: true,
+            edge: true,
+        },
+        true,
+    )
+    .await
 }
 
 /// The demo tenant's key: created once, kept in `path` (the database only has its hash).

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use config::Settings;
+use run::Roles;
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +40,12 @@ enum Command {
     },
     /// Serve the REST API and the dashboard on LANDLORD_API_ADDR.
     Api,
+    /// DNS verification, certificate issuance and renewal.
+    Worker,
+    /// The public listeners (plain HTTP: ACME HTTP-01 and redirects).
+    Edge,
+    /// api + worker + edge in one process.
+    All,
     /// Everything on one machine for local use: a private PostgreSQL when DATABASE_URL
     /// is unset, unprivileged ports, and a demo tenant.
     Dev,
@@ -71,6 +78,8 @@ fn main() -> ExitCode {
         eprintln!("landlord: error: {message}");
         return ExitCode::from(2);
     }
+    // Several dependencies enable different rustls crypto back-ends; choose one.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -85,7 +94,58 @@ fn main() -> ExitCode {
             Command::Tenant {
                 command: TenantCommand::Create { name },
             } => run::create_tenant(&cli.settings, migrate, &name).await,
-            Command::Api => run::api(&cli.settings, migrate).await,
+            Command::Api => {
+                run::roles(
+                    &cli.settings,
+                    migrate,
+                    Roles {
+                        api: true,
+                        worker: false,
+                        edge: false,
+                    },
+                    false,
+                )
+                .await
+            }
+            Command::Worker => {
+                run::roles(
+                    &cli.settings,
+                    migrate,
+                    Roles {
+                        api: false,
+                        worker: true,
+                        edge: false,
+                    },
+                    false,
+                )
+                .await
+            }
+            Command::Edge => {
+                run::roles(
+                    &cli.settings,
+                    migrate,
+                    Roles {
+                        api: false,
+                        worker: false,
+                        edge: true,
+                    },
+                    false,
+                )
+                .await
+            }
+            Command::All => {
+                run::roles(
+                    &cli.settings,
+                    migrate,
+                    Roles {
+                        api: true,
+                        worker: true,
+                        edge: true,
+                    },
+                    false,
+                )
+                .await
+            }
             Command::Dev => dev::run(cli.settings, migrate).await,
         }
     });

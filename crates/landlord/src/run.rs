@@ -2,10 +2,11 @@
 
 use anyhow::Context;
 
+use std::future::Future;
+
 use crate::Fatal;
-use crate::config::{Settings, shutdown_signal};
+use crate::config::Settings;
 use landlord_api::ApiConfig;
-use landlord_store::Store;
 
 pub async fn migrate(settings: &Settings) -> Result<(), Fatal> {
     settings.store(true).await?;
@@ -43,29 +44,107 @@ pub fn api_config(settings: &Settings) -> Result<ApiConfig, Fatal> {
     Ok(config)
 }
 
-pub async fn api(settings: &Settings, migrate: bool) -> Result<(), Fatal> {
-    let config = api_config(settings)?;
-    settings.master_key()?;
-    let store = settings.store(migrate).await?;
-    serve_api(store, config, settings.api_addr()).await
+/// Which roles one process runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Roles {
+    pub api: bool,
+    pub worker: bool,
+    pub edge: bool,
 }
 
-pub async fn serve_api(
-    store: Store,
-    config: ApiConfig,
-    addr: std::net::SocketAddr,
+/// Validate everything the roles need, connect, then run them until SIGTERM/SIGINT.
+/// Any role ending stops the others; a failure is the process's exit status.
+pub async fn roles(
+    settings: &Settings,
+    migrate: bool,
+    roles: Roles,
+    localhost_is_ours: bool,
 ) -> Result<(), Fatal> {
+    let api = roles.api.then(|| api_config(settings)).transpose()?;
+    let worker = roles
+        .worker
+        .then(|| settings.worker_config(localhost_is_ours))
+        .transpose()?;
+    settings.master_key()?;
+    let store = settings.store(migrate).await?;
+    let api_listener = match api {
+        Some(_) => Some(bind(settings.api_addr(), "LANDLORD_API_ADDR").await?),
+        None => None,
+    };
+    let http_listener = match roles.edge {
+        true => Some(bind(settings.http_addr(), "LANDLORD_HTTP_ADDR").await?),
+        false => None,
+    };
+
+    let shutdown = Shutdown::on_signal();
+    let mut tasks = tokio::task::JoinSet::new();
+    if let (Some(config), Some(listener)) = (api, api_listener) {
+        let (store, stop) = (store.clone(), shutdown.wait());
+        tasks.spawn(async move {
+            landlord_api::serve(listener, landlord_api::router(store, config), stop)
+                .await
+                .context("serving the API")
+        });
+    }
+    if let Some(config) = worker {
+        let (store, stop) = (store.clone(), shutdown.wait());
+        tasks.spawn(async move {
+            landlord_worker::run(store, config, stop)
+                .await
+                .context("running the worker")
+        });
+    }
+    if let Some(listener) = http_listener {
+        let (store, stop) = (store.clone(), shutdown.wait());
+        tasks.spawn(async move {
+            landlord_edge::serve_http(listener, store, stop)
+                .await
+                .context("serving plain HTTP")
+        });
+    }
+    let mut result = Ok(());
+    while let Some(done) = tasks.join_next().await {
+        if let Err(e) = done.map_err(anyhow::Error::from).and_then(|r| r) {
+            result = Err(Fatal::Runtime(e));
+        }
+        shutdown.trigger();
+    }
+    tracing::info!("stopped");
+    result
+}
+
+async fn bind(addr: std::net::SocketAddr, name: &str) -> Result<tokio::net::TcpListener, Fatal> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| Fatal::Config(format!("cannot listen on {addr} (LANDLORD_API_ADDR): {e}")))?;
-    tracing::info!(%addr, "API listening");
-    landlord_api::serve(
-        listener,
-        landlord_api::router(store, config),
-        shutdown_signal(),
-    )
-    .await
-    .context("serving the API")?;
-    tracing::info!("API stopped");
-    Ok(())
+        .map_err(|e| Fatal::Config(format!("cannot listen on {addr} ({name}): {e}")))?;
+    tracing::info!(%addr, "{name} listening");
+    Ok(listener)
+}
+
+/// One shutdown for every role of the process: SIGTERM/SIGINT, or a role ending.
+#[derive(Clone)]
+pub struct Shutdown(tokio::sync::watch::Sender<bool>);
+
+impl Shutdown {
+    pub fn on_signal() -> Self {
+        let (tx, _) = tokio::sync::watch::channel(false);
+        let this = Shutdown(tx);
+        let trigger = this.clone();
+        tokio::spawn(async move {
+            crate::config::shutdown_signal().await;
+            trigger.trigger();
+        });
+        this
+    }
+
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
 }

@@ -32,6 +32,34 @@ pub struct Domain {
     pub next_attempt_at: OffsetDateTime,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    pub cert_not_before: Option<OffsetDateTime>,
+    pub cert_not_after: Option<OffsetDateTime>,
+    pub cert_issuer: Option<String>,
+    pub cert_serial: Option<String>,
+    pub cert_renew_at: Option<OffsetDateTime>,
+}
+
+/// What the API shows of a domain's current certificate.
+#[derive(Debug, Clone)]
+pub struct CertificateSummary {
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub issuer: String,
+    pub serial: String,
+    pub renew_at: OffsetDateTime,
+}
+
+impl Domain {
+    /// The certificate being served, if the domain has one.
+    pub fn certificate(&self) -> Option<CertificateSummary> {
+        Some(CertificateSummary {
+            not_before: self.cert_not_before?,
+            not_after: self.cert_not_after?,
+            issuer: self.cert_issuer.clone()?,
+            serial: self.cert_serial.clone()?,
+            renew_at: self.cert_renew_at?,
+        })
+    }
 }
 
 /// One page of a cursor-paginated listing.
@@ -44,10 +72,13 @@ pub struct Page<T> {
 
 /// The columns of [`Domain`], as a macro so queries stay `&'static str` (sqlx audits
 /// dynamic SQL strings).
+/// Every query reads `domains d LEFT JOIN certificates c`.
 macro_rules! domain_columns {
     () => {
-        "id, tenant_id, hostname, status, checked_at, check_found, check_problem, \
-         last_error, next_attempt_at, created_at, updated_at"
+        "d.id, d.tenant_id, d.hostname, d.status, d.checked_at, d.check_found, \
+         d.check_problem, d.last_error, d.next_attempt_at, d.created_at, d.updated_at, \
+         c.not_before AS cert_not_before, c.not_after AS cert_not_after, \
+         c.issuer AS cert_issuer, c.serial AS cert_serial, c.renew_at AS cert_renew_at"
     };
 }
 
@@ -57,9 +88,10 @@ impl Store {
     pub async fn create_domain(&self, tenant: TenantId, hostname: &Hostname) -> Result<Domain> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query_as::<_, Domain>(concat!(
-            "INSERT INTO domains (id, tenant_id, hostname) VALUES ($1, $2, $3) \
-             RETURNING ",
-            domain_columns!()
+            "WITH d AS (INSERT INTO domains (id, tenant_id, hostname) VALUES ($1, $2, $3) \
+             RETURNING *) SELECT ",
+            domain_columns!(),
+            " FROM d LEFT JOIN certificates c ON c.domain_id = d.id"
         ))
         .bind(Uuid::now_v7())
         .bind(tenant.0)
@@ -100,9 +132,9 @@ impl Store {
         let mut items = sqlx::query_as::<_, Domain>(concat!(
             "SELECT ",
             domain_columns!(),
-            " FROM domains \
-             WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) \
-             ORDER BY id LIMIT $3"
+            " FROM domains d LEFT JOIN certificates c ON c.domain_id = d.id \
+             WHERE d.tenant_id = $1 AND ($2::uuid IS NULL OR d.id > $2) \
+             ORDER BY d.id LIMIT $3"
         ))
         .bind(tenant.0)
         .bind(cursor)
@@ -123,7 +155,8 @@ impl Store {
         Ok(sqlx::query_as::<_, Domain>(concat!(
             "SELECT ",
             domain_columns!(),
-            " FROM domains WHERE id = $1 AND tenant_id = $2"
+            " FROM domains d LEFT JOIN certificates c ON c.domain_id = d.id \
+             WHERE d.id = $1 AND d.tenant_id = $2"
         ))
         .bind(id)
         .bind(tenant.0)
@@ -147,9 +180,10 @@ impl Store {
     pub async fn request_check(&self, tenant: TenantId, id: Uuid) -> Result<Option<Domain>> {
         let mut tx = self.pool.begin().await?;
         let domain = sqlx::query_as::<_, Domain>(concat!(
-            "UPDATE domains SET next_attempt_at = now(), updated_at = now() \
-             WHERE id = $1 AND tenant_id = $2 RETURNING ",
-            domain_columns!()
+            "WITH d AS (UPDATE domains SET next_attempt_at = now(), updated_at = now() \
+             WHERE id = $1 AND tenant_id = $2 RETURNING *) SELECT ",
+            domain_columns!(),
+            " FROM d LEFT JOIN certificates c ON c.domain_id = d.id"
         ))
         .bind(id)
         .bind(tenant.0)

@@ -9,19 +9,23 @@ mod events;
 pub mod file_path;
 mod files;
 pub mod hostname;
+pub mod sealing;
 mod tenants;
+mod work;
 
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 pub use sqlx::{Error as SqlxError, PgPool};
 
-pub use domains::{Domain, DomainStatus, Page};
+pub use domains::{CertificateSummary, Domain, DomainStatus, Page};
 pub use events::Event;
 pub use file_path::{FilePath, FilePathError, choose_content_type};
 pub use files::{FileLimits, FileMeta, StoredFile};
 pub use hostname::{Hostname, HostnameError};
+pub use sealing::{MasterKey, SealError, certificate_key_context};
 pub use tenants::{ApiKey, Tenant, TenantId};
+pub use work::{AdvisoryLock, CheckRecord, Claimed, NewCertificate, Outcome};
 
 /// The migrations in `migrations/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
@@ -86,4 +90,14 @@ impl Store {
 /// True when the error is a violation of the named unique constraint.
 fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.constraint() == Some(constraint))
+}
+
+impl Store {
+    /// A LISTEN connection on `channels`. It reconnects by itself after a failure
+    /// (notifications sent meanwhile are lost; callers re-read state after an error).
+    pub async fn listen(&self, channels: &[&str]) -> Result<sqlx::postgres::PgListener> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen_all(channels.iter().copied()).await?;
+        Ok(listener)
+    }
 }

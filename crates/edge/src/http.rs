@@ -1,0 +1,88 @@
+//! The plain-HTTP listener.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use landlord_store::{Hostname, Store};
+
+/// Routes of the plain-HTTP listener.
+pub fn http_router(store: Store) -> Router {
+    Router::new()
+        .route("/.well-known/acme-challenge/{token}", get(challenge))
+        .fallback(redirect)
+        .with_state(store)
+}
+
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, http_router(store))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The request's hostname, normalised like registered ones; `None` when absent or invalid.
+fn request_host(headers: &HeaderMap) -> Option<Hostname> {
+    let raw = headers.get(header::HOST)?.to_str().ok()?;
+    let host = match raw.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => raw,
+    };
+    Hostname::parse(host).ok()
+}
+
+async fn challenge(
+    State(store): State<Store>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(host) = request_host(&headers) else {
+        return not_found();
+    };
+    match store.challenge_response(&token, host.as_str()).await {
+        Ok(Some(key_authorization)) => {
+            tracing::info!(hostname = %host, "answered an HTTP-01 challenge");
+            ([(header::CONTENT_TYPE, "text/plain")], key_authorization).into_response()
+        }
+        Ok(None) => not_found(),
+        Err(e) => {
+            tracing::warn!(error = %e, "challenge lookup failed");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+async fn redirect(State(store): State<Store>, headers: HeaderMap, uri: Uri) -> Response {
+    let Some(host) = request_host(&headers) else {
+        return not_found();
+    };
+    match store.hostname_registered(host.as_str()).await {
+        Ok(true) => {
+            let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            (
+                StatusCode::PERMANENT_REDIRECT,
+                [(header::LOCATION, format!("https://{host}{path}"))],
+            )
+                .into_response()
+        }
+        Ok(false) => not_found(),
+        Err(e) => {
+            tracing::warn!(error = %e, "hostname lookup failed");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "Not found\n",
+    )
+        .into_response()
+}

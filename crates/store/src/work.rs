@@ -1,0 +1,417 @@
+//! The worker's queries: claiming due domains under a lease, recording what a check or
+//! an issuance attempt found, and installing certificates.
+//!
+//! Claims use `FOR UPDATE SKIP LOCKED` plus a lease (`lease_owner`, `lease_expires_at`):
+//! the row lock makes concurrent claims disjoint, the lease keeps a domain reserved while
+//! the worker talks to DNS and the CA without holding a transaction open, and its expiry
+//! lets another worker take over after a `kill -9`. Every write made on behalf of a
+//! claim is fenced with `lease_owner = $owner`: a worker whose lease was taken over can
+//! no longer change the domain, so no domain is issued for twice.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{DomainStatus, Result, Store};
+
+/// A domain reserved for one worker.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub hostname: String,
+    pub status: DomainStatus,
+    pub attempts: i32,
+    pub ca_failures: i32,
+    pub dns_misses: i32,
+    pub order_url: Option<String>,
+    pub order_key_sealed: Option<Vec<u8>>,
+    pub check_problem: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub cert_not_after: Option<OffsetDateTime>,
+    pub cert_renew_at: Option<OffsetDateTime>,
+}
+
+/// What DNS showed, as the tenant sees it in `check`.
+#[derive(Debug, Clone)]
+pub struct CheckRecord {
+    pub found: serde_json::Value,
+    pub problem: Option<String>,
+}
+
+/// The new state of a claimed domain after one round of work. Applied in one statement,
+/// together with its events, and releases the lease.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: DomainStatus,
+    /// `None` leaves the last check result as it was (e.g. after a DNS timeout).
+    pub check: Option<CheckRecord>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: OffsetDateTime,
+    pub attempts: i32,
+    pub ca_failures: i32,
+    pub dns_misses: i32,
+    /// Forget the order in flight (it completed, failed, or DNS changed).
+    pub clear_order: bool,
+    /// Timeline entries: (kind, message).
+    pub events: Vec<(String, String)>,
+}
+
+/// A certificate ready to be served.
+#[derive(Debug, Clone)]
+pub struct NewCertificate {
+    pub chain_pem: String,
+    pub key_sealed: Vec<u8>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub serial: String,
+    pub issuer: String,
+    pub renew_at: OffsetDateTime,
+    pub issued_by: String,
+}
+
+/// A session-level advisory lock on its own connection. Dropping it closes the
+/// connection, which releases the lock even if the holder panics.
+pub struct AdvisoryLock {
+    _conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+}
+
+impl Store {
+    /// Reserve up to `limit` due domains for `owner` for `lease`.
+    pub async fn claim_due_domains(
+        &self,
+        owner: &str,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<Claimed>> {
+        Ok(sqlx::query_as::<_, Claimed>(
+            "WITH due AS ( \
+                 SELECT id FROM domains \
+                 WHERE next_attempt_at <= now() \
+                   AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
+                 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
+             d AS ( \
+                 UPDATE domains SET lease_owner = $1, \
+                     lease_expires_at = now() + make_interval(secs => $2) \
+                 FROM due WHERE domains.id = due.id RETURNING domains.*) \
+             SELECT d.id, d.tenant_id, d.hostname, d.status, d.attempts, d.ca_failures, \
+                 d.dns_misses, d.order_url, d.order_key_sealed, d.check_problem, d.last_error, d.created_at, \
+                 c.not_after AS cert_not_after, c.renew_at AS cert_renew_at \
+             FROM d LEFT JOIN certificates c ON c.domain_id = d.id",
+        )
+        .bind(owner)
+        .bind(lease.as_secs_f64())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// How long until the next domain becomes due (zero if one is due now); `None` when
+    /// there are no domains at all.
+    pub async fn next_due_in(&self) -> Result<Option<Duration>> {
+        let secs: Option<f64> = sqlx::query_scalar(
+            "SELECT GREATEST(0, EXTRACT(EPOCH FROM (MIN(GREATEST(next_attempt_at, \
+                 COALESCE(lease_expires_at, next_attempt_at))) - now())))::float8 FROM domains",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(secs.map(Duration::from_secs_f64))
+    }
+
+    /// Keep a claim alive during a long step. False when the lease was lost.
+    pub async fn extend_lease(&self, id: Uuid, owner: &str, lease: Duration) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE domains SET lease_expires_at = now() + make_interval(secs => $3) \
+             WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(lease.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Mark the domain `issuing` (with its event) while keeping the lease.
+    pub async fn start_issuing(
+        &self,
+        id: Uuid,
+        owner: &str,
+        check: &CheckRecord,
+        message: &str,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let tenant: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE domains SET status = 'issuing', checked_at = now(), check_found = $3, \
+                 check_problem = $4, dns_misses = 0, updated_at = now() \
+             WHERE id = $1 AND lease_owner = $2 RETURNING tenant_id",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(&check.found)
+        .bind(&check.problem)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(tenant) = tenant else {
+            return Ok(false);
+        };
+        crate::events::record(
+            &mut tx,
+            id,
+            crate::TenantId(tenant),
+            "dns_verified",
+            message,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Remember the order in flight (and the key its CSR used) so a worker taking over
+    /// after a crash can resume it instead of placing a new one.
+    pub async fn save_order(
+        &self,
+        id: Uuid,
+        owner: &str,
+        url: &str,
+        key_sealed: Option<&[u8]>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE domains SET order_url = $3, order_key_sealed = COALESCE($4, order_key_sealed) \
+             WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(url)
+        .bind(key_sealed)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Append an event to a claimed domain's timeline.
+    pub async fn record_event(
+        &self,
+        id: Uuid,
+        owner: &str,
+        kind: &str,
+        message: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let tenant: Option<Uuid> =
+            sqlx::query_scalar("SELECT tenant_id FROM domains WHERE id = $1 AND lease_owner = $2")
+                .bind(id)
+                .bind(owner)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(tenant) = tenant {
+            crate::events::record(&mut tx, id, crate::TenantId(tenant), kind, message).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Apply `outcome` and release the lease. False when the lease was lost (another
+    /// worker owns the domain now, or it was deleted): nothing is written then.
+    pub async fn record_outcome(&self, id: Uuid, owner: &str, outcome: &Outcome) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let applied = apply_outcome(&mut tx, id, owner, outcome).await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Store the certificate, forget the challenges and the order, apply `outcome`; all
+    /// or nothing, and only while `owner` still holds the lease.
+    pub async fn install_certificate(
+        &self,
+        id: Uuid,
+        owner: &str,
+        cert: &NewCertificate,
+        outcome: &Outcome,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(Uuid, String)> = sqlx::query_as(
+            "SELECT tenant_id, hostname FROM domains WHERE id = $1 AND lease_owner = $2 FOR UPDATE",
+        )
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((tenant, hostname)) = row else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "INSERT INTO certificates (domain_id, tenant_id, hostname, chain_pem, key_sealed, \
+                 not_before, not_after, serial, issuer, renew_at, issued_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (domain_id) DO UPDATE SET chain_pem = excluded.chain_pem, \
+                 key_sealed = excluded.key_sealed, not_before = excluded.not_before, \
+                 not_after = excluded.not_after, serial = excluded.serial, \
+                 issuer = excluded.issuer, renew_at = excluded.renew_at, \
+                 issued_by = excluded.issued_by, created_at = now()",
+        )
+        .bind(id)
+        .bind(tenant)
+        .bind(&hostname)
+        .bind(&cert.chain_pem)
+        .bind(&cert.key_sealed)
+        .bind(cert.not_before)
+        .bind(cert.not_after)
+        .bind(&cert.serial)
+        .bind(&cert.issuer)
+        .bind(cert.renew_at)
+        .bind(&cert.issued_by)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM acme_challenges WHERE domain_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let applied = apply_outcome(&mut tx, id, owner, outcome).await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Publish an HTTP-01 challenge response for every edge.
+    pub async fn save_challenge(
+        &self,
+        token: &str,
+        domain: Uuid,
+        hostname: &str,
+        key_authorization: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO acme_challenges (token, domain_id, hostname, key_authorization) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (token) DO UPDATE \
+             SET key_authorization = excluded.key_authorization",
+        )
+        .bind(token)
+        .bind(domain)
+        .bind(hostname)
+        .bind(key_authorization)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The key authorization for `token` when it was issued for `hostname`.
+    pub async fn challenge_response(&self, token: &str, hostname: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT key_authorization FROM acme_challenges WHERE token = $1 AND hostname = $2",
+        )
+        .bind(token)
+        .bind(hostname)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Whether any tenant registered `hostname` (for the edge's HTTP → HTTPS redirect).
+    pub async fn hostname_registered(&self, hostname: &str) -> Result<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM domains WHERE hostname = $1)")
+                .bind(hostname)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The sealed ACME account credentials for a directory, if an account exists.
+    pub async fn acme_account(&self, directory_url: &str) -> Result<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar(
+            "SELECT credentials_sealed FROM acme_accounts WHERE directory_url = $1",
+        )
+        .bind(directory_url)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn save_acme_account(&self, directory_url: &str, sealed: &[u8]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO acme_accounts (directory_url, credentials_sealed) VALUES ($1, $2)",
+        )
+        .bind(directory_url)
+        .bind(sealed)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The local CA's certificate PEM and sealed key, if it was created.
+    pub async fn local_ca(&self) -> Result<Option<(String, Vec<u8>)>> {
+        Ok(
+            sqlx::query_as("SELECT cert_pem, key_sealed FROM local_ca WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn save_local_ca(&self, cert_pem: &str, key_sealed: &[u8]) -> Result<()> {
+        sqlx::query("INSERT INTO local_ca (id, cert_pem, key_sealed) VALUES (1, $1, $2)")
+            .bind(cert_pem)
+            .bind(key_sealed)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Wait for the cluster-wide lock `name` (used around one-time creations such as the
+    /// ACME account, so two workers starting together create one).
+    pub async fn lock(&self, name: &str) -> Result<AdvisoryLock> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+            .bind(name)
+            .execute(&mut *conn)
+            .await?;
+        conn.close_on_drop();
+        Ok(AdvisoryLock { _conn: conn })
+    }
+}
+
+async fn apply_outcome(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    owner: &str,
+    o: &Outcome,
+) -> Result<bool> {
+    let tenant: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE domains SET status = $3, \
+             checked_at = CASE WHEN $4 THEN now() ELSE checked_at END, \
+             check_found = CASE WHEN $4 THEN $5 ELSE check_found END, \
+             check_problem = CASE WHEN $4 THEN $6 ELSE check_problem END, \
+             last_error = $7, next_attempt_at = $8, attempts = $9, ca_failures = $10, \
+             dns_misses = $11, \
+             order_url = CASE WHEN $12 THEN NULL ELSE order_url END, \
+             order_key_sealed = CASE WHEN $12 THEN NULL ELSE order_key_sealed END, \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
+         WHERE id = $1 AND lease_owner = $2 RETURNING tenant_id",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(o.status)
+    .bind(o.check.is_some())
+    .bind(o.check.as_ref().map(|c| &c.found))
+    .bind(o.check.as_ref().and_then(|c| c.problem.as_deref()))
+    .bind(o.last_error.as_deref())
+    .bind(o.next_attempt_at)
+    .bind(o.attempts)
+    .bind(o.ca_failures)
+    .bind(o.dns_misses)
+    .bind(o.clear_order)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(tenant) = tenant else {
+        return Ok(false);
+    };
+    if o.clear_order {
+        sqlx::query("DELETE FROM acme_challenges WHERE domain_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for (kind, message) in &o.events {
+        crate::events::record(tx, id, crate::TenantId(tenant), kind, message).await?;
+    }
+    Ok(true)
+}

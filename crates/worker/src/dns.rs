@@ -1,0 +1,250 @@
+//! DNS verification: does a hostname point at us, and may our CA issue for it?
+//!
+//! A hostname points at us when its CNAME chain reaches the configured target, or when
+//! every A/AAAA answer is one of our edge addresses (one stray address means the CA may
+//! validate against someone else's server). The resolver runs with its cache off so a
+//! record the tenant just fixed is seen on the next check.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    pub cname_target: String,
+    pub edge_ips: Vec<IpAddr>,
+    /// Resolvers to ask; empty means the system's.
+    pub servers: Vec<SocketAddr>,
+    /// CAA issuer domains that identify our CA.
+    pub caa_identities: Vec<String>,
+    /// `landlord dev`: names under `.localhost` resolve to loopback (RFC 6761) and count
+    /// as pointed at us.
+    pub localhost_is_ours: bool,
+}
+
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Points at us and CAA allows our CA. `found` is what DNS answered.
+    Pointed { found: Value },
+    /// Does not point at us (or CAA forbids us); `problem` is written for the tenant.
+    NotPointed { found: Value, problem: String },
+    /// Timeout, SERVFAIL, network trouble: say nothing new to the tenant, retry soon.
+    Transient(String),
+}
+
+pub struct DnsChecker {
+    resolver: TokioResolver,
+    config: DnsConfig,
+}
+
+impl DnsChecker {
+    pub fn new(config: DnsConfig) -> anyhow::Result<Self> {
+        let provider = TokioRuntimeProvider::default();
+        let mut builder = if config.servers.is_empty() {
+            TokioResolver::builder(provider)?
+        } else {
+            let servers = config
+                .servers
+                .iter()
+                .map(|addr| {
+                    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+                    for c in &mut ns.connections {
+                        c.port = addr.port();
+                    }
+                    ns
+                })
+                .collect();
+            TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), provider)
+        };
+        let opts = builder.options_mut();
+        opts.cache_size = 0;
+        opts.timeout = Duration::from_secs(3);
+        opts.attempts = 2;
+        opts.ndots = 0;
+        opts.preserve_intermediates = true;
+        Ok(Self {
+            resolver: builder.build()?,
+            config,
+        })
+    }
+
+    pub async fn check(&self, hostname: &str) -> Verdict {
+        let target = self.config.cname_target.as_str();
+        if self.config.localhost_is_ours
+            && (hostname == "localhost" || hostname.ends_with(".localhost"))
+        {
+            return Verdict::Pointed {
+                found: json!({ "localhost": "resolves to loopback (RFC 6761)" }),
+            };
+        }
+        let (a, aaaa) = tokio::join!(
+            self.records(hostname, RecordType::A),
+            self.records(hostname, RecordType::AAAA)
+        );
+        let (a, aaaa) = match (a, aaaa) {
+            (Ok(a), Ok(aaaa)) => (a, aaaa),
+            (Err(e), _) | (_, Err(e)) => return Verdict::Transient(e),
+        };
+        let mut cnames: Vec<String> = Vec::new();
+        let mut addresses: Vec<IpAddr> = Vec::new();
+        for rdata in a.iter().chain(aaaa.iter()) {
+            match rdata {
+                RData::CNAME(c) => {
+                    let t = normalise(&c.0.to_ascii());
+                    if !cnames.contains(&t) {
+                        cnames.push(t);
+                    }
+                }
+                RData::A(ip) => addresses.push(IpAddr::V4(ip.0)),
+                RData::AAAA(ip) => addresses.push(IpAddr::V6(ip.0)),
+                _ => {}
+            }
+        }
+        addresses.dedup();
+        let found = json!({
+            "cname": cnames,
+            "a": addresses.iter().filter(|ip| ip.is_ipv4()).map(ToString::to_string).collect::<Vec<_>>(),
+            "aaaa": addresses.iter().filter(|ip| ip.is_ipv6()).map(ToString::to_string).collect::<Vec<_>>(),
+        });
+        let not_pointed = |problem: String| Verdict::NotPointed {
+            found: found.clone(),
+            problem,
+        };
+        let ours = self.ours();
+
+        if cnames.iter().any(|c| c == target) {
+            // pointed by CNAME
+        } else if let Some(first) = cnames.first() {
+            return not_pointed(format!(
+                "{hostname} is a CNAME to {first}, not to {target}."
+            ));
+        } else if addresses.is_empty() {
+            return not_pointed(format!(
+                "{hostname} has no DNS record yet. Create a CNAME record pointing to {target}{}.",
+                if ours.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (or A/AAAA records to {ours})")
+                }
+            ));
+        } else if self.config.edge_ips.is_empty() {
+            return not_pointed(format!(
+                "{hostname} has address records ({}), but it must be a CNAME to {target}.",
+                join(&addresses)
+            ));
+        } else {
+            let stray: Vec<IpAddr> = addresses
+                .iter()
+                .filter(|ip| !self.config.edge_ips.contains(ip))
+                .copied()
+                .collect();
+            if stray.len() == addresses.len() {
+                return not_pointed(format!(
+                    "{hostname} points to {}, which is not one of our addresses ({ours}). \
+                     Create a CNAME record pointing to {target} instead.",
+                    join(&stray)
+                ));
+            } else if !stray.is_empty() {
+                let kind = if stray[0].is_ipv4() { "A" } else { "AAAA" };
+                return not_pointed(format!(
+                    "The {kind} record {} is not one of our addresses ({ours}). Remove it.",
+                    join(&stray)
+                ));
+            }
+        }
+        match self.caa_problem(hostname).await {
+            Ok(None) => Verdict::Pointed { found },
+            Ok(Some(problem)) => not_pointed(problem),
+            Err(e) => Verdict::Transient(e),
+        }
+    }
+
+    /// RFC 8659: the first non-empty CAA set climbing from the name towards the root
+    /// decides. `None` when our CA may issue.
+    async fn caa_problem(&self, hostname: &str) -> Result<Option<String>, String> {
+        let labels: Vec<&str> = hostname.split('.').collect();
+        for i in 0..labels.len().saturating_sub(1) {
+            let name = labels[i..].join(".");
+            let records = self.records(&name, RecordType::CAA).await?;
+            let issuers: Vec<String> = records
+                .iter()
+                .filter_map(|r| match r {
+                    RData::CAA(caa) if caa.tag.eq_ignore_ascii_case("issue") => Some(
+                        caa.value_as_issue()
+                            .ok()
+                            .and_then(|(name, _)| name)
+                            .map(|n| normalise(&n.to_ascii()))
+                            .unwrap_or_else(|| ";".to_owned()),
+                    ),
+                    _ => None,
+                })
+                .collect();
+            if records.iter().all(|r| !matches!(r, RData::CAA(_))) {
+                continue;
+            }
+            if issuers.is_empty()
+                || issuers
+                    .iter()
+                    .any(|i| self.config.caa_identities.contains(i))
+            {
+                return Ok(None);
+            }
+            let allowed: Vec<&str> = issuers
+                .iter()
+                .map(String::as_str)
+                .filter(|i| *i != ";")
+                .collect();
+            return Ok(Some(if allowed.is_empty() {
+                format!(
+                    "A CAA record on {name} forbids every certificate authority. Remove it or add `0 issue \"{}\"`.",
+                    self.config
+                        .caa_identities
+                        .first()
+                        .map(String::as_str)
+                        .unwrap_or("letsencrypt.org")
+                )
+            } else {
+                format!(
+                    "A CAA record on {name} allows only {}. Add `0 issue \"{}\"` to it.",
+                    allowed.join(", "),
+                    self.config
+                        .caa_identities
+                        .first()
+                        .map(String::as_str)
+                        .unwrap_or("letsencrypt.org")
+                )
+            }));
+        }
+        Ok(None)
+    }
+
+    /// The answer records of one query; an empty answer or NXDOMAIN is an empty list.
+    async fn records(&self, name: &str, kind: RecordType) -> Result<Vec<RData>, String> {
+        match self.resolver.lookup(format!("{name}."), kind).await {
+            Ok(lookup) => Ok(lookup.answers().iter().map(|r| r.data.clone()).collect()),
+            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(Vec::new()),
+            Err(e) => Err(format!("DNS lookup of {name} {kind} failed: {e}")),
+        }
+    }
+
+    fn ours(&self) -> String {
+        join(&self.config.edge_ips)
+    }
+}
+
+fn normalise(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn join(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

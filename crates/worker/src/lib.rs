@@ -1,0 +1,184 @@
+//! `landlord-worker`: DNS verification, issuance and renewal.
+//!
+//! The loop claims due domains (leases, `SKIP LOCKED`), and for each: checks DNS,
+//! moves it through the contract's statuses, and when it points at us obtains a
+//! certificate from the configured issuer. It wakes on `NOTIFY landlord_wake` (new
+//! domain, "check now") and otherwise sleeps until the next domain is due.
+
+mod acme;
+mod certificate;
+pub mod dns;
+mod local;
+mod process;
+pub mod schedule;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use landlord_store::{MasterKey, Store, WAKE_CHANNEL};
+
+pub use acme::AcmeConfig;
+pub use dns::{DnsChecker, DnsConfig, Verdict};
+
+#[derive(Debug, Clone)]
+pub enum IssuerConfig {
+    Acme(AcmeConfig),
+    /// The local CA, with the validity of the leaf certificates it signs.
+    Local {
+        validity: Duration,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub dns: DnsConfig,
+    pub issuer: IssuerConfig,
+    pub master_key: MasterKey,
+    /// Domains processed at once by this worker (each may hold one order in flight).
+    pub concurrency: usize,
+    /// How long a claim stays reserved without progress (a `kill -9`ed worker's domains
+    /// are taken over after this).
+    pub lease: Duration,
+    /// How often an active domain's DNS is re-checked.
+    pub recheck_active: Duration,
+    /// Consecutive failed checks before an active domain becomes `moved`.
+    pub moved_after: i32,
+}
+
+/// Why an issuance attempt did not produce a certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// The CA refused (validation failed, CAA, malformed…): counts as a failure.
+    #[error("{0}")]
+    Refused(String),
+    /// The CA's rate limit: wait at least this long.
+    #[error("{0}")]
+    RateLimited(String, Duration),
+    /// Network trouble, timeouts, our own database: retry soon.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl IssueError {
+    fn internal(e: impl std::fmt::Display) -> Self {
+        IssueError::Transient(e.to_string())
+    }
+
+    fn from_acme(e: instant_acme::Error) -> Self {
+        match e {
+            instant_acme::Error::Api(problem) => Self::from_problem(&problem),
+            instant_acme::Error::Timeout(_) => {
+                IssueError::Transient("The CA did not finish in time; retrying.".into())
+            }
+            other => IssueError::Transient(format!("Could not talk to the CA: {other}")),
+        }
+    }
+
+    /// Plain words for the ACME problem types a tenant can act on.
+    fn from_problem(p: &instant_acme::Problem) -> Self {
+        let kind = p
+            .r#type
+            .as_deref()
+            .unwrap_or("")
+            .rsplit(':')
+            .next()
+            .unwrap_or("");
+        let detail = p.detail.as_deref().unwrap_or("no detail given");
+        let sub = p.subproblems.first().and_then(|s| s.detail.as_deref());
+        let detail = sub.unwrap_or(detail);
+        match kind {
+            "unauthorized" => IssueError::Refused(format!(
+                "The CA could not verify the hostname: it fetched the HTTP-01 challenge and did not get our answer ({detail}). Make sure DNS points only at us and nothing in front of us intercepts port 80."
+            )),
+            "dns" => IssueError::Refused(format!(
+                "The CA could not resolve the hostname in DNS: {detail}"
+            )),
+            "connection" => IssueError::Refused(format!(
+                "The CA could not connect to the hostname on port 80: {detail}. Make sure its DNS records point at our addresses."
+            )),
+            "caa" => IssueError::Refused(format!(
+                "A CAA record forbids the CA from issuing: {detail}"
+            )),
+            "rateLimited" => IssueError::RateLimited(
+                format!(
+                    "The CA's rate limit was reached: {detail}. Landlord will retry automatically."
+                ),
+                Duration::from_secs(3600),
+            ),
+            "serverInternal" | "badNonce" => {
+                IssueError::Transient(format!("The CA had a temporary problem: {detail}"))
+            }
+            _ => IssueError::Refused(format!("The CA refused the order ({kind}): {detail}")),
+        }
+    }
+}
+
+/// Run until `shutdown` resolves; in-flight work finishes (bounded by the lease).
+pub async fn run(
+    store: Store,
+    config: WorkerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let owner = format!(
+        "{}-{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let ctx = Arc::new(process::Context::new(
+        store.clone(),
+        config.clone(),
+        owner.clone(),
+    )?);
+    let mut listener = store.listen(&[WAKE_CHANNEL]).await?;
+    let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let finished = Arc::new(tokio::sync::Notify::new());
+    tracing::info!(%owner, concurrency = config.concurrency, "worker started");
+    tokio::pin!(shutdown);
+    loop {
+        let free = permits.available_permits();
+        if free > 0 {
+            match store
+                .claim_due_domains(&owner, config.lease, free as i64)
+                .await
+            {
+                Ok(claimed) => {
+                    for domain in claimed {
+                        let permit = permits.clone().acquire_owned().await?;
+                        let (ctx, finished) = (ctx.clone(), finished.clone());
+                        tokio::spawn(async move {
+                            ctx.process(domain).await;
+                            drop(permit);
+                            finished.notify_one();
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "claiming work failed; retrying"),
+            }
+        }
+        let wait = match store.next_due_in().await {
+            Ok(Some(d)) => d
+                .min(Duration::from_secs(10))
+                .max(Duration::from_millis(200)),
+            Ok(None) => Duration::from_secs(10),
+            Err(_) => Duration::from_secs(5),
+        };
+        tokio::select! {
+            () = &mut shutdown => break,
+            n = listener.recv() => {
+                if let Err(e) = n {
+                    tracing::warn!(error = %e, "wake-up channel failed; reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            () = finished.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+    tracing::info!("worker stopping; waiting for work in flight");
+    let all = u32::try_from(config.concurrency.max(1)).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(config.lease, permits.acquire_many(all)).await;
+    Ok(())
+}
