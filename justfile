@@ -10,12 +10,15 @@ default:
 dev *ARGS:
     cargo run -p landlord -- dev {{ARGS}}
 
-# Every test: unit, API and CLI against real PostgreSQL (found or started by the script).
+# Every test: unit, API, CLI and end-to-end against real PostgreSQL, Pebble and
+# pebble-challtestsrv (found, installed or started by the scripts).
 test:
     #!/usr/bin/env bash
     set -euo pipefail
     export DATABASE_URL="$(scripts/test-postgres.sh)"
     echo "test database server: ${DATABASE_URL}"
+    eval "$(scripts/test-acme.sh start)"
+    trap 'scripts/test-acme.sh stop' EXIT
     if cargo nextest --version >/dev/null 2>&1; then
       cargo nextest run --workspace --no-fail-fast
     else

@@ -191,6 +191,40 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Record a newly placed order and its event together, so a takeover after a crash
+    /// sees either both or neither.
+    pub async fn record_order_placed(
+        &self,
+        id: Uuid,
+        owner: &str,
+        url: &str,
+        message: &str,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let tenant: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE domains SET order_url = $3, order_key_sealed = NULL \
+             WHERE id = $1 AND lease_owner = $2 RETURNING tenant_id",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(url)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(tenant) = tenant else {
+            return Ok(false);
+        };
+        crate::events::record(
+            &mut tx,
+            id,
+            crate::TenantId(tenant),
+            "order_placed",
+            message,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Append an event to a claimed domain's timeline.
     pub async fn record_event(
         &self,

@@ -185,14 +185,10 @@ impl AcmeIssuer {
             .await
             .map_err(IssueError::from_acme)?;
         ctx.store
-            .save_order(ctx.domain, ctx.owner, order.url(), None)
-            .await
-            .map_err(IssueError::internal)?;
-        ctx.store
-            .record_event(
+            .record_order_placed(
                 ctx.domain,
                 ctx.owner,
-                "order_placed",
+                order.url(),
                 "Certificate ordered from the CA.",
             )
             .await

@@ -83,17 +83,20 @@ impl DnsChecker {
                 found: json!({ "localhost": "resolves to loopback (RFC 6761)" }),
             };
         }
-        let (a, aaaa) = tokio::join!(
+        // The CNAME query too: a CNAME whose target has no address yields no A answer
+        // from some servers, and the tenant must hear about the CNAME.
+        let (cname, a, aaaa) = tokio::join!(
+            self.records(hostname, RecordType::CNAME),
             self.records(hostname, RecordType::A),
             self.records(hostname, RecordType::AAAA)
         );
-        let (a, aaaa) = match (a, aaaa) {
-            (Ok(a), Ok(aaaa)) => (a, aaaa),
-            (Err(e), _) | (_, Err(e)) => return Verdict::Transient(e),
+        let (cname, a, aaaa) = match (cname, a, aaaa) {
+            (Ok(c), Ok(a), Ok(aaaa)) => (c, a, aaaa),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Verdict::Transient(e),
         };
         let mut cnames: Vec<String> = Vec::new();
         let mut addresses: Vec<IpAddr> = Vec::new();
-        for rdata in a.iter().chain(aaaa.iter()) {
+        for rdata in cname.iter().chain(a.iter()).chain(aaaa.iter()) {
             match rdata {
                 RData::CNAME(c) => {
                     let t = normalise(&c.0.to_ascii());

@@ -182,3 +182,38 @@ pub async fn run(
     let _ = tokio::time::timeout(config.lease, permits.acquire_many(all)).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(kind: &str, detail: &str) -> instant_acme::Problem {
+        serde_json::from_value(serde_json::json!({
+            "type": format!("urn:ietf:params:acme:error:{kind}"),
+            "detail": detail,
+            "status": 403,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn ca_problems_become_plain_words() {
+        let e =
+            IssueError::from_problem(&problem("unauthorized", "Invalid response from http://x/"));
+        assert!(
+            matches!(&e, IssueError::Refused(m) if m.contains("could not verify") && m.contains("Invalid response"))
+        );
+        let e = IssueError::from_problem(&problem("connection", "connection refused"));
+        assert!(
+            matches!(&e, IssueError::Refused(m) if m.contains("could not connect") && m.contains("port 80"))
+        );
+        let e = IssueError::from_problem(&problem("caa", "CAA record forbids"));
+        assert!(matches!(&e, IssueError::Refused(m) if m.contains("CAA")));
+        let e = IssueError::from_problem(&problem("dns", "NXDOMAIN"));
+        assert!(matches!(&e, IssueError::Refused(m) if m.contains("resolve")));
+        let e = IssueError::from_problem(&problem("rateLimited", "too many certificates"));
+        assert!(matches!(&e, IssueError::RateLimited(m, _) if m.contains("rate limit")));
+        let e = IssueError::from_problem(&problem("serverInternal", "oops"));
+        assert!(matches!(e, IssueError::Transient(_)));
+    }
+}

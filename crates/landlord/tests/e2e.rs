@@ -1,0 +1,380 @@
+//! End to end against real PostgreSQL, Pebble and pebble-challtestsrv, with real
+//! `landlord api`, `worker` and `edge` processes.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sqlx::PgPool;
+use support::{EDGE_PORT_LOCK, Platform, TARGET, unique};
+
+const ISSUE_DEADLINE: Duration = Duration::from_secs(90);
+
+#[sqlx::test(migrations = false)]
+async fn rest_to_active_certificate_verifies_against_pebble_root(pool: PgPool) {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let mut p = Platform::start(pool.clone(), &[]).await;
+    p.spawn_edge().await;
+    p.spawn("worker", &[]);
+    let key = p.tenant().await;
+    let host = unique("shop");
+    let id = p.add_domain(&key, &host).await;
+
+    // No record yet: pending, with the tenant's problem in plain words.
+    let d = p
+        .wait_domain(&key, &id, ISSUE_DEADLINE, |d| {
+            !d["check"]["checked_at"].is_null()
+        })
+        .await;
+    assert_eq!(d["status"], "pending_dns");
+    let problem = d["check"]["problem"].as_str().unwrap();
+    assert!(
+        problem.contains("has no DNS record yet") && problem.contains(TARGET),
+        "{problem}"
+    );
+
+    // The tenant creates the CNAME and asks for a check.
+    p.point(&host).await;
+    p.check_now(&key, &id).await;
+    let d = p
+        .wait_domain(&key, &id, ISSUE_DEADLINE, |d| d["status"] == "active")
+        .await;
+    assert!(d["check"]["problem"].is_null());
+    assert!(d["last_error"].is_null());
+    let cert = &d["certificate"];
+    assert!(
+        cert["issuer"].as_str().unwrap().contains("Pebble"),
+        "{cert}"
+    );
+    for field in ["not_before", "not_after", "serial", "renew_at"] {
+        assert!(cert[field].is_string(), "{field}: {cert}");
+    }
+    let events = p.events(&key, &id).await;
+    for kind in [
+        "created",
+        "dns_problem",
+        "check_requested",
+        "dns_verified",
+        "order_placed",
+        "challenge_ready",
+        "issued",
+    ] {
+        assert!(
+            events.iter().any(|e| e == kind),
+            "{kind} missing from {events:?}"
+        );
+    }
+
+    // The stored chain verifies against this Pebble's root; the stored key is its key.
+    let (chain, sealed): (String, Vec<u8>) =
+        sqlx::query_as("SELECT chain_pem, key_sealed FROM certificates WHERE hostname = $1")
+            .bind(&host)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let dir = tempdir(&host);
+    let parts: Vec<&str> = chain
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .collect();
+    assert!(parts.len() >= 2, "leaf and intermediate");
+    std::fs::write(dir.join("leaf.pem"), parts[0]).unwrap();
+    std::fs::write(dir.join("intermediates.pem"), parts[1..].concat()).unwrap();
+    let verify = Command::new("openssl")
+        .args(["verify", "-CAfile", &p.env.pebble_root, "-untrusted"])
+        .arg(dir.join("intermediates.pem"))
+        .arg(dir.join("leaf.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let master = landlord_store::MasterKey::new(base64_32(support::MASTER_KEY));
+    let key_pem = master
+        .open(&sealed, &landlord_store::certificate_key_context(&host))
+        .unwrap();
+    std::fs::write(dir.join("key.pem"), &key_pem).unwrap();
+    let cert_pub = openssl(&["x509", "-noout", "-pubkey", "-in"], &dir.join("leaf.pem"));
+    let key_pub = openssl(&["pkey", "-pubout", "-in"], &dir.join("key.pem"));
+    assert_eq!(
+        cert_pub, key_pub,
+        "the stored key belongs to the certificate"
+    );
+
+    // Plain HTTP on the edge: registered → 308 to HTTPS, unknown → 404.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let edge = format!("http://127.0.0.1:{}/a/b?c=1", p.env.http01_port);
+    let res = http
+        .get(&edge)
+        .header("host", host.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 308);
+    assert_eq!(res.headers()["location"], format!("https://{host}/a/b?c=1"));
+    let res = http
+        .get(&edge)
+        .header("host", "unknown.example.org")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
+    // A database dump holds no private key in clear.
+    let dump = Command::new("pg_dump").arg(&p.db_url).output().unwrap();
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(dump.contains(&host), "the dump is of the right database");
+    assert!(
+        !dump.contains("PRIVATE KEY"),
+        "a PEM private key is stored in clear"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn wrong_dns_is_explained_and_never_ordered_until_fixed(pool: PgPool) {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let mut p = Platform::start(pool.clone(), &[]).await;
+    p.spawn_edge().await;
+    p.spawn("worker", &[]);
+    let key = p.tenant().await;
+
+    let elsewhere = unique("elsewhere");
+    p.dns(
+        "/set-cname",
+        json!({"host": elsewhere, "target": "acme.herokudns.test"}),
+    )
+    .await;
+    let stray = unique("stray");
+    p.dns(
+        "/add-a",
+        json!({"host": stray, "addresses": ["127.0.0.1", "203.0.113.9"]}),
+    )
+    .await;
+    // A name cannot hold both a CNAME and a CAA record: the policy sits on the parent.
+    let caa_parent = unique("caa");
+    let caa = format!("www.{caa_parent}");
+    p.point(&caa).await;
+    p.dns(
+        "/add-caa",
+        json!({"host": caa_parent, "policies": [{"tag": "issue", "value": "digicert.com"}]}),
+    )
+    .await;
+
+    let cases = [
+        (
+            elsewhere.clone(),
+            format!("{elsewhere} is a CNAME to acme.herokudns.test, not to {TARGET}."),
+        ),
+        (
+            stray.clone(),
+            "The A record 203.0.113.9 is not one of our addresses (127.0.0.1). Remove it."
+                .to_owned(),
+        ),
+        (
+            caa.clone(),
+            format!("A CAA record on {caa_parent} allows only digicert.com."),
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (host, expected) in &cases {
+        let id = p.add_domain(&key, host).await;
+        let d = p
+            .wait_domain(&key, &id, ISSUE_DEADLINE, |d| {
+                !d["check"]["problem"].is_null()
+            })
+            .await;
+        assert_eq!(d["status"], "pending_dns");
+        let problem = d["check"]["problem"].as_str().unwrap();
+        assert!(problem.starts_with(expected.as_str()), "{host}: {problem}");
+        ids.push(id);
+    }
+    for id in &ids {
+        let events = p.events(&key, id).await;
+        assert!(
+            !events.iter().any(|e| e == "order_placed"),
+            "no ACME order for a domain not pointed at us: {events:?}"
+        );
+    }
+    let challenges: i64 = sqlx::query_scalar("SELECT count(*) FROM acme_challenges")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(challenges, 0);
+
+    // The tenant fixes the CNAME; the worker's own re-check (no "check now") finds it.
+    p.point(&elsewhere).await;
+    let d = p
+        .wait_domain(&key, &ids[0], ISSUE_DEADLINE, |d| d["status"] == "active")
+        .await;
+    assert!(d["check"]["problem"].is_null());
+}
+
+#[sqlx::test(migrations = false)]
+async fn ca_refusal_is_failed_with_a_clear_error(pool: PgPool) {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    // 127.0.0.2 counts as ours, but no edge listens there: the CA cannot connect.
+    let mut p = Platform::start(pool, &[("LANDLORD_EDGE_IPS", "127.0.0.1,127.0.0.2")]).await;
+    p.spawn_edge().await;
+    p.spawn("worker", &[]);
+    let key = p.tenant().await;
+    let host = unique("refused");
+    p.dns("/add-a", json!({"host": host, "addresses": ["127.0.0.2"]}))
+        .await;
+    let id = p.add_domain(&key, &host).await;
+    let d = p
+        .wait_domain(&key, &id, ISSUE_DEADLINE, |d| d["status"] == "failed")
+        .await;
+    let error = d["last_error"].as_str().unwrap();
+    assert!(error.contains("could not connect"), "{error}");
+    let next = time::OffsetDateTime::parse(
+        d["next_attempt_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        next > time::OffsetDateTime::now_utc() + time::Duration::seconds(30),
+        "backs off: {next}"
+    );
+    let events = p.events(&key, &id).await;
+    assert_eq!(
+        events.iter().filter(|e| *e == "order_placed").count(),
+        1,
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| e == "failed"));
+}
+
+#[sqlx::test(migrations = false)]
+async fn two_workers_issue_exactly_one_certificate_per_domain(pool: PgPool) {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let mut p = Platform::start(pool.clone(), &[]).await;
+    p.spawn_edge().await;
+    p.spawn("worker", &[("LANDLORD_WORKER_CONCURRENCY", "4")]);
+    p.spawn("worker", &[("LANDLORD_WORKER_CONCURRENCY", "4")]);
+    let key = p.tenant().await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let host = unique(&format!("fleet{i}"));
+        p.point(&host).await;
+        ids.push(p.add_domain(&key, &host).await);
+    }
+    for id in &ids {
+        p.wait_domain(&key, id, ISSUE_DEADLINE, |d| d["status"] == "active")
+            .await;
+    }
+    let certs: i64 = sqlx::query_scalar("SELECT count(*) FROM certificates")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(certs, 20);
+    for id in &ids {
+        let events = p.events(&key, id).await;
+        assert_eq!(
+            events.iter().filter(|e| *e == "issued").count(),
+            1,
+            "{events:?}"
+        );
+        assert_eq!(
+            events.iter().filter(|e| *e == "order_placed").count(),
+            1,
+            "{events:?}"
+        );
+    }
+    let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM acme_accounts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        accounts, 1,
+        "one ACME account for all tenants, even with two workers"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_worker_killed_mid_order_is_taken_over(pool: PgPool) {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let mut p = Platform::start(pool.clone(), &[]).await;
+    p.spawn_edge().await;
+    let first = p.spawn("worker", &[]);
+    let key = p.tenant().await;
+    let host = unique("takeover");
+    p.point(&host).await;
+    let id = p.add_domain(&key, &host).await;
+
+    // Kill the worker the moment its order is placed.
+    let end = Instant::now() + ISSUE_DEADLINE;
+    loop {
+        let placed: bool = sqlx::query_scalar("SELECT order_url IS NOT NULL FROM domains")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if placed {
+            break;
+        }
+        assert!(Instant::now() < end, "the order was never placed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    p.procs[first].kill9();
+    let status: String = sqlx::query_scalar("SELECT status FROM domains")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "issuing", "killed mid-issuance");
+
+    p.spawn("worker", &[]);
+    let d = p
+        .wait_domain(&key, &id, ISSUE_DEADLINE, |d| d["status"] == "active")
+        .await;
+    assert!(d["certificate"]["serial"].is_string());
+    let certs: i64 = sqlx::query_scalar("SELECT count(*) FROM certificates")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(certs, 1);
+    let events = p.events(&key, &id).await;
+    assert_eq!(
+        events.iter().filter(|e| *e == "order_placed").count(),
+        1,
+        "the order in flight was resumed: {events:?}"
+    );
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn openssl(args: &[&str], file: &std::path::Path) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn base64_32(s: &str) -> [u8; 32] {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap()
+        .try_into()
+        .unwrap()
+}

@@ -1,0 +1,351 @@
+//! End-to-end harness: real `landlord` processes, a per-test PostgreSQL database, and
+//! the Pebble + pebble-challtestsrv started by `scripts/test-acme.sh` (`just test`).
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+pub const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const ADMIN_TOKEN: &str = "e2e-admin";
+pub const TARGET: &str = "edge.platform.test";
+
+/// Pebble validates HTTP-01 on one fixed port, so tests that run an edge take turns
+/// (nextest: the `pebble` test group; `cargo test`: this lock).
+pub static EDGE_PORT_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub struct Env {
+    pub acme_directory: String,
+    pub acme_roots: String,
+    pub pebble_root: String,
+    pub dns_server: String,
+    pub challtestsrv: String,
+    pub http01_port: u16,
+}
+
+impl Env {
+    pub fn get() -> Env {
+        let var = |k: &str| {
+            std::env::var(k).unwrap_or_else(|_| {
+                panic!("{k} is not set: run the end-to-end tests through `just test` (it starts Pebble)")
+            })
+        };
+        Env {
+            acme_directory: var("LANDLORD_TEST_ACME_DIRECTORY"),
+            acme_roots: var("LANDLORD_TEST_ACME_CA_ROOTS"),
+            pebble_root: var("LANDLORD_TEST_PEBBLE_ROOT"),
+            dns_server: var("LANDLORD_TEST_DNS_SERVER"),
+            challtestsrv: var("LANDLORD_TEST_CHALLTESTSRV"),
+            http01_port: var("LANDLORD_TEST_HTTP01_PORT").parse().unwrap(),
+        }
+    }
+}
+
+/// A `landlord` child process, SIGKILLed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub struct Platform {
+    pub env: Env,
+    pub db_url: String,
+    pub pool: PgPool,
+    pub api: String,
+    pub client: reqwest::Client,
+    pub procs: Vec<Proc>,
+    pub extra_env: Vec<(String, String)>,
+}
+
+pub async fn db_url(pool: &PgPool) -> String {
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set by `just test`");
+    let (server, _) = base.rsplit_once('/').unwrap();
+    format!("{server}/{db}")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Platform {
+    /// Migrate the test database and start `landlord api` (not yet a worker or edge).
+    pub async fn start(pool: PgPool, extra_env: &[(&str, &str)]) -> Platform {
+        let env = Env::get();
+        let db_url = db_url(&pool).await;
+        let api = format!("127.0.0.1:{}", free_port());
+        let mut p = Platform {
+            env,
+            db_url,
+            pool,
+            api: format!("http://{api}"),
+            client: reqwest::Client::new(),
+            procs: Vec::new(),
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let out = p.command("migrate").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        p.spawn("api", &[("LANDLORD_API_ADDR", &api)]);
+        p.wait_for("the API", Duration::from_secs(30), |p| async move {
+            p.client
+                .get(format!("{}/healthz", p.api))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        // add-a appends: clear first, or every test adds another copy of the record.
+        p.dns("/clear-a", json!({"host": TARGET})).await;
+        p.dns(
+            "/add-a",
+            json!({"host": TARGET, "addresses": ["127.0.0.1"]}),
+        )
+        .await;
+        p
+    }
+
+    pub fn command(&self, role: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_landlord"));
+        cmd.arg(role)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info,landlord_worker=debug")
+            .env("DATABASE_URL", &self.db_url)
+            .env("LANDLORD_MASTER_KEY", MASTER_KEY)
+            .env("LANDLORD_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("LANDLORD_CNAME_TARGET", TARGET)
+            .env("LANDLORD_EDGE_IPS", "127.0.0.1")
+            .env("LANDLORD_DNS_SERVERS", &self.env.dns_server)
+            .env("LANDLORD_ACME_DIRECTORY", &self.env.acme_directory)
+            .env("LANDLORD_ACME_CA_ROOTS", &self.env.acme_roots)
+            .env(
+                "LANDLORD_HTTP_ADDR",
+                format!("127.0.0.1:{}", self.env.http01_port),
+            )
+            .env("LANDLORD_WORKER_LEASE_SECONDS", "5");
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Start a role as a child process; its log goes to target/e2e-logs/.
+    pub fn spawn(&mut self, role: &str, env: &[(&str, &str)]) -> usize {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let name = format!(
+            "{}-{role}-{}",
+            self.db_url.rsplit('/').next().unwrap(),
+            self.procs.len()
+        );
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let mut cmd = self.command(role);
+        cmd.arg("--no-migrate").stdout(Stdio::null()).stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.procs.push(Proc {
+            child: cmd.spawn().unwrap(),
+            name,
+        });
+        self.procs.len() - 1
+    }
+
+    /// Start `landlord edge` on Pebble's HTTP-01 port and wait until it answers.
+    pub async fn spawn_edge(&mut self) -> usize {
+        let i = self.spawn("edge", &[]);
+        let port = self.env.http01_port;
+        self.wait_for("the edge", Duration::from_secs(30), |_| async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        i
+    }
+
+    pub async fn dns(&self, path: &str, body: Value) {
+        let res = self
+            .client
+            .post(format!("{}{path}", self.env.challtestsrv))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.status().is_success(),
+            "challtestsrv {path}: {}",
+            res.status()
+        );
+    }
+
+    /// Point `host` at us with a CNAME (and make sure no AAAA shadows it).
+    pub async fn point(&self, host: &str) {
+        self.dns("/clear-aaaa", json!({"host": host})).await;
+        self.dns("/set-cname", json!({"host": host, "target": TARGET}))
+            .await;
+    }
+
+    pub async fn tenant(&self) -> String {
+        let res = self
+            .client
+            .post(format!("{}/v1/tenants", self.api))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"name": "e2e"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        res.json::<Value>().await.unwrap()["api_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn add_domain(&self, key: &str, hostname: &str) -> String {
+        let res = self
+            .client
+            .post(format!("{}/v1/domains", self.api))
+            .bearer_auth(key)
+            .json(&json!({"hostname": hostname}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn domain(&self, key: &str, id: &str) -> Value {
+        self.client
+            .get(format!("{}/v1/domains/{id}", self.api))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn events(&self, key: &str, id: &str) -> Vec<String> {
+        let v: Value = self
+            .client
+            .get(format!("{}/v1/domains/{id}/events", self.api))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    pub async fn check_now(&self, key: &str, id: &str) {
+        let res = self
+            .client
+            .post(format!("{}/v1/domains/{id}/check", self.api))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202);
+    }
+
+    /// Wait until the domain satisfies `pred`, returning it; fails with the domain and
+    /// its timeline after `deadline`.
+    pub async fn wait_domain(
+        &self,
+        key: &str,
+        id: &str,
+        deadline: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let end = Instant::now() + deadline;
+        loop {
+            let d = self.domain(key, id).await;
+            if pred(&d) {
+                return d;
+            }
+            if Instant::now() > end {
+                let events = self.events(key, id).await;
+                panic!("domain never reached the expected state: {d:#}\nevents: {events:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn wait_for<'a, F, Fut>(&'a self, what: &str, deadline: Duration, cond: F)
+    where
+        F: Fn(&'a Platform) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let end = Instant::now() + deadline;
+        while !cond(self).await {
+            assert!(Instant::now() < end, "{what} did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A hostname no other test uses (challtestsrv and Pebble are shared).
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}.customer.test", &uuid_like()[..10])
+}
+
+fn uuid_like() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    format!("{:016x}", h.finish())
+}
