@@ -70,6 +70,12 @@ async fn run_platform(settings: &mut Settings, migrate: bool, dir: &Path) -> Res
     let store = settings.store(migrate).await?;
 
     let key = demo_key(&store, &dir.join("demo-api-key")).await?;
+    let master = landlord_store::MasterKey::new(settings.master_key()?);
+    let ca_pem = landlord_worker::local_ca_pem(&store, &master)
+        .await
+        .context("creating the local CA")?;
+    let ca_path = dir.join("local-ca.pem");
+    std::fs::write(&ca_path, ca_pem).with_context(|| format!("writing {}", ca_path.display()))?;
     drop(store);
     let addr = settings.api_addr();
     println!("Landlord dev is running.");
@@ -84,6 +90,10 @@ async fn run_platform(settings: &mut Settings, migrate: bool, dir: &Path) -> Res
         config.cname_target
     );
     println!("  Edge HTTP:     http://{}/", settings.http_addr());
+    println!(
+        "  Local CA:      {} (trust it, or pass it to curl --cacert)",
+        ca_path.display()
+    );
     println!("  Try: curl -H 'Authorization: Bearer {key}' http://{addr}/v1/domains");
     crate::run::roles(
         settings,

@@ -46,9 +46,21 @@ enum Command {
     Edge,
     /// api + worker + edge in one process.
     All,
+    /// The local CA (LANDLORD_ISSUER=local).
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
     /// Everything on one machine for local use: a private PostgreSQL when DATABASE_URL
     /// is unset, unprivileged ports, and a demo tenant.
     Dev,
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Print the local CA's certificate (PEM), to add to a trust store or pass to
+    /// `curl --cacert`.
+    Export,
 }
 
 #[derive(Subcommand)]
@@ -146,6 +158,9 @@ fn main() -> ExitCode {
                 )
                 .await
             }
+            Command::Ca {
+                command: CaCommand::Export,
+            } => run::export_ca(&cli.settings, migrate).await,
             Command::Dev => dev::run(cli.settings, migrate).await,
         }
     });

@@ -44,6 +44,16 @@ pub fn api_config(settings: &Settings) -> Result<ApiConfig, Fatal> {
     Ok(config)
 }
 
+pub async fn export_ca(settings: &Settings, migrate: bool) -> Result<(), Fatal> {
+    let key = landlord_store::MasterKey::new(settings.master_key()?);
+    let store = settings.store(migrate).await?;
+    let pem = landlord_worker::local_ca_pem(&store, &key)
+        .await
+        .context("loading the local CA")?;
+    print!("{pem}");
+    Ok(())
+}
+
 /// Which roles one process runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Roles {

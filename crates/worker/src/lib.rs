@@ -20,6 +20,16 @@ use tokio::sync::Semaphore;
 use landlord_store::{MasterKey, Store, WAKE_CHANNEL};
 
 pub use acme::AcmeConfig;
+
+/// The local CA's certificate (PEM), creating the CA if this database has none: what a
+/// developer adds to a trust store (`landlord ca export`).
+pub async fn local_ca_pem(store: &Store, key: &MasterKey) -> anyhow::Result<String> {
+    Ok(
+        local::LocalCa::load_or_create(store, key, Duration::from_secs(86_400))
+            .await?
+            .cert_pem,
+    )
+}
 pub use dns::{DnsChecker, DnsConfig, Verdict};
 
 #[derive(Debug, Clone)]
@@ -105,7 +115,8 @@ impl IssueError {
                 format!(
                     "The CA's rate limit was reached: {detail}. Landlord will retry automatically."
                 ),
-                Duration::from_secs(3600),
+                retry_after(detail, time::OffsetDateTime::now_utc())
+                    .unwrap_or(Duration::from_secs(3600)),
             ),
             "serverInternal" | "badNonce" => {
                 IssueError::Transient(format!("The CA had a temporary problem: {detail}"))
@@ -113,6 +124,19 @@ impl IssueError {
             _ => IssueError::Refused(format!("The CA refused the order ({kind}): {detail}")),
         }
     }
+}
+
+/// Let's Encrypt says when a rate limit lifts in the problem detail ("…: retry after
+/// 2026-11-25 05:00:00 UTC: see https://…"); the wait until then, if it says so.
+fn retry_after(detail: &str, now: time::OffsetDateTime) -> Option<Duration> {
+    let at = detail.find("retry after ")? + "retry after ".len();
+    let stamp = detail.get(at..at + 23)?;
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    let when = time::PrimitiveDateTime::parse(stamp, &format)
+        .ok()?
+        .assume_utc();
+    (when - now).try_into().ok()
 }
 
 /// Run until `shutdown` resolves; in-flight work finishes (bounded by the lease).
@@ -194,6 +218,14 @@ mod tests {
             "status": 403,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn rate_limit_retry_after_is_read_from_the_detail() {
+        let now = time::macros::datetime!(2026-11-25 04:00:00 UTC);
+        let detail = "too many certificates (5) already issued for this exact set of identifiers in the last 168h0m0s, retry after 2026-11-25 05:30:00 UTC: see https://letsencrypt.org/docs/rate-limits/";
+        assert_eq!(retry_after(detail, now), Some(Duration::from_secs(5400)));
+        assert_eq!(retry_after("no time here", now), None);
     }
 
     #[test]
