@@ -6,24 +6,18 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use landlord_store::{Hostname, Store};
+use std::sync::Arc;
+
+use landlord_store::Hostname;
+
+use crate::directory::Directory;
 
 /// Routes of the plain-HTTP listener.
-pub fn http_router(store: Store) -> Router {
+pub fn http_router(dir: Arc<Directory>) -> Router {
     Router::new()
         .route("/.well-known/acme-challenge/{token}", get(challenge))
         .fallback(redirect)
-        .with_state(store)
-}
-
-pub async fn serve_http(
-    listener: tokio::net::TcpListener,
-    store: Store,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, http_router(store))
-        .with_graceful_shutdown(shutdown)
-        .await
+        .with_state(dir)
 }
 
 /// The request's hostname, normalised like registered ones; `None` when absent or invalid.
@@ -37,14 +31,14 @@ fn request_host(headers: &HeaderMap) -> Option<Hostname> {
 }
 
 async fn challenge(
-    State(store): State<Store>,
+    State(dir): State<Arc<Directory>>,
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     let Some(host) = request_host(&headers) else {
         return not_found();
     };
-    match store.challenge_response(&token, host.as_str()).await {
+    match dir.store.challenge_response(&token, host.as_str()).await {
         Ok(Some(key_authorization)) => {
             tracing::info!(hostname = %host, "answered an HTTP-01 challenge");
             ([(header::CONTENT_TYPE, "text/plain")], key_authorization).into_response()
@@ -57,25 +51,20 @@ async fn challenge(
     }
 }
 
-async fn redirect(State(store): State<Store>, headers: HeaderMap, uri: Uri) -> Response {
+/// Registered hostnames go to HTTPS (decided from memory: no query per request).
+async fn redirect(State(dir): State<Arc<Directory>>, headers: HeaderMap, uri: Uri) -> Response {
     let Some(host) = request_host(&headers) else {
         return not_found();
     };
-    match store.hostname_registered(host.as_str()).await {
-        Ok(true) => {
-            let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-            (
-                StatusCode::PERMANENT_REDIRECT,
-                [(header::LOCATION, format!("https://{host}{path}"))],
-            )
-                .into_response()
-        }
-        Ok(false) => not_found(),
-        Err(e) => {
-            tracing::warn!(error = %e, "hostname lookup failed");
-            StatusCode::SERVICE_UNAVAILABLE.into_response()
-        }
+    if dir.tenant_of(host.as_str()).is_none() {
+        return not_found();
     }
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    (
+        StatusCode::PERMANENT_REDIRECT,
+        [(header::LOCATION, format!("https://{host}{path}"))],
+    )
+        .into_response()
 }
 
 fn not_found() -> Response {

@@ -1,9 +1,58 @@
 //! `landlord-edge`: what tenants' visitors and the CA reach.
 //!
-//! This release has the plain-HTTP listener: the ACME HTTP-01 responder (answers come
-//! from PostgreSQL, so any edge node can answer for a challenge any worker published),
-//! `308` to HTTPS for registered hostnames, `404` for everything else.
+//! - `http`: plain HTTP: the ACME HTTP-01 responder (answers come from PostgreSQL, so
+//!   any edge answers for a challenge any worker published), `308` to HTTPS for
+//!   registered hostnames, `404` otherwise.
+//! - `tls` + `pages`: HTTPS with the certificate chosen by SNI, tenant files.
+//! - `directory`: the in-memory state both read; `sync` keeps it current from the
+//!   change log.
 
+mod directory;
 mod http;
+mod pages;
+mod sync;
+mod tls;
 
-pub use http::{http_router, serve_http};
+use std::future::Future;
+use std::sync::Arc;
+
+pub use directory::{Counters, Directory, EdgeConfig};
+pub use http::http_router;
+
+use landlord_store::Store;
+
+/// Serve both listeners until the futures `shutdown()` makes resolve.
+pub async fn run<F>(
+    store: Store,
+    config: EdgeConfig,
+    http: tokio::net::TcpListener,
+    https: tokio::net::TcpListener,
+    shutdown: impl Fn() -> F,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let dir = start(store, config, shutdown()).await?;
+    let plain = axum::serve(http, http_router(dir.clone())).with_graceful_shutdown(shutdown());
+    let (a, b) = tokio::join!(
+        plain.into_future(),
+        tls::serve_https(https, dir, shutdown())
+    );
+    a?;
+    b?;
+    Ok(())
+}
+
+/// Load the allowlist and start following the change log.
+pub async fn start(
+    store: Store,
+    config: EdgeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Arc<Directory>> {
+    let last = store.latest_change().await?;
+    let dir = Directory::load(store, config).await?;
+    tokio::spawn(sync::follow(dir.clone(), last, shutdown));
+    Ok(dir)
+}
+
+pub use tls::serve_https;

@@ -86,6 +86,12 @@ pub struct Settings {
     /// Validity of certificates from the local issuer, in minutes.
     #[arg(long, env = "LANDLORD_LOCAL_CERT_MINUTES", global = true)]
     pub local_cert_minutes: Option<u64>,
+    /// Certificates an edge keeps in memory at most.
+    #[arg(long, env = "LANDLORD_EDGE_CERT_CACHE", global = true)]
+    pub edge_cert_cache_entries: Option<u64>,
+    /// Strict-Transport-Security header on tenant pages ("off" for none).
+    #[arg(long, env = "LANDLORD_HSTS", global = true)]
+    pub hsts: Option<String>,
     /// Largest accepted file upload, in bytes.
     #[arg(long, env = "LANDLORD_MAX_FILE_BYTES", global = true)]
     pub max_file_bytes: Option<i64>,
@@ -193,6 +199,20 @@ impl Settings {
             recheck_active: Duration::from_secs(86_400),
             moved_after: 3,
         })
+    }
+
+    /// Everything `landlord edge` needs, validated.
+    pub fn edge_config(&self) -> Result<landlord_edge::EdgeConfig, Fatal> {
+        let mut config = landlord_edge::EdgeConfig::new(MasterKey::new(self.master_key()?));
+        if let Some(n) = self.edge_cert_cache_entries {
+            config.cert_cache_entries = n.max(1);
+        }
+        config.hsts = match self.hsts.as_deref() {
+            None => config.hsts,
+            Some("" | "off") => None,
+            Some(v) => Some(v.to_owned()),
+        };
+        Ok(config)
     }
 
     pub fn cname_target(&self) -> Result<Hostname, Fatal> {

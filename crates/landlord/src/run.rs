@@ -81,8 +81,11 @@ pub async fn roles(
         Some(_) => Some(bind(settings.api_addr(), "LANDLORD_API_ADDR").await?),
         None => None,
     };
-    let http_listener = match roles.edge {
-        true => Some(bind(settings.http_addr(), "LANDLORD_HTTP_ADDR").await?),
+    let edge_listeners = match roles.edge {
+        true => Some((
+            bind(settings.http_addr(), "LANDLORD_HTTP_ADDR").await?,
+            bind(settings.https_addr(), "LANDLORD_HTTPS_ADDR").await?,
+        )),
         false => None,
     };
 
@@ -104,12 +107,13 @@ pub async fn roles(
                 .context("running the worker")
         });
     }
-    if let Some(listener) = http_listener {
-        let (store, stop) = (store.clone(), shutdown.wait());
+    if let Some((http, https)) = edge_listeners {
+        let config = settings.edge_config()?;
+        let (store, stop) = (store.clone(), shutdown.clone());
         tasks.spawn(async move {
-            landlord_edge::serve_http(listener, store, stop)
+            landlord_edge::run(store, config, http, https, move || stop.wait())
                 .await
-                .context("serving plain HTTP")
+                .context("running the edge")
         });
     }
     let mut result = Ok(());
@@ -151,7 +155,7 @@ impl Shutdown {
         self.0.send_replace(true);
     }
 
-    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static + use<> {
         let mut rx = self.0.subscribe();
         async move {
             let _ = rx.wait_for(|stop| *stop).await;

@@ -5,6 +5,7 @@
 //! caller, so isolation is a property of the function signatures, not of handler code.
 
 mod domains;
+mod edge;
 mod events;
 pub mod file_path;
 mod files;
@@ -19,6 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 pub use sqlx::{Error as SqlxError, PgPool};
 
 pub use domains::{CertificateSummary, Domain, DomainStatus, Page};
+pub use edge::{Change, ServingCertificate};
 pub use events::Event;
 pub use file_path::{FilePath, FilePathError, choose_content_type};
 pub use files::{FileLimits, FileMeta, StoredFile};

@@ -1,0 +1,146 @@
+//! Tenant pages over HTTPS: the owning tenant's files, with `ETag`/`304`, `HEAD`,
+//! compression for text, `421` when `Host` is not the SNI name.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::service::TowerToHyperService;
+use tower_http::compression::CompressionLayer;
+
+use landlord_store::{FilePath, Hostname};
+
+use crate::directory::Directory;
+
+#[derive(Clone)]
+struct Site {
+    dir: Arc<Directory>,
+    host: Hostname,
+    tenant: uuid::Uuid,
+}
+
+/// The service for one TLS connection (it knows its SNI name and tenant).
+pub fn service(
+    dir: Arc<Directory>,
+    host: Hostname,
+    tenant: uuid::Uuid,
+) -> TowerToHyperService<axum::Router> {
+    let router = axum::Router::new()
+        .fallback(page)
+        .layer(CompressionLayer::new())
+        .with_state(Site { dir, host, tenant });
+    TowerToHyperService::new(router)
+}
+
+async fn page(State(site): State<Site>, request: Request) -> Response {
+    let (request, _body) = request.into_parts();
+    let mut response = respond(&site, &request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Some(hsts) = site
+        .dir
+        .config
+        .hsts
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+    }
+    response
+}
+
+async fn respond(site: &Site, request: &axum::http::request::Parts) -> Response {
+    if request.method != Method::GET && request.method != Method::HEAD {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "GET, HEAD")],
+            "Method not allowed\n",
+        )
+            .into_response();
+    }
+    let authority = request
+        .uri
+        .authority()
+        .map(|a| a.host().to_owned())
+        .or_else(|| {
+            let h = request.headers.get(header::HOST)?.to_str().ok()?;
+            Some(h.rsplit_once(':').map_or(h, |(name, _)| name).to_owned())
+        });
+    let same = authority
+        .as_deref()
+        .and_then(|a| Hostname::parse(a).ok())
+        .is_some_and(|h| h == site.host);
+    if !same {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            "This connection is for another hostname.\n",
+        )
+            .into_response();
+    }
+    // The tenant may have changed hands or the domain been deleted since the handshake.
+    if site.dir.tenant_of(site.host.as_str()) != Some(site.tenant) {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            "This hostname is no longer served here.\n",
+        )
+            .into_response();
+    }
+    let Some(path) = file_path(request.uri.path()) else {
+        return not_found();
+    };
+    let Some(file) = site.dir.file(site.tenant, &path).await else {
+        return not_found();
+    };
+    let etag = HeaderValue::from_str(&file.etag).unwrap_or(HeaderValue::from_static("\"\""));
+    let matches = request
+        .headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == file.etag);
+    if matches {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    let body = if request.method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(file.body.clone())
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, etag);
+    if let Ok(ct) = HeaderValue::from_str(&file.content_type) {
+        headers.insert(header::CONTENT_TYPE, ct);
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(file.body.len()));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `/` and directory paths map to `index.html`; the path is percent-decoded.
+fn file_path(raw: &str) -> Option<FilePath> {
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?;
+    let path = if decoded.ends_with('/') {
+        format!("{decoded}index.html")
+    } else {
+        decoded.into_owned()
+    };
+    FilePath::parse(&path).ok()
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "<!doctype html><title>Not found</title><h1>Not found</h1>\n",
+    )
+        .into_response()
+}

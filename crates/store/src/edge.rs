@@ -1,0 +1,74 @@
+//! The edge's queries: what it loads on start, on a cache miss, and from the change log.
+//! Edges only read.
+
+use uuid::Uuid;
+
+use crate::{Result, Store};
+
+/// One row of the change log.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Change {
+    pub seq: i64,
+    pub entity: String,
+    pub tenant_id: Uuid,
+    pub hostname: Option<String>,
+    pub path: Option<String>,
+}
+
+/// What the edge needs to serve a hostname over TLS.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ServingCertificate {
+    pub tenant_id: Uuid,
+    pub chain_pem: String,
+    pub key_sealed: Vec<u8>,
+}
+
+impl Store {
+    /// Every registered hostname and its tenant (the edge's allowlist).
+    pub async fn all_hostnames(&self) -> Result<Vec<(String, Uuid)>> {
+        Ok(sqlx::query_as("SELECT hostname, tenant_id FROM domains")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// The tenant of one hostname, if registered.
+    pub async fn hostname_tenant(&self, hostname: &str) -> Result<Option<Uuid>> {
+        Ok(
+            sqlx::query_scalar("SELECT tenant_id FROM domains WHERE hostname = $1")
+                .bind(hostname)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The certificate currently served for a hostname.
+    pub async fn serving_certificate(&self, hostname: &str) -> Result<Option<ServingCertificate>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, chain_pem, key_sealed FROM certificates WHERE hostname = $1",
+        )
+        .bind(hostname)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The newest change sequence number (0 when the log is empty).
+    pub async fn latest_change(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0)::bigint FROM changes")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Changes after `seq`, oldest first.
+    pub async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>> {
+        Ok(sqlx::query_as(
+            "SELECT seq, entity, tenant_id, hostname, path FROM changes \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
