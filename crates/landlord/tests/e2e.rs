@@ -378,3 +378,133 @@ fn base64_32(s: &str) -> [u8; 32] {
         .try_into()
         .unwrap()
 }
+
+#[sqlx::test(migrations = false)]
+async fn two_edges_serve_pages_by_sni_and_follow_changes(pool: PgPool) {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let mut p = Platform::start(pool, &[]).await;
+    let edges = [p.spawn_edge().await, p.spawn_extra_edge().await];
+    p.spawn("worker", &[]);
+    let key = p.tenant().await;
+    let host = unique("pages");
+    p.point(&host).await;
+    let id = p.add_domain(&key, &host).await;
+    p.put_file(
+        &key,
+        "index.html",
+        "text/html; charset=utf-8",
+        "<h1>v1</h1>",
+    )
+    .await;
+    p.wait_domain(&key, &id, ISSUE_DEADLINE, |d| d["status"] == "active")
+        .await;
+
+    let mut etag = String::new();
+    for port in edges {
+        let client = p.https_client(&host, port);
+        let res = client
+            .get(format!("https://{host}:{port}/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+        assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+        assert!(res.headers().contains_key("strict-transport-security"));
+        etag = res.headers()["etag"].to_str().unwrap().to_owned();
+        assert_eq!(res.text().await.unwrap(), "<h1>v1</h1>");
+        let res = client
+            .get(format!("https://{host}:{port}/"))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 304);
+        let res = client
+            .get(format!("https://{host}:{port}/missing.html"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+        let res = client
+            .get(format!("https://{host}:{port}/"))
+            .header("host", "someone-else.example.org")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 421);
+
+        // Unknown SNI and no SNI: the handshake fails with unrecognized_name.
+        let unknown = unique("unknown");
+        let err = p
+            .https_client(&unknown, port)
+            .get(format!("https://{unknown}:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(format!("{err:?}").contains("UnrecognisedName"), "{err:?}");
+        let err = p
+            .https_client(&host, port)
+            .get(format!("https://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(format!("{err:?}").contains("UnrecognisedName"), "{err:?}");
+    }
+
+    // A new version of the file is served by both edges within 2 s.
+    p.put_file(
+        &key,
+        "index.html",
+        "text/html; charset=utf-8",
+        "<h1>v2</h1>",
+    )
+    .await;
+    for port in edges {
+        let client = p.https_client(&host, port);
+        let end = Instant::now() + Duration::from_secs(2);
+        loop {
+            let res = client
+                .get(format!("https://{host}:{port}/"))
+                .send()
+                .await
+                .unwrap();
+            let new_etag = res.headers()["etag"].to_str().unwrap().to_owned();
+            if new_etag != etag {
+                assert_eq!(res.text().await.unwrap(), "<h1>v2</h1>");
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "edge {port} still serves the old file"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // Deleting the domain stops the handshake on both edges within 2 s.
+    let res = p
+        .client
+        .delete(format!("{}/v1/domains/{id}", p.api))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    for port in edges {
+        let end = Instant::now() + Duration::from_secs(2);
+        loop {
+            let client = p.https_client(&host, port);
+            match client.get(format!("https://{host}:{port}/")).send().await {
+                Err(e) if format!("{e:?}").contains("UnrecognisedName") => break,
+                other => {
+                    assert!(
+                        Instant::now() < end,
+                        "edge {port} still serves {host}: {other:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}

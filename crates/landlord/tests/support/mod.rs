@@ -188,17 +188,61 @@ impl Platform {
         self.procs.len() - 1
     }
 
-    /// Start `landlord edge` on Pebble's HTTP-01 port and wait until it answers.
-    pub async fn spawn_edge(&mut self) -> usize {
-        let i = self.spawn("edge", &[]);
-        let port = self.env.http01_port;
-        self.wait_for("the edge", Duration::from_secs(30), |_| async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        })
-        .await;
-        i
+    /// Start `landlord edge` with plain HTTP on Pebble's HTTP-01 port; returns its
+    /// HTTPS port once both listeners answer.
+    pub async fn spawn_edge(&mut self) -> u16 {
+        let http = self.env.http01_port;
+        self.spawn_edge_on(http).await
+    }
+
+    /// Another edge, with plain HTTP on a port of its own.
+    pub async fn spawn_extra_edge(&mut self) -> u16 {
+        self.spawn_edge_on(free_port()).await
+    }
+
+    async fn spawn_edge_on(&mut self, http: u16) -> u16 {
+        let https = free_port();
+        self.spawn(
+            "edge",
+            &[
+                ("LANDLORD_HTTP_ADDR", &format!("127.0.0.1:{http}")),
+                ("LANDLORD_HTTPS_ADDR", &format!("127.0.0.1:{https}")),
+            ],
+        );
+        for port in [http, https] {
+            self.wait_for("the edge", Duration::from_secs(30), |_| async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+            })
+            .await;
+        }
+        https
+    }
+
+    pub async fn put_file(&self, key: &str, path: &str, content_type: &str, body: &str) {
+        let res = self
+            .client
+            .put(format!("{}/v1/files/{path}", self.api))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+    }
+
+    /// An HTTPS client that trusts only this Pebble's root and sends `host` to `port`.
+    pub fn https_client(&self, host: &str, port: u16) -> reqwest::Client {
+        let root = std::fs::read(&self.env.pebble_root).unwrap();
+        reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&root).unwrap())
+            .resolve(host, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
     }
 
     pub async fn dns(&self, path: &str, body: Value) {
