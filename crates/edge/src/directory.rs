@@ -106,6 +106,15 @@ impl Directory {
         }))
     }
 
+    /// Sizes of the in-memory structures: (registered names, cached certificates,
+    /// remembered misses). For tests and metrics.
+    pub async fn sizes(&self) -> (usize, u64, u64) {
+        self.certs.run_pending_tasks().await;
+        self.misses.run_pending_tasks().await;
+        let names = self.names.read().expect("names lock").len();
+        (names, self.certs.entry_count(), self.misses.entry_count())
+    }
+
     /// The tenant owning a registered hostname.
     pub fn tenant_of(&self, hostname: &str) -> Option<Uuid> {
         self.names

@@ -1,0 +1,313 @@
+//! The edge's in-memory directory under load, against real PostgreSQL: what a handshake
+//! costs in database queries, what a flood of random SNI names costs, and serving while
+//! the database is unreachable.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use landlord_edge::{Directory, EdgeConfig};
+use landlord_store::{Hostname, MasterKey, Store, TenantId, certificate_key_context};
+use sqlx::PgPool;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::{self, pki_types::ServerName};
+
+const KEY: [u8; 32] = [9; 32];
+
+struct Edge {
+    dir: Arc<Directory>,
+    port: u16,
+    root: rustls::RootCertStore,
+}
+
+/// A tenant with `hostname` registered and a self-signed certificate stored for it.
+async fn seed(
+    store: &Store,
+    hostname: &str,
+) -> (TenantId, rustls::pki_types::CertificateDer<'static>) {
+    let (tenant, _) = store.create_tenant("t").await.unwrap();
+    let tenant = TenantId(tenant.id);
+    store
+        .create_domain(tenant, &Hostname::parse(hostname).unwrap())
+        .await
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![hostname.to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let sealed = MasterKey::new(KEY).seal(
+        key.serialize_pem().as_bytes(),
+        &certificate_key_context(hostname),
+    );
+    sqlx::query(
+        "INSERT INTO certificates (domain_id, tenant_id, hostname, chain_pem, key_sealed, not_before, \
+             not_after, serial, issuer, renew_at, issued_by) \
+         SELECT id, tenant_id, hostname, $2, $3, now(), now() + interval '1 day', '01', 'test', \
+             now() + interval '12 hours', 'local' FROM domains WHERE hostname = $1",
+    )
+    .bind(hostname)
+    .bind(cert.pem())
+    .bind(sealed)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    (tenant, cert.der().clone())
+}
+
+async fn start_edge(store: Store, root_der: rustls::pki_types::CertificateDer<'static>) -> Edge {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = landlord_edge::start(
+        store,
+        EdgeConfig::new(MasterKey::new(KEY)),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(landlord_edge::serve_https(
+        listener,
+        dir.clone(),
+        std::future::pending(),
+    ));
+    let mut root = rustls::RootCertStore::empty();
+    root.add(root_der).unwrap();
+    Edge { dir, port, root }
+}
+
+/// One TLS handshake and a GET; the status code, or the handshake error.
+async fn get(edge: &Edge, sni: &str, path: &str) -> Result<u16, String> {
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(edge.root.clone())
+        .with_no_client_auth();
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", edge.port))
+        .await
+        .unwrap();
+    let name = ServerName::try_from(sni.to_owned()).unwrap();
+    let mut tls = TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response);
+    text.get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad response: {text}"))
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn cached_handshakes_make_no_database_queries(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let (tenant, der) = seed(&store, "cached.example.com").await;
+    store
+        .put_file(
+            tenant,
+            &landlord_store::FilePath::parse("index.html").unwrap(),
+            "text/html",
+            b"hi",
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let edge = start_edge(store, der).await;
+    for _ in 0..200 {
+        assert_eq!(get(&edge, "cached.example.com", "/").await, Ok(200));
+    }
+    let c = &edge.dir.counters;
+    assert_eq!(
+        c.db_lookups.load(Ordering::Relaxed),
+        1,
+        "one lookup, then memory"
+    );
+    assert_eq!(c.cert_hits.load(Ordering::Relaxed), 199);
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn a_flood_of_random_sni_names_costs_no_queries_and_no_memory(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let (_, der) = seed(&store, "real.example.com").await;
+    let edge = Arc::new(start_edge(store, der).await);
+    let before = edge.dir.sizes().await;
+    let mut rejected = 0;
+    for batch in 0..100 {
+        let attempts = (0..100).map(|i| {
+            let edge = edge.clone();
+            tokio::spawn(async move {
+                get(&edge, &format!("r{batch}-{i}.random.example.net"), "/").await
+            })
+        });
+        for result in futures_join(attempts).await {
+            let err = result.expect_err("unknown names are refused");
+            assert!(err.contains("UnrecognisedName"), "{err}");
+            rejected += 1;
+        }
+    }
+    assert_eq!(rejected, 10_000);
+    let c = &edge.dir.counters;
+    assert_eq!(
+        c.db_lookups.load(Ordering::Relaxed),
+        0,
+        "unknown names are refused from memory"
+    );
+    assert_eq!(c.unknown_names.load(Ordering::Relaxed), 10_000);
+    assert_eq!(
+        edge.dir.sizes().await,
+        before,
+        "nothing was remembered for them"
+    );
+    // and the real name still works
+    assert_eq!(get(&edge, "real.example.com", "/nothing").await, Ok(404));
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn a_registered_name_without_certificate_is_looked_up_once_per_negative_ttl(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let (tenant, der) = seed(&store, "real.example.com").await;
+    store
+        .create_domain(tenant, &Hostname::parse("pending.example.com").unwrap())
+        .await
+        .unwrap();
+    let edge = start_edge(store, der).await;
+    for _ in 0..100 {
+        assert!(
+            get(&edge, "pending.example.com", "/")
+                .await
+                .unwrap_err()
+                .contains("UnrecognisedName")
+        );
+    }
+    let c = &edge.dir.counters;
+    assert_eq!(c.db_lookups.load(Ordering::Relaxed), 1);
+    assert_eq!(c.negative_hits.load(Ordering::Relaxed), 99);
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn cached_names_keep_serving_while_the_database_is_away(pool: PgPool) {
+    let direct = Store::from_pool(pool.clone());
+    let (tenant, der) = seed(&direct, "steady.example.com").await;
+    let path = landlord_store::FilePath::parse("index.html").unwrap();
+    direct
+        .put_file(tenant, &path, "text/html", b"v1", Default::default())
+        .await
+        .unwrap();
+
+    // The edge reaches PostgreSQL through a proxy the test can cut.
+    let proxy = Proxy::start(&pool).await;
+    let store = Store::connect(&proxy.url, 4, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let edge = start_edge(store, der).await;
+    assert_eq!(get(&edge, "steady.example.com", "/").await, Ok(200));
+
+    proxy.cut();
+    for _ in 0..20 {
+        assert_eq!(
+            get(&edge, "steady.example.com", "/").await,
+            Ok(200),
+            "served from memory"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // let the follower notice
+    assert_eq!(get(&edge, "steady.example.com", "/").await, Ok(200));
+
+    // Changes made while the edge could not see them arrive once it can again.
+    direct
+        .put_file(tenant, &path, "text/html", b"v2", Default::default())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM domains WHERE hostname = 'steady.example.com'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    proxy.restore();
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        match get(&edge, "steady.example.com", "/").await {
+            Err(e) if e.contains("UnrecognisedName") => break,
+            other => {
+                assert!(
+                    Instant::now() < end,
+                    "the edge never resynchronised: {other:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles.collect::<Vec<_>>() {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+/// A TCP proxy in front of PostgreSQL: `cut` drops every connection and refuses new
+/// ones (the database is "away"), `restore` lets them through again.
+struct Proxy {
+    url: String,
+    open: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Proxy {
+    async fn start(pool: &PgPool) -> Proxy {
+        let db: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let base = std::env::var("DATABASE_URL").unwrap();
+        let (rest, _) = base.rsplit_once('/').unwrap();
+        let (scheme_user, hostport) = rest.rsplit_once('@').unwrap_or((
+            "postgres://postgres",
+            rest.trim_start_matches("postgres://"),
+        ));
+        let upstream = hostport.to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (open, _) = tokio::sync::watch::channel(true);
+        let open = Arc::new(open);
+        let gate = open.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !*gate.borrow() {
+                    continue; // dropped: connection refused in effect
+                }
+                let mut rx = gate.subscribe();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let (mut c, mut s) = (client, server);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut c, &mut s) => {}
+                        _ = rx.wait_for(|open| !*open) => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            url: format!("{scheme_user}@127.0.0.1:{port}/{db}"),
+            open,
+        }
+    }
+
+    fn cut(&self) {
+        self.open.send_replace(false);
+    }
+
+    fn restore(&self) {
+        self.open.send_replace(true);
+    }
+}
