@@ -8,6 +8,7 @@ mod dashboard;
 mod domains;
 mod extract;
 mod files;
+mod live;
 mod problem;
 mod tenants;
 
@@ -52,6 +53,7 @@ impl ApiConfig {
 pub struct AppState {
     pub store: Store,
     pub config: Arc<ApiConfig>,
+    hub: Arc<live::Hub>,
 }
 
 /// The whole HTTP surface of `landlord api`.
@@ -60,6 +62,7 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
     let state = AppState {
         store,
         config: Arc::new(config),
+        hub: Arc::default(),
     };
     let files = Router::new()
         .route("/v1/files", get(files::list))
@@ -76,6 +79,7 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
         )
         .route("/v1/domains/{id}/check", post(domains::check))
         .route("/v1/domains/{id}/events", get(domains::events))
+        .route("/v1/events", get(live::stream))
         .merge(files)
         .fallback(problem::not_found_fallback)
         .method_not_allowed_fallback(problem::method_not_allowed_fallback)

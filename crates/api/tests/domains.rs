@@ -325,3 +325,63 @@ async fn domain_changes_are_in_the_change_log(pool: PgPool) {
     );
     assert!(rows[0].0 < rows[1].0);
 }
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn live_events_stream_only_the_callers_changes(pool: PgPool) {
+    use futures::StreamExt;
+    let app = spawn_app(pool).await;
+    let a = app.tenant("a").await;
+    let b = app.tenant("b").await;
+    let res = app
+        .as_tenant(&a, Method::GET, "/v1/events")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut body = res.bytes_stream();
+    let mut seen = String::new();
+    // wait for the stream to be live before changing anything
+    while !seen.contains("event: ready") {
+        seen.push_str(&String::from_utf8_lossy(
+            &body.next().await.unwrap().unwrap(),
+        ));
+    }
+    app.add_domain(&b, "theirs.example.org").await;
+    let d: Value = app
+        .add_domain(&a, "mine.example.org")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = d["id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(seen.contains("event: domain")
+        && seen.contains("event: timeline")
+        && seen.contains(&id))
+    {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .expect("events arrive");
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+    }
+    assert!(
+        seen.contains(&format!(r#"{{"id":"{id}","kind":"changed"}}"#)),
+        "{seen}"
+    );
+    let theirs = app.store.pool().clone();
+    let other: String =
+        sqlx::query_scalar("SELECT id::text FROM domains WHERE hostname = 'theirs.example.org'")
+            .fetch_one(&theirs)
+            .await
+            .unwrap();
+    assert!(
+        !seen.contains(&other),
+        "another tenant's domain leaked into the stream"
+    );
+}
