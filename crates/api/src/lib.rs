@@ -9,6 +9,7 @@ mod domains;
 mod extract;
 mod files;
 mod live;
+mod metrics;
 mod problem;
 mod tenants;
 
@@ -36,6 +37,8 @@ pub struct ApiConfig {
     /// SHA-256 of `LANDLORD_ADMIN_TOKEN`; `None` disables the admin endpoints.
     pub admin_token_hash: Option<Vec<u8>>,
     pub file_limits: FileLimits,
+    /// This process's metrics recorder, rendered under the fleet gauges at `/metrics`.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl ApiConfig {
@@ -45,6 +48,7 @@ impl ApiConfig {
             edge_ips,
             admin_token_hash: admin_token.map(extract::hash_admin_token),
             file_limits: FileLimits::default(),
+            metrics: None,
         }
     }
 }
@@ -71,6 +75,7 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
     Router::new()
         .route("/", get(dashboard::index))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::render))
         .route("/v1/tenants", post(tenants::create))
         .route("/v1/domains", post(domains::create).get(domains::list))
         .route(

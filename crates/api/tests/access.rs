@@ -292,3 +292,72 @@ fn sha256_hex(data: &[u8]) -> String {
 fn hex_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn metrics_parse_as_prometheus_text(pool: PgPool) {
+    use metrics_exporter_prometheus::PrometheusBuilder;
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!("landlord_edge_handshakes_total", "outcome" => "ok").increment(3);
+    });
+    let store = landlord_store::Store::from_pool(pool);
+    let mut config = landlord_api::ApiConfig::new(
+        landlord_store::Hostname::parse(common::CNAME_TARGET).unwrap(),
+        vec![],
+        None,
+    );
+    config.metrics = Some(handle);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(landlord_api::serve(
+        listener,
+        landlord_api::router(store.clone(), config),
+        std::future::pending(),
+    ));
+    let (tenant, _) = store.create_tenant("t").await.unwrap();
+    let h = landlord_store::Hostname::parse("m.example.com").unwrap();
+    store
+        .create_domain(landlord_store::TenantId(tenant.id), &h)
+        .await
+        .unwrap();
+
+    let res = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    assert_eq!(
+        value("landlord_domains", Some(("status", "pending_dns"))),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("landlord_domains", Some(("status", "active"))),
+        Some(0.0)
+    );
+    assert_eq!(
+        value("landlord_certificates_renewal_overdue", None),
+        Some(0.0)
+    );
+    assert_eq!(
+        value("landlord_edge_handshakes_total", Some(("outcome", "ok"))),
+        Some(3.0)
+    );
+}

@@ -31,6 +31,8 @@ pub struct EdgeConfig {
     pub negative_ttl: Duration,
     /// `Strict-Transport-Security` value; `None` sends none.
     pub hsts: Option<String>,
+    /// The HTTPS port redirects point to (omitted from the URL when 443).
+    pub https_port: u16,
 }
 
 impl EdgeConfig {
@@ -41,6 +43,7 @@ impl EdgeConfig {
             file_cache_bytes: 64 * 1024 * 1024,
             negative_ttl: Duration::from_secs(5),
             hsts: Some("max-age=31536000".into()),
+            https_port: 443,
         }
     }
 }
@@ -127,17 +130,26 @@ impl Directory {
     /// The certificate for an SNI name: memory first; one (shared) database lookup for
     /// a registered name not in memory; `None` for anything else.
     pub async fn certificate(&self, hostname: &str) -> Option<Arc<CertEntry>> {
+        let started = std::time::Instant::now();
+        let (result, entry) = self.lookup(hostname).await;
+        metrics::counter!("landlord_edge_sni_lookups_total", "result" => result).increment(1);
+        metrics::histogram!("landlord_edge_sni_lookup_seconds", "result" => result)
+            .record(started.elapsed().as_secs_f64());
+        entry
+    }
+
+    async fn lookup(&self, hostname: &str) -> (&'static str, Option<Arc<CertEntry>>) {
         if self.tenant_of(hostname).is_none() {
             self.counters.unknown_names.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return ("unknown", None);
         }
         if let Some(entry) = self.certs.get(hostname).await {
             self.counters.cert_hits.fetch_add(1, Ordering::Relaxed);
-            return Some(entry);
+            return ("hit", Some(entry));
         }
         if self.misses.contains_key(hostname) {
             self.counters.negative_hits.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return ("negative_hit", None);
         }
         self.counters.cert_misses.fetch_add(1, Ordering::Relaxed);
         let entry = self
@@ -147,7 +159,7 @@ impl Directory {
         if entry.is_none() {
             self.misses.insert(hostname.to_owned(), ()).await;
         }
-        entry
+        ("miss", entry)
     }
 
     async fn load_certificate(&self, hostname: &str) -> Option<Arc<CertEntry>> {

@@ -60,9 +60,13 @@ async fn redirect(State(dir): State<Arc<Directory>>, headers: HeaderMap, uri: Ur
         return not_found();
     }
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let port = match dir.config.https_port {
+        443 => String::new(),
+        p => format!(":{p}"),
+    };
     (
         StatusCode::PERMANENT_REDIRECT,
-        [(header::LOCATION, format!("https://{host}{path}"))],
+        [(header::LOCATION, format!("https://{host}{port}{path}"))],
     )
         .into_response()
 }

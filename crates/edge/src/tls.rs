@@ -83,13 +83,19 @@ async fn handshake(
         None => None,
     };
     let (Some(host), Some(entry)) = (sni, entry) else {
+        metrics::counter!("landlord_edge_handshakes_total", "outcome" => "unrecognized_name")
+            .increment(1);
         let _ = start.io.write_all(&UNRECOGNIZED_NAME_ALERT).await;
         let _ = start.io.shutdown().await;
         return None;
     };
-    let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, start.into_stream(entry.config.clone()))
-        .await
-        .ok()?
-        .ok()?;
-    Some((tls, host, entry.tenant))
+    let tls =
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, start.into_stream(entry.config.clone())).await;
+    let outcome = match &tls {
+        Ok(Ok(_)) => "ok",
+        Ok(Err(_)) => "failed",
+        Err(_) => "timeout",
+    };
+    metrics::counter!("landlord_edge_handshakes_total", "outcome" => outcome).increment(1);
+    Some((tls.ok()?.ok()?, host, entry.tenant))
 }

@@ -86,6 +86,9 @@ pub struct Settings {
     /// Validity of certificates from the local issuer, in minutes.
     #[arg(long, env = "LANDLORD_LOCAL_CERT_MINUTES", global = true)]
     pub local_cert_minutes: Option<u64>,
+    /// Where a worker or edge process serves /metrics (the API serves it on its own address).
+    #[arg(long, env = "LANDLORD_METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<SocketAddr>,
     /// Certificates an edge keeps in memory at most.
     #[arg(long, env = "LANDLORD_EDGE_CERT_CACHE", global = true)]
     pub edge_cert_cache_entries: Option<u64>,
@@ -204,6 +207,7 @@ impl Settings {
     /// Everything `landlord edge` needs, validated.
     pub fn edge_config(&self) -> Result<landlord_edge::EdgeConfig, Fatal> {
         let mut config = landlord_edge::EdgeConfig::new(MasterKey::new(self.master_key()?));
+        config.https_port = self.https_addr().port();
         if let Some(n) = self.edge_cert_cache_entries {
             config.cert_cache_entries = n.max(1);
         }

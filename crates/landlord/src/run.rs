@@ -70,7 +70,11 @@ pub async fn roles(
     roles: Roles,
     localhost_is_ours: bool,
 ) -> Result<(), Fatal> {
-    let api = roles.api.then(|| api_config(settings)).transpose()?;
+    let metrics = install_metrics();
+    let mut api = roles.api.then(|| api_config(settings)).transpose()?;
+    if let Some(api) = api.as_mut() {
+        api.metrics = metrics.clone();
+    }
     let worker = roles
         .worker
         .then(|| settings.worker_config(localhost_is_ours))
@@ -89,8 +93,29 @@ pub async fn roles(
         false => None,
     };
 
+    let metrics_listener = match settings.metrics_addr {
+        Some(addr) => Some(bind(addr, "LANDLORD_METRICS_ADDR").await?),
+        None => None,
+    };
+
     let shutdown = Shutdown::on_signal();
     let mut tasks = tokio::task::JoinSet::new();
+    if let (Some(listener), Some(handle)) = (metrics_listener, metrics) {
+        let stop = shutdown.wait();
+        let router = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let handle = handle.clone();
+                async move { handle.render() }
+            }),
+        );
+        tasks.spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+                .context("serving metrics")
+        });
+    }
     if let (Some(config), Some(listener)) = (api, api_listener) {
         let (store, stop) = (store.clone(), shutdown.wait());
         tasks.spawn(async move {
@@ -125,6 +150,25 @@ pub async fn roles(
     }
     tracing::info!("stopped");
     result
+}
+
+/// The process-wide Prometheus recorder (once per process).
+fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+            ];
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .clone()
 }
 
 async fn bind(addr: std::net::SocketAddr, name: &str) -> Result<tokio::net::TcpListener, Fatal> {

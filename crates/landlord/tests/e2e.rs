@@ -16,7 +16,7 @@ const ISSUE_DEADLINE: Duration = Duration::from_secs(90);
 async fn rest_to_active_certificate_verifies_against_pebble_root(pool: PgPool) {
     let _turn = EDGE_PORT_LOCK.lock().await;
     let mut p = Platform::start(pool.clone(), &[]).await;
-    p.spawn_edge().await;
+    let https_port = p.spawn_edge().await;
     p.spawn("worker", &[]);
     let key = p.tenant().await;
     let host = unique("shop");
@@ -117,7 +117,10 @@ async fn rest_to_active_certificate_verifies_against_pebble_root(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(res.status(), 308);
-    assert_eq!(res.headers()["location"], format!("https://{host}/a/b?c=1"));
+    assert_eq!(
+        res.headers()["location"],
+        format!("https://{host}:{https_port}/a/b?c=1")
+    );
     let res = http
         .get(&edge)
         .header("host", "unknown.example.org")

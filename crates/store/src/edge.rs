@@ -72,3 +72,38 @@ impl Store {
         .await?)
     }
 }
+
+/// Fleet health computed at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct FleetSnapshot {
+    pub domains_by_status: Vec<(String, i64)>,
+    /// Seconds until the earliest certificate expiry (negative once expired).
+    pub earliest_expiry_seconds: Option<f64>,
+    /// Certificates whose renew_at has passed.
+    pub renewals_overdue: i64,
+    /// Certificates expiring within 7 days.
+    pub expiring_within_7d: i64,
+}
+
+impl Store {
+    pub async fn fleet_snapshot(&self) -> Result<FleetSnapshot> {
+        let domains_by_status =
+            sqlx::query_as("SELECT status, count(*) FROM domains GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        let (earliest, overdue, soon): (Option<f64>, i64, i64) = sqlx::query_as(
+            "SELECT EXTRACT(EPOCH FROM MIN(not_after) - now())::float8, \
+                 count(*) FILTER (WHERE renew_at < now()), \
+                 count(*) FILTER (WHERE not_after < now() + interval '7 days') \
+             FROM certificates",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(FleetSnapshot {
+            domains_by_status,
+            earliest_expiry_seconds: earliest,
+            renewals_overdue: overdue,
+            expiring_within_7d: soon,
+        })
+    }
+}

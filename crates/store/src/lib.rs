@@ -20,7 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 pub use sqlx::{Error as SqlxError, PgPool};
 
 pub use domains::{CertificateSummary, Domain, DomainStatus, Page};
-pub use edge::{Change, ServingCertificate};
+pub use edge::{Change, FleetSnapshot, ServingCertificate};
 pub use events::Event;
 pub use file_path::{FilePath, FilePathError, choose_content_type};
 pub use files::{FileLimits, FileMeta, StoredFile};

@@ -120,20 +120,6 @@ impl Store {
         Ok(secs.map(Duration::from_secs_f64))
     }
 
-    /// Keep a claim alive during a long step. False when the lease was lost.
-    pub async fn extend_lease(&self, id: Uuid, owner: &str, lease: Duration) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE domains SET lease_expires_at = now() + make_interval(secs => $3) \
-             WHERE id = $1 AND lease_owner = $2",
-        )
-        .bind(id)
-        .bind(owner)
-        .bind(lease.as_secs_f64())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     /// Mark the domain `issuing` (with its event) while keeping the lease.
     pub async fn start_issuing(
         &self,

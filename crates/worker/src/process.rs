@@ -202,7 +202,18 @@ impl Context {
                 return Ok(());
             }
         }
+        let in_flight = metrics::gauge!("landlord_worker_orders_in_flight");
+        in_flight.increment(1.0);
         let result = self.issue(d).await;
+        in_flight.decrement(1.0);
+        let outcome = match &result {
+            Ok(_) => "issued",
+            Err(IssueError::Refused(_)) => "refused",
+            Err(IssueError::RateLimited(..)) => "rate_limited",
+            Err(IssueError::Transient(_)) => "interrupted",
+        };
+        let kind = if renewing { "renewal" } else { "issuance" };
+        metrics::counter!("landlord_worker_certificates_total", "kind" => kind, "outcome" => outcome).increment(1);
         let (status, events, next, last_error, attempts, ca_failures, clear_order) = match &result {
             Ok(cert) => {
                 let (kind, verb) = if renewing {

@@ -1,0 +1,68 @@
+//! `GET /metrics`: Prometheus text. Counters and histograms recorded by this process
+//! (edge, worker, when they run here) plus fleet gauges read from PostgreSQL at
+//! scrape time, so any API instance reports the whole fleet.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use crate::AppState;
+use crate::problem::Problem;
+
+pub async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, Problem> {
+    let fleet = state.store.fleet_snapshot().await?;
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP landlord_domains Domains by status.");
+    let _ = writeln!(out, "# TYPE landlord_domains gauge");
+    for status in ["pending_dns", "issuing", "active", "failed", "moved"] {
+        let n = fleet
+            .domains_by_status
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "landlord_domains{{status=\"{status}\"}} {n}");
+    }
+    if let Some(secs) = fleet.earliest_expiry_seconds {
+        let _ = writeln!(
+            out,
+            "# HELP landlord_certificate_earliest_expiry_seconds Seconds until the earliest certificate expires (negative once expired)."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE landlord_certificate_earliest_expiry_seconds gauge"
+        );
+        let _ = writeln!(out, "landlord_certificate_earliest_expiry_seconds {secs}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP landlord_certificates_renewal_overdue Certificates past their renewal time."
+    );
+    let _ = writeln!(out, "# TYPE landlord_certificates_renewal_overdue gauge");
+    let _ = writeln!(
+        out,
+        "landlord_certificates_renewal_overdue {}",
+        fleet.renewals_overdue
+    );
+    let _ = writeln!(
+        out,
+        "# HELP landlord_certificates_expiring_7d Certificates expiring within 7 days."
+    );
+    let _ = writeln!(out, "# TYPE landlord_certificates_expiring_7d gauge");
+    let _ = writeln!(
+        out,
+        "landlord_certificates_expiring_7d {}",
+        fleet.expiring_within_7d
+    );
+    if let Some(handle) = &state.config.metrics {
+        out.push_str(&handle.render());
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    ))
+}
