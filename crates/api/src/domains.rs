@@ -1,32 +1,42 @@
 //! `/v1/domains`: register, list, show, delete, check now, timeline.
 
+use axum::Json as JsonResponse;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::AppState;
 use crate::extract::{Caller, Json, Path, Query};
 use crate::problem::Problem;
-use crate::{ApiConfig, AppState};
-use landlord_store::{Domain, Event, Hostname};
+use crate::views::{DomainList, DomainView, EventList, EventView};
+use landlord_store::Hostname;
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 const TIMELINE_LENGTH: u32 = 200;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct NewDomain {
+    /// The hostname to serve, e.g. `status.example.com` (Unicode is accepted).
     hostname: String,
 }
 
+/// Register a hostname. It starts in `pending_dns`; the worker checks DNS right away.
+#[utoipa::path(post, path = "/v1/domains", tag = "domains", request_body = NewDomain,
+    security(("api_key" = [])),
+    responses(
+        (status = 201, body = DomainView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another tenant (or you) holds this hostname", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid hostname, with the reason in `detail`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create(
     Caller(tenant): Caller,
     State(state): State<AppState>,
     Json(body): Json<NewDomain>,
-) -> Result<(StatusCode, axum::Json<Value>), Problem> {
+) -> Result<(StatusCode, JsonResponse<DomainView>), Problem> {
     let hostname = Hostname::parse(&body.hostname)
         .map_err(|e| Problem::invalid("invalid-hostname", e.to_string()))?;
     let ours = state.config.cname_target.registrable_domain();
@@ -42,21 +52,34 @@ pub async fn create(
     tracing::info!(domain = %domain.id, %hostname, "domain registered");
     Ok((
         StatusCode::CREATED,
-        axum::Json(view(&domain, &state.config)),
+        JsonResponse(DomainView::new(&domain, &state.config)),
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
 }
 
+/// The caller's domains, oldest first, a page at a time.
+#[utoipa::path(get, path = "/v1/domains", tag = "domains", params(ListParams),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = DomainList),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list(
     Caller(tenant): Caller,
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
-) -> Result<axum::Json<Value>, Problem> {
+) -> Result<JsonResponse<DomainList>, Problem> {
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(Problem::invalid(
@@ -68,25 +91,48 @@ pub async fn list(
         .store
         .list_domains(tenant, limit, params.cursor)
         .await?;
-    let domains: Vec<Value> = page.items.iter().map(|d| view(d, &state.config)).collect();
-    Ok(axum::Json(
-        json!({ "domains": domains, "next_cursor": page.next_cursor }),
-    ))
+    let domains = page
+        .items
+        .iter()
+        .map(|d| DomainView::new(d, &state.config))
+        .collect();
+    Ok(JsonResponse(DomainList {
+        domains,
+        next_cursor: page.next_cursor,
+    }))
 }
 
+/// One of the caller's domains.
+#[utoipa::path(get, path = "/v1/domains/{id}", tag = "domains",
+    params(("id" = Uuid, Path, description = "Domain id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = DomainView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get(
     Caller(tenant): Caller,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<axum::Json<Value>, Problem> {
+) -> Result<JsonResponse<DomainView>, Problem> {
     let domain = state
         .store
         .get_domain(tenant, id)
         .await?
         .ok_or_else(|| no_domain(id))?;
-    Ok(axum::Json(view(&domain, &state.config)))
+    Ok(JsonResponse(DomainView::new(&domain, &state.config)))
 }
 
+/// Remove a domain from any status; every edge stops serving it within seconds.
+#[utoipa::path(delete, path = "/v1/domains/{id}", tag = "domains",
+    params(("id" = Uuid, Path, description = "Domain id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn delete(
     Caller(tenant): Caller,
     State(state): State<AppState>,
@@ -100,11 +146,20 @@ pub async fn delete(
     }
 }
 
+/// Re-check DNS now instead of waiting for the next retry.
+#[utoipa::path(post, path = "/v1/domains/{id}/check", tag = "domains",
+    params(("id" = Uuid, Path, description = "Domain id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 202, body = DomainView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn check(
     Caller(tenant): Caller,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<(StatusCode, axum::Json<Value>), Problem> {
+) -> Result<(StatusCode, JsonResponse<DomainView>), Problem> {
     let domain = state
         .store
         .request_check(tenant, id)
@@ -112,84 +167,34 @@ pub async fn check(
         .ok_or_else(|| no_domain(id))?;
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(view(&domain, &state.config)),
+        JsonResponse(DomainView::new(&domain, &state.config)),
     ))
 }
 
+/// The domain's timeline, newest first.
+#[utoipa::path(get, path = "/v1/domains/{id}/events", tag = "domains",
+    params(("id" = Uuid, Path, description = "Domain id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = EventList),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn events(
     Caller(tenant): Caller,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<axum::Json<Value>, Problem> {
+) -> Result<JsonResponse<EventList>, Problem> {
     let events = state
         .store
         .domain_events(tenant, id, TIMELINE_LENGTH)
         .await?
         .ok_or_else(|| no_domain(id))?;
-    let events: Vec<Value> = events.iter().map(event_view).collect();
-    Ok(axum::Json(json!({ "events": events })))
+    Ok(JsonResponse(EventList {
+        events: events.iter().map(EventView::from).collect(),
+    }))
 }
 
 fn no_domain(id: Uuid) -> Problem {
     Problem::not_found(format!("You have no domain with id {id}."))
-}
-
-/// The Domain object of the contract.
-pub fn view(d: &Domain, config: &ApiConfig) -> Value {
-    json!({
-        "id": d.id,
-        "hostname": d.hostname,
-        "hostname_unicode": idna_display(&d.hostname),
-        "status": d.status,
-        "dns": dns_instructions(&d.hostname, config),
-        "check": {
-            "checked_at": d.checked_at.map(rfc3339),
-            "found": d.check_found,
-            "problem": d.check_problem,
-        },
-        "certificate": d.certificate().map(|c| json!({
-            "not_before": rfc3339(c.not_before),
-            "not_after": rfc3339(c.not_after),
-            "issuer": c.issuer,
-            "serial": c.serial,
-            "renew_at": rfc3339(c.renew_at),
-        })),
-        "last_error": d.last_error,
-        "next_attempt_at": rfc3339(d.next_attempt_at),
-        "created_at": rfc3339(d.created_at),
-        "updated_at": rfc3339(d.updated_at),
-    })
-}
-
-/// What the tenant must create: the CNAME, and the A/AAAA records as the alternative
-/// (for apex names, which cannot carry a CNAME).
-fn dns_instructions(hostname: &str, config: &ApiConfig) -> Value {
-    let alternatives: Vec<Value> = config
-        .edge_ips
-        .iter()
-        .map(|ip| {
-            let kind = if ip.is_ipv4() { "A" } else { "AAAA" };
-            json!({ "type": kind, "name": hostname, "value": ip.to_string() })
-        })
-        .collect();
-    json!({
-        "type": "CNAME",
-        "name": hostname,
-        "value": config.cname_target.as_str(),
-        "alternatives": alternatives,
-    })
-}
-
-fn event_view(e: &Event) -> Value {
-    json!({ "at": rfc3339(e.at), "kind": e.kind, "message": e.message })
-}
-
-fn idna_display(hostname: &str) -> String {
-    Hostname::parse(hostname)
-        .map(|h| h.to_unicode())
-        .unwrap_or_else(|_| hostname.to_owned())
-}
-
-pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }

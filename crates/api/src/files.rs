@@ -1,16 +1,26 @@
 //! `/v1/files`: the tenant's static pages.
 
+use crate::AppState;
+use crate::extract::{Caller, Path};
+use crate::problem::Problem;
+use crate::views::{FileList, FileUsage, FileView};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use serde_json::{Value, json};
-
-use crate::AppState;
-use crate::domains::rfc3339;
-use crate::extract::{Caller, Path};
-use crate::problem::Problem;
 use landlord_store::{FilePath, choose_content_type};
 
+/// Store the request body as the file at `/{path}` (Content-Type from the request, or
+/// guessed from the extension).
+#[utoipa::path(put, path = "/v1/files/{path}", tag = "files",
+    params(("path" = String, Path, description = "File path, e.g. `index.html` or `css/site.css`")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
+    security(("api_key" = [])),
+    responses(
+        (status = 204, description = "Stored"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the per-file limit or the tenant quota", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid path or Content-Type", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn put(
     Caller(tenant): Caller,
     State(state): State<AppState>,
@@ -63,35 +73,40 @@ pub async fn put(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The caller's files and storage usage.
+#[utoipa::path(get, path = "/v1/files", tag = "files",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = FileList),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list(
     Caller(tenant): Caller,
     State(state): State<AppState>,
-) -> Result<axum::Json<Value>, Problem> {
+) -> Result<axum::Json<FileList>, Problem> {
     let files = state.store.list_files(tenant).await?;
     let used: i64 = files.iter().map(|f| f.size).sum();
-    let files: Vec<Value> = files
-        .iter()
-        .map(|f| {
-            json!({
-                "path": f.path,
-                "size": f.size,
-                "content_type": f.content_type,
-                "etag": f.etag,
-                "updated_at": rfc3339(f.updated_at),
-            })
-        })
-        .collect();
     let limits = state.config.file_limits;
-    Ok(axum::Json(json!({
-        "files": files,
-        "usage": {
-            "used_bytes": used,
-            "quota_bytes": limits.quota_bytes,
-            "max_file_bytes": limits.max_file_bytes,
+    Ok(axum::Json(FileList {
+        files: files.iter().map(FileView::from).collect(),
+        usage: FileUsage {
+            used_bytes: used,
+            quota_bytes: limits.quota_bytes,
+            max_file_bytes: limits.max_file_bytes,
         },
-    })))
+    }))
 }
 
+/// Delete one of the caller's files.
+#[utoipa::path(delete, path = "/v1/files/{path}", tag = "files",
+    params(("path" = String, Path, description = "File path")),
+    security(("api_key" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn delete(
     Caller(tenant): Caller,
     State(state): State<AppState>,

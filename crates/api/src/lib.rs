@@ -10,8 +10,10 @@ mod extract;
 mod files;
 mod live;
 mod metrics;
+mod openapi;
 mod problem;
 mod tenants;
+mod views;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -74,8 +76,11 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
         .layer(DefaultBodyLimit::max(max_file));
     Router::new()
         .route("/", get(dashboard::index))
+        .route("/app.js", get(dashboard::app_js))
+        .route("/style.css", get(dashboard::style_css))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
+        .route("/openapi.json", get(openapi::document))
         .route("/v1/tenants", post(tenants::create))
         .route("/v1/domains", post(domains::create).get(domains::list))
         .route(
@@ -108,7 +113,17 @@ pub async fn serve(
         .await
 }
 
-async fn healthz(State(state): State<AppState>) -> Result<axum::Json<serde_json::Value>, Problem> {
+/// 200 when the process and its database connection are up.
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    responses(
+        (status = 200, body = views::Health),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn healthz(State(state): State<AppState>) -> Result<axum::Json<views::Health>, Problem> {
     state.store.ping().await?;
-    Ok(axum::Json(serde_json::json!({ "status": "ok" })))
+    Ok(axum::Json(views::Health {
+        status: "ok".into(),
+    }))
 }
+
+pub use openapi::ApiDoc;

@@ -8,15 +8,17 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-/// An error response. `detail` is written for the person who made the request.
-#[derive(Debug, Clone, Serialize)]
+/// An error response (RFC 9457). `detail` is written for the person who made the request.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
+    #[schema(example = "/problems/invalid-hostname")]
     pub kind: String,
     pub title: String,
     pub status: u16,
     pub detail: String,
     #[serde(skip)]
+    #[schema(ignore)]
     www_authenticate: bool,
 }
 

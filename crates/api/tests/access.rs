@@ -361,3 +361,72 @@ async fn metrics_parse_as_prometheus_text(pool: PgPool) {
         Some(3.0)
     );
 }
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn openapi_document_covers_every_endpoint(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/v1/tenants", &["post"][..]),
+        ("/v1/domains", &["get", "post"]),
+        ("/v1/domains/{id}", &["get", "delete"]),
+        ("/v1/domains/{id}/check", &["post"]),
+        ("/v1/domains/{id}/events", &["get"]),
+        ("/v1/events", &["get"]),
+        ("/v1/files", &["get"]),
+        ("/v1/files/{path}", &["put", "delete"]),
+        ("/healthz", &["get"]),
+        ("/metrics", &["get"]),
+    ] {
+        for m in methods {
+            assert!(paths[path][m].is_object(), "{m} {path} missing");
+        }
+    }
+    for schema in [
+        "Problem",
+        "DomainView",
+        "CheckView",
+        "CertificateView",
+        "FileList",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "{schema} missing"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn dashboard_assets_are_served(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    for (path, ct) in [
+        ("/", "text/html"),
+        ("/app.js", "text/javascript"),
+        ("/style.css", "text/css"),
+    ] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(ct),
+            "{path}"
+        );
+        assert!(res.headers().contains_key("content-security-policy"));
+    }
+}

@@ -1,0 +1,222 @@
+//! The JSON the API sends, as types: serialised by the handlers and described by the
+//! OpenAPI document from the same definitions, so the two cannot drift.
+
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::ApiConfig;
+use landlord_store::{Domain, DomainStatus, Event, FileMeta, Hostname};
+
+/// A tenant's custom hostname and where it stands.
+#[derive(Serialize, ToSchema)]
+pub struct DomainView {
+    pub id: Uuid,
+    /// Normalised ASCII form (punycode for internationalised names).
+    pub hostname: String,
+    /// The same name as a person reads it.
+    pub hostname_unicode: String,
+    #[schema(value_type = Status)]
+    pub status: DomainStatus,
+    pub dns: DnsInstructions,
+    pub check: CheckView,
+    pub certificate: Option<CertificateView>,
+    /// Why the last issuance attempt failed, in plain words.
+    pub last_error: Option<String>,
+    #[schema(format = DateTime)]
+    pub next_attempt_at: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// Where a domain is in its life.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum Status {
+    PendingDns,
+    Issuing,
+    Active,
+    Failed,
+    Moved,
+}
+
+/// The DNS record the tenant must create, and the address records that may replace it.
+#[derive(Serialize, ToSchema)]
+pub struct DnsInstructions {
+    #[serde(rename = "type")]
+    #[schema(example = "CNAME")]
+    pub kind: String,
+    pub name: String,
+    pub value: String,
+    pub alternatives: Vec<DnsRecord>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DnsRecord {
+    #[serde(rename = "type")]
+    #[schema(example = "A")]
+    pub kind: String,
+    pub name: String,
+    pub value: String,
+}
+
+/// What DNS answered at the last check, and what is wrong, in plain words.
+#[derive(Serialize, ToSchema)]
+pub struct CheckView {
+    #[schema(format = DateTime)]
+    pub checked_at: Option<String>,
+    /// `{"cname": [...], "a": [...], "aaaa": [...]}` as DNS answered.
+    #[schema(value_type = Option<Object>)]
+    pub found: Option<Value>,
+    pub problem: Option<String>,
+}
+
+/// The certificate being served.
+#[derive(Serialize, ToSchema)]
+pub struct CertificateView {
+    #[schema(format = DateTime)]
+    pub not_before: String,
+    #[schema(format = DateTime)]
+    pub not_after: String,
+    pub issuer: String,
+    pub serial: String,
+    /// When renewal is due.
+    #[schema(format = DateTime)]
+    pub renew_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DomainList {
+    pub domains: Vec<DomainView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+/// One entry of a domain's timeline.
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    #[schema(format = DateTime)]
+    pub at: String,
+    #[schema(example = "issued")]
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventList {
+    pub events: Vec<EventView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FileView {
+    pub path: String,
+    pub size: i64,
+    pub content_type: String,
+    /// Strong ETag: the quoted SHA-256 of the content.
+    pub etag: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FileUsage {
+    pub used_bytes: i64,
+    pub quota_bytes: i64,
+    pub max_file_bytes: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FileList {
+    pub files: Vec<FileView>,
+    pub usage: FileUsage,
+}
+
+/// A new tenant. `api_key` is shown only here.
+#[derive(Serialize, ToSchema)]
+pub struct TenantCreated {
+    pub id: Uuid,
+    pub name: String,
+    pub api_key: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+impl DomainView {
+    pub fn new(d: &Domain, config: &ApiConfig) -> Self {
+        let alternatives = config
+            .edge_ips
+            .iter()
+            .map(|ip| DnsRecord {
+                kind: if ip.is_ipv4() { "A" } else { "AAAA" }.to_owned(),
+                name: d.hostname.clone(),
+                value: ip.to_string(),
+            })
+            .collect();
+        DomainView {
+            id: d.id,
+            hostname: d.hostname.clone(),
+            hostname_unicode: Hostname::parse(&d.hostname)
+                .map(|h| h.to_unicode())
+                .unwrap_or_else(|_| d.hostname.clone()),
+            status: d.status,
+            dns: DnsInstructions {
+                kind: "CNAME".to_owned(),
+                name: d.hostname.clone(),
+                value: config.cname_target.to_string(),
+                alternatives,
+            },
+            check: CheckView {
+                checked_at: d.checked_at.map(rfc3339),
+                found: d.check_found.clone(),
+                problem: d.check_problem.clone(),
+            },
+            certificate: d.certificate().map(|c| CertificateView {
+                not_before: rfc3339(c.not_before),
+                not_after: rfc3339(c.not_after),
+                issuer: c.issuer,
+                serial: c.serial,
+                renew_at: rfc3339(c.renew_at),
+            }),
+            last_error: d.last_error.clone(),
+            next_attempt_at: rfc3339(d.next_attempt_at),
+            created_at: rfc3339(d.created_at),
+            updated_at: rfc3339(d.updated_at),
+        }
+    }
+}
+
+impl From<&Event> for EventView {
+    fn from(e: &Event) -> Self {
+        EventView {
+            at: rfc3339(e.at),
+            kind: e.kind.clone(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+impl From<&FileMeta> for FileView {
+    fn from(f: &FileMeta) -> Self {
+        FileView {
+            path: f.path.clone(),
+            size: f.size,
+            content_type: f.content_type.clone(),
+            etag: f.etag.clone(),
+            updated_at: rfc3339(f.updated_at),
+        }
+    }
+}
+
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
