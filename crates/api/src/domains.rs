@@ -19,18 +19,25 @@ const TIMELINE_LENGTH: u32 = 200;
 
 #[derive(Deserialize, ToSchema)]
 pub struct NewDomain {
-    /// The hostname to serve, e.g. `status.example.com` (Unicode is accepted).
+    /// The hostname to serve, e.g. `status.example.com` (Unicode is accepted). Names
+    /// that are not valid hostnames, or are under this platform's own domain, answer 422
+    /// with the reason in `detail`.
+    #[schema(min_length = 1, example = "status.example.com")]
     hostname: String,
 }
 
 /// Register a hostname. It starts in `pending_dns`; the worker checks DNS right away.
-#[utoipa::path(post, path = "/v1/domains", tag = "domains", request_body = NewDomain,
+#[utoipa::path(post, path = "/v1/domains", tag = "domains", operation_id = "create_domain",
+    request_body = NewDomain,
     security(("api_key" = [])),
     responses(
-        (status = 201, body = DomainView),
+        (status = 201, description = "Registered", body = DomainView),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another tenant (or you) holds this hostname", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid hostname, with the reason in `detail`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 2 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid hostname or body shape, with the reason in `detail`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
     Caller(tenant): Caller,
@@ -67,7 +74,7 @@ pub struct ListParams {
 }
 
 /// The caller's domains, oldest first, a page at a time.
-#[utoipa::path(get, path = "/v1/domains", tag = "domains", params(ListParams),
+#[utoipa::path(get, path = "/v1/domains", tag = "domains", operation_id = "list_domains", params(ListParams),
     security(("api_key" = [])),
     responses(
         (status = 200, body = DomainList),
@@ -103,7 +110,7 @@ pub async fn list(
 }
 
 /// One of the caller's domains.
-#[utoipa::path(get, path = "/v1/domains/{id}", tag = "domains",
+#[utoipa::path(get, path = "/v1/domains/{id}", tag = "domains", operation_id = "get_domain",
     params(("id" = Uuid, Path, description = "Domain id")),
     security(("api_key" = [])),
     responses(
@@ -125,7 +132,7 @@ pub async fn get(
 }
 
 /// Remove a domain from any status; every edge stops serving it within seconds.
-#[utoipa::path(delete, path = "/v1/domains/{id}", tag = "domains",
+#[utoipa::path(delete, path = "/v1/domains/{id}", tag = "domains", operation_id = "delete_domain",
     params(("id" = Uuid, Path, description = "Domain id")),
     security(("api_key" = [])),
     responses(
@@ -147,7 +154,7 @@ pub async fn delete(
 }
 
 /// Re-check DNS now instead of waiting for the next retry.
-#[utoipa::path(post, path = "/v1/domains/{id}/check", tag = "domains",
+#[utoipa::path(post, path = "/v1/domains/{id}/check", tag = "domains", operation_id = "check_domain",
     params(("id" = Uuid, Path, description = "Domain id")),
     security(("api_key" = [])),
     responses(
@@ -172,7 +179,7 @@ pub async fn check(
 }
 
 /// The domain's timeline, newest first.
-#[utoipa::path(get, path = "/v1/domains/{id}/events", tag = "domains",
+#[utoipa::path(get, path = "/v1/domains/{id}/events", tag = "domains", operation_id = "domain_events",
     params(("id" = Uuid, Path, description = "Domain id")),
     security(("api_key" = [])),
     responses(

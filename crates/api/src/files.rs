@@ -9,14 +9,24 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use landlord_store::{FilePath, choose_content_type};
 
+/// How `{path}` is validated (422 `invalid-path` otherwise), for the OpenAPI document. Its
+/// `pattern` states the part a regular expression can state exactly: no control characters
+/// (Unicode category Cc) and no backslash.
+const PATH_RULES: &str = "File path, e.g. `index.html` or `css/site.css` (one leading `/` is \
+    ignored). At most 1024 bytes, 32 segments and 255 bytes per segment; no empty, `.` or `..` \
+    segments, no backslash, no control characters. Invalid paths answer 422.";
+
 /// Store the request body as the file at `/{path}` (Content-Type from the request, or
 /// guessed from the extension).
-#[utoipa::path(put, path = "/v1/files/{path}", tag = "files",
-    params(("path" = String, Path, description = "File path, e.g. `index.html` or `css/site.css`")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
+#[utoipa::path(put, path = "/v1/files/{path}", tag = "files", operation_id = "put_file",
+    params(("path" = String, Path, description = PATH_RULES, min_length = 1, pattern = r"^[^\x00-\x1f\x7f-\x9f\\]+$")),
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream",
+        description = "The file's bytes; an empty or missing body stores an empty file. Any \
+            Content-Type is accepted and served back with the file."),
     security(("api_key" = [])),
     responses(
         (status = 204, description = "Stored"),
+        (status = 400, description = "The body could not be read", body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than the per-file limit or the tenant quota", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid path or Content-Type", body = Problem, content_type = "application/problem+json"),
@@ -74,7 +84,7 @@ pub async fn put(
 }
 
 /// The caller's files and storage usage.
-#[utoipa::path(get, path = "/v1/files", tag = "files",
+#[utoipa::path(get, path = "/v1/files", tag = "files", operation_id = "list_files",
     security(("api_key" = [])),
     responses(
         (status = 200, body = FileList),
@@ -98,8 +108,8 @@ pub async fn list(
 }
 
 /// Delete one of the caller's files.
-#[utoipa::path(delete, path = "/v1/files/{path}", tag = "files",
-    params(("path" = String, Path, description = "File path")),
+#[utoipa::path(delete, path = "/v1/files/{path}", tag = "files", operation_id = "delete_file",
+    params(("path" = String, Path, description = PATH_RULES, min_length = 1, pattern = r"^[^\x00-\x1f\x7f-\x9f\\]+$")),
     security(("api_key" = [])),
     responses(
         (status = 204, description = "Deleted"),

@@ -26,7 +26,7 @@ use crate::{domains, files, tenants};
     components(schemas(Problem, DomainView, Status, DnsInstructions, DnsRecord, CheckView,
         CertificateView, DomainList, EventView, EventList, FileView, FileUsage, FileList,
         TenantCreated, Health)),
-    modifiers(&Security),
+    modifiers(&Security, &ResponseDescriptions),
     tags(
         (name = "domains", description = "Custom hostnames and their certificates"),
         (name = "files", description = "The tenant's static pages"),
@@ -50,8 +50,48 @@ impl Modify for Security {
     }
 }
 
+/// OpenAPI requires a `description` on every response; where an annotation gives none,
+/// the status's reason phrase ("Unauthorized", "Not Found", ...) stands in.
+struct ResponseDescriptions;
+
+impl Modify for ResponseDescriptions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        let operations = openapi.paths.paths.values_mut().flat_map(|item| {
+            [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten()
+        });
+        for operation in operations {
+            for (status, response) in &mut operation.responses.responses {
+                if let RefOr::T(response) = response
+                    && response.description.is_empty()
+                {
+                    response.description = status
+                        .parse::<u16>()
+                        .ok()
+                        .and_then(|s| axum::http::StatusCode::from_u16(s).ok())
+                        .and_then(|s| s.canonical_reason())
+                        .unwrap_or("Response")
+                        .to_owned();
+                }
+            }
+        }
+    }
+}
+
 /// The caller's domain changes as Server-Sent Events (`domain`, `timeline`, `ready`).
-#[utoipa::path(get, path = "/v1/events", tag = "domains", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/events", tag = "domains", operation_id = "events_stream",
+    security(("api_key" = [])),
     responses(
         (status = 200, description = "Event stream", content_type = "text/event-stream", body = String),
         (status = 401, body = Problem, content_type = "application/problem+json"),

@@ -10,27 +10,51 @@ use crate::extract::{Admin, Json};
 use crate::problem::Problem;
 use crate::views::TenantCreated;
 
+/// The longest tenant name, in characters.
+const NAME_MAX_CHARS: usize = 200;
+
 #[derive(Deserialize, ToSchema)]
 pub struct NewTenant {
+    /// 1 to 200 characters, no control characters, not only whitespace (surrounding
+    /// whitespace is trimmed).
+    ///
+    /// The pattern states exactly that: no control character (Unicode category Cc) and at
+    /// least one character that is neither a control character nor White_Space (what
+    /// `str::trim` removes).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        example = "Acme",
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: String,
 }
 
 /// Create a tenant and its first API key (admin token required).
-#[utoipa::path(post, path = "/v1/tenants", tag = "admin", request_body = NewTenant,
+#[utoipa::path(post, path = "/v1/tenants", tag = "admin", operation_id = "create_tenant",
+    request_body = NewTenant,
     security(("admin_token" = [])),
     responses(
-        (status = 201, body = TenantCreated),
+        (status = 201, description = "Created", body = TenantCreated),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Admin endpoints are disabled", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 2 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name or body shape", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
     _: Admin,
     State(state): State<AppState>,
     Json(body): Json<NewTenant>,
 ) -> Result<(StatusCode, axum::Json<TenantCreated>), Problem> {
+    // Length and control characters are checked on the name as sent (as the document
+    // states them); emptiness after trimming.
     let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || body.name.chars().count() > NAME_MAX_CHARS
+        || body.name.chars().any(char::is_control)
+    {
         return Err(Problem::invalid(
             "invalid-name",
             "The tenant name must be 1 to 200 characters without control characters.",

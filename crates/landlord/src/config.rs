@@ -83,6 +83,15 @@ pub struct Settings {
     /// Seconds a worker's claim on a domain lasts without progress.
     #[arg(long, env = "LANDLORD_WORKER_LEASE_SECONDS", global = true)]
     pub worker_lease_seconds: Option<u64>,
+    /// Seconds between DNS re-checks of active domains.
+    #[arg(long, env = "LANDLORD_RECHECK_ACTIVE_SECONDS", global = true)]
+    pub recheck_active_seconds: Option<u64>,
+    /// Consecutive failed checks before an active domain becomes `moved`.
+    #[arg(long, env = "LANDLORD_MOVED_AFTER", global = true)]
+    pub moved_after: Option<i32>,
+    /// Renew this many seconds before expiry (default: when a third of the lifetime remains).
+    #[arg(long, env = "LANDLORD_RENEW_BEFORE_SECONDS", global = true)]
+    pub renew_before_seconds: Option<u64>,
     /// Validity of certificates from the local issuer, in minutes.
     #[arg(long, env = "LANDLORD_LOCAL_CERT_MINUTES", global = true)]
     pub local_cert_minutes: Option<u64>,
@@ -199,8 +208,11 @@ impl Settings {
             master_key: MasterKey::new(self.master_key()?),
             concurrency: self.worker_concurrency.unwrap_or(8).max(1),
             lease: Duration::from_secs(self.worker_lease_seconds.unwrap_or(120).max(5)),
-            recheck_active: Duration::from_secs(86_400),
-            moved_after: 3,
+            recheck_active: Duration::from_secs(
+                self.recheck_active_seconds.unwrap_or(86_400).max(1),
+            ),
+            moved_after: self.moved_after.unwrap_or(3).max(1),
+            renew_before: self.renew_before_seconds.map(Duration::from_secs),
         })
     }
 

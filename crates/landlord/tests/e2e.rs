@@ -511,3 +511,96 @@ async fn two_edges_serve_pages_by_sni_and_follow_changes(pool: PgPool) {
         }
     }
 }
+
+#[sqlx::test(migrations = false)]
+async fn renewal_replaces_the_certificate_without_interrupting_service(pool: PgPool) {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    // Renew ten years before expiry: Pebble's 5-year certificates are due at once.
+    let mut p = Platform::start(pool, &[("LANDLORD_RENEW_BEFORE_SECONDS", "315360000")]).await;
+    let https = p.spawn_edge().await;
+    let key = p.tenant().await;
+    let host = unique("renew");
+    p.point(&host).await;
+    let id = p.add_domain(&key, &host).await;
+    p.put_file(&key, "index.html", "text/html", "up").await;
+    p.spawn("worker", &[]);
+    let first = p
+        .wait_domain(&key, &id, ISSUE_DEADLINE, |d| d["status"] == "active")
+        .await;
+    let first_serial = first["certificate"]["serial"].as_str().unwrap().to_owned();
+
+    // Visitors keep being served while the worker renews.
+    let client = p.https_client(&host, https);
+    let url = format!("https://{host}:{https}/");
+    let renewed = p
+        .wait_domain(&key, &id, ISSUE_DEADLINE, |d| {
+            d["certificate"]["serial"]
+                .as_str()
+                .is_some_and(|s| s != first_serial)
+        })
+        .await;
+    for _ in 0..20 {
+        let res = client
+            .get(&url)
+            .send()
+            .await
+            .expect("served during renewal");
+        assert_eq!(res.status(), 200);
+    }
+    assert_eq!(renewed["status"], "active", "renewal happens inside active");
+    let events = p.events(&key, &id).await;
+    assert!(events.iter().any(|e| e == "renewed"), "{events:?}");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_domain_whose_dns_moves_away_becomes_moved_and_comes_back(pool: PgPool) {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let mut p = Platform::start(
+        pool,
+        &[
+            ("LANDLORD_RECHECK_ACTIVE_SECONDS", "1"),
+            ("LANDLORD_MOVED_AFTER", "2"),
+        ],
+    )
+    .await;
+    p.spawn_edge().await;
+    p.spawn("worker", &[]);
+    let key = p.tenant().await;
+    let host = unique("mover");
+    p.point(&host).await;
+    let id = p.add_domain(&key, &host).await;
+    let active = p
+        .wait_domain(&key, &id, ISSUE_DEADLINE, |d| d["status"] == "active")
+        .await;
+    let serial = active["certificate"]["serial"].clone();
+
+    p.dns(
+        "/set-cname",
+        json!({"host": host, "target": "other-platform.example.net"}),
+    )
+    .await;
+    let moved = p
+        .wait_domain(&key, &id, ISSUE_DEADLINE, |d| d["status"] == "moved")
+        .await;
+    assert!(
+        moved["check"]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("other-platform.example.net")
+    );
+    assert_eq!(moved["certificate"]["serial"], serial, "kept, not renewed");
+
+    p.point(&host).await;
+    let back = p
+        .wait_domain(&key, &id, ISSUE_DEADLINE, |d| d["status"] == "active")
+        .await;
+    assert_eq!(
+        back["certificate"]["serial"], serial,
+        "still valid: no new order"
+    );
+    let events = p.events(&key, &id).await;
+    assert!(
+        events.iter().any(|e| e == "moved") && events.iter().any(|e| e == "back_active"),
+        "{events:?}"
+    );
+}

@@ -55,6 +55,9 @@ pub struct WorkerConfig {
     pub recheck_active: Duration,
     /// Consecutive failed checks before an active domain becomes `moved`.
     pub moved_after: i32,
+    /// Renew this long before expiry instead of at two thirds of the lifetime (for
+    /// operators with special needs, and tests forcing a renewal).
+    pub renew_before: Option<Duration>,
 }
 
 /// Why an issuance attempt did not produce a certificate.

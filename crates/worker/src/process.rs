@@ -105,18 +105,16 @@ impl Context {
                             format!("{problem} (check {misses} of {}).", self.config.moved_after),
                         ));
                     }
-                    (
-                        DomainStatus::Active,
-                        misses,
-                        now + schedule::dns_retry(misses - 1, Duration::ZERO),
-                    )
+                    // Confirm soon (but never later than the routine re-check would).
+                    let wait = schedule::dns_retry(misses - 1, Duration::ZERO)
+                        .min(self.config.recheck_active);
+                    (DomainStatus::Active, misses, now + wait)
                 }
             }
-            DomainStatus::Moved => (
-                DomainStatus::Moved,
-                d.dns_misses,
-                now + schedule::dns_retry(d.attempts, age),
-            ),
+            DomainStatus::Moved => {
+                let wait = schedule::dns_retry(d.attempts, age).min(self.config.recheck_active);
+                (DomainStatus::Moved, d.dns_misses, now + wait)
+            }
             status => {
                 if status == DomainStatus::Issuing {
                     events.push(("dns_changed".into(), format!("Issuance stopped: {problem}")));
@@ -350,7 +348,10 @@ impl Context {
             IssueError::Refused(format!("The CA returned an unusable certificate: {e}."))
         })?;
         Ok(NewCertificate {
-            renew_at: schedule::renew_at(leaf.not_before, leaf.not_after),
+            renew_at: match self.config.renew_before {
+                Some(window) => leaf.not_after - window,
+                None => schedule::renew_at(leaf.not_before, leaf.not_after),
+            },
             chain_pem: chain,
             key_sealed: self
                 .config
