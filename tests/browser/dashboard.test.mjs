@@ -1,0 +1,334 @@
+// End-to-end test of the tenant dashboard in a real headless Chromium, against real
+// `landlord all` (API + worker + edge), PostgreSQL, Pebble and pebble-challtestsrv.
+//
+// Run through scripts/test-browser.sh, which starts the platform and sets:
+//   LANDLORD_BROWSER_API_URL      http://127.0.0.1:<port> (the API, which serves the dashboard)
+//   LANDLORD_BROWSER_API_KEY      a fresh tenant's API key
+//   LANDLORD_BROWSER_CHALLTESTSRV pebble-challtestsrv's management URL (the DNS mock)
+//   LANDLORD_BROWSER_ARTIFACTS    where screenshots go (default ../../target/browser)
+//   LANDLORD_BROWSER_CHROMIUM     the browser (default /usr/bin/chromium)
+//
+// The steps share one page and run in order; once one fails the rest are skipped, so the
+// first failure is the one reported. Every wait is on a condition with a deadline.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function env(name, fallback) {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined || value === '') {
+    throw new Error(`${name} is not set: run this test through scripts/test-browser.sh`);
+  }
+  return value;
+}
+
+const API = env('LANDLORD_BROWSER_API_URL').replace(/\/+$/, '');
+const KEY = env('LANDLORD_BROWSER_API_KEY');
+const CHALLTESTSRV = env('LANDLORD_BROWSER_CHALLTESTSRV', process.env.LANDLORD_TEST_CHALLTESTSRV).replace(/\/+$/, '');
+const ARTIFACTS = env('LANDLORD_BROWSER_ARTIFACTS', path.resolve(here, '../../target/browser'));
+const CHROMIUM = env('LANDLORD_BROWSER_CHROMIUM', '/usr/bin/chromium');
+
+const TARGET = 'edge.platform.test';
+const HOST = `shop-${Math.random().toString(36).slice(2, 12)}.customer.test`;
+const UI_MS = 15_000; // anything the page does by itself
+const DNS_CHECK_MS = 60_000; // the worker's first DNS check of a new domain
+const ISSUE_MS = 60_000; // check-now → certificate from Pebble → badge "active"
+
+const INDEX_HTML = Buffer.from(
+  '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>Shop</title></head>\n' +
+    `<body><h1>Hello from ${HOST}</h1><p>Uploaded by the dashboard browser test.</p></body></html>\n`,
+);
+
+// ---------------------------------------------------------------------------------------
+// Browser, and everything the page does that should fail the test
+
+let browser;
+let page;
+let loads = 0; // full page loads: the live-update steps must not cause any
+const pageErrors = []; // uncaught exceptions, unexpected console errors, unexpected HTTP errors
+const httpSeen = []; // every HTTP error answer, for the failure message
+const httpAllowed = []; // predicates for error answers a step expects
+
+function allowHttp(description, pred) {
+  httpAllowed.push({ description, pred });
+}
+
+function takeErrors() {
+  const errors = pageErrors.splice(0);
+  assert.deepEqual(errors, [], `the page reported errors:\n${errors.join('\n')}`);
+}
+
+async function shot(name) {
+  if (!page) return;
+  try {
+    await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+  } catch (err) {
+    console.error(`screenshot ${name} failed: ${err.message}`);
+  }
+}
+
+async function dns(route, body) {
+  const res = await fetch(`${CHALLTESTSRV}${route}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  assert.ok(res.ok, `challtestsrv ${route} answered ${res.status}`);
+}
+
+async function apiGet(route) {
+  return fetch(`${API}${route}`, { headers: { authorization: `Bearer ${KEY}` } });
+}
+
+// Steps: run in order; after a failure the rest are skipped (and a screenshot is taken).
+let broken = null;
+let shotNo = 0;
+
+function step(name, fn, timeoutMs = 60_000) {
+  it(name, { timeout: timeoutMs + 30_000 }, async (t) => {
+    if (broken) {
+      t.skip(`an earlier step failed: ${broken}`);
+      return;
+    }
+    try {
+      await fn(t);
+      takeErrors();
+    } catch (err) {
+      broken = name;
+      await shot(`failed-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`);
+      const extra = pageErrors.length ? `\npage errors:\n${pageErrors.join('\n')}` : '';
+      if (extra) err.message += extra;
+      throw err;
+    }
+  });
+}
+
+function screenshot(name) {
+  shotNo += 1;
+  return shot(`${String(shotNo).padStart(2, '0')}-${name}`);
+}
+
+const byTestId = (id) => page.getByTestId(id);
+const domainRow = () => page.locator(`[data-testid="domain-row"][data-hostname="${HOST}"]`);
+
+// ---------------------------------------------------------------------------------------
+
+describe('tenant dashboard in Chromium against the real platform', () => {
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    // The CNAME target resolves to the edge. add-a appends, so clear first.
+    await dns('/clear-a', { host: TARGET });
+    await dns('/add-a', { host: TARGET, addresses: ['127.0.0.1'] });
+
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-GB' });
+    page = await context.newPage();
+    page.setDefaultTimeout(UI_MS);
+
+    page.on('pageerror', (err) => pageErrors.push(`pageerror: ${err.stack || err.message}`));
+    page.on('console', (msg) => {
+      if (msg.type() !== 'error') return;
+      // Chromium's own line for every 4xx/5xx answer; those are judged by status below.
+      if (msg.text().startsWith('Failed to load resource: the server responded with a status of')) return;
+      pageErrors.push(`console.error: ${msg.text()}`);
+    });
+    page.on('response', (res) => {
+      if (res.status() < 400) return;
+      const req = res.request();
+      const url = new URL(res.url());
+      const seen = { method: req.method(), path: url.pathname + url.search, status: res.status() };
+      httpSeen.push(seen);
+      if (!httpAllowed.some((a) => a.pred(seen))) {
+        pageErrors.push(`unexpected HTTP ${seen.status} for ${seen.method} ${seen.path}`);
+      }
+    });
+    page.on('load', () => {
+      loads += 1;
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    const seen = httpSeen.map((r) => `${r.status} ${r.method} ${r.path}`);
+    console.log(`# HTTP error answers seen by the page: ${seen.length ? seen.join('; ') : 'none'}`);
+  });
+
+  step('the dashboard loads and shows the sign-in form', async () => {
+    await page.goto(`${API}/`);
+    await byTestId('api-key').waitFor();
+    assert.equal(await page.title(), 'Sign in · Landlord');
+    assert.equal(await byTestId('api-key').getAttribute('type'), 'password');
+  });
+
+  step('a wrong API key is refused with the API’s message', async () => {
+    allowHttp('401 for the wrong key', (r) => r.status === 401 && r.method === 'GET' && r.path === '/v1/domains?limit=1');
+    const answer = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/domains' && r.request().method() === 'GET');
+    await byTestId('api-key').fill('ll_this_key_does_not_exist_0123456789');
+    await byTestId('sign-in').click();
+    const res = await answer;
+    assert.equal(res.status(), 401);
+    const problem = await res.json();
+    const error = byTestId('sign-in-error');
+    await error.waitFor();
+    assert.equal((await error.textContent()).trim(), problem.detail || problem.title);
+    assert.equal(await byTestId('api-key').getAttribute('aria-invalid'), 'true');
+    // Still signed out: the key was not kept.
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    assert.equal(await byTestId('sign-out').isVisible(), false);
+    await screenshot('sign-in-wrong-key');
+  });
+
+  step('the real API key signs in and the live stream connects', async () => {
+    await byTestId('api-key').fill(KEY);
+    await byTestId('sign-in').click();
+    await byTestId('sign-out').waitFor();
+    await byTestId('domains-empty').waitFor();
+    await page.locator('[data-testid="live-indicator"][data-state="live"]').waitFor();
+    assert.equal(await page.title(), 'Domains · Landlord');
+    // From here on the page is never reloaded: live updates must do the work.
+    await page.evaluate(() => {
+      window.__landlordBrowserTest = 'same document';
+    });
+    await screenshot('signed-in');
+  });
+
+  step('an invalid hostname shows the API’s detail inline', async () => {
+    allowHttp('4xx for an invalid hostname', (r) => r.status >= 400 && r.status < 500 && r.method === 'POST' && r.path === '/v1/domains');
+    const answer = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/domains' && r.request().method() === 'POST');
+    await byTestId('new-hostname').fill('not a host');
+    await byTestId('add-domain').click();
+    const res = await answer;
+    assert.ok(res.status() >= 400 && res.status() < 500, `POST /v1/domains answered ${res.status()}`);
+    const problem = await res.json();
+    assert.ok(problem.detail, `the problem has a detail: ${JSON.stringify(problem)}`);
+    const error = byTestId('hostname-error');
+    await error.waitFor();
+    assert.equal((await error.textContent()).trim(), problem.detail);
+    assert.equal(await byTestId('new-hostname').getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.locator('[data-testid="domain-row"]').count(), 0);
+    assert.equal(await byTestId('flash-error').textContent(), '', 'no global error for a field error');
+    await screenshot('hostname-error');
+  });
+
+  step('a valid hostname is added and listed as pending DNS', async () => {
+    await byTestId('new-hostname').fill(HOST);
+    await byTestId('add-domain').click();
+    await domainRow().waitFor();
+    await domainRow().locator('[data-testid="status"][data-status="pending_dns"]').waitFor();
+    await byTestId('hostname-error').waitFor({ state: 'hidden' });
+    assert.equal(await byTestId('new-hostname').inputValue(), '', 'the field is cleared');
+    assert.equal(await page.locator('[data-testid="domain-row"]').count(), 1);
+  });
+
+  step('its page shows the CNAME to create, then the DNS problem found by the worker', async () => {
+    await domainRow().getByTestId('domain-link').click();
+    await page.waitForURL(/#\/domains\/[0-9a-f-]{36}$/);
+    await byTestId('detail-hostname').filter({ hasText: HOST }).waitFor();
+    const cname = byTestId('dns-records').locator('tbody tr[data-type="CNAME"]');
+    await cname.waitFor();
+    const cells = await cname.locator('code').allTextContents();
+    assert.deepEqual(cells, [HOST, TARGET]);
+    // The worker checks the new domain by itself; the page learns of it without a reload.
+    const problem = byTestId('dns-problem');
+    await problem.filter({ hasText: 'has no DNS record yet' }).waitFor({ timeout: DNS_CHECK_MS });
+    assert.match(await problem.textContent(), new RegExp(`${HOST.replace(/\./g, '\\.')} has no DNS record yet.*${TARGET.replace(/\./g, '\\.')}`));
+    await page.locator('[data-testid="status"][data-status="pending_dns"]').waitFor();
+    await byTestId('timeline').locator('li[data-kind="dns_problem"]').first().waitFor();
+    await screenshot('domain-dns-problem');
+  }, DNS_CHECK_MS);
+
+  step('after the CNAME is created, "Check DNS now" turns the domain active live', async () => {
+    const id = decodeURIComponent(page.url().split('#/domains/')[1]);
+    await dns('/clear-aaaa', { host: HOST });
+    await dns('/set-cname', { host: HOST, target: TARGET });
+    const loadsBefore = loads;
+    const started = Date.now();
+    const requested = page.waitForResponse(
+      (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === `/v1/domains/${id}/check`,
+    );
+    await byTestId('check-now').click();
+    assert.equal((await requested).status(), 202);
+    await page.locator('[data-testid="status"][data-status="active"]').waitFor({ timeout: ISSUE_MS });
+    const took = Date.now() - started;
+    assert.equal(loads, loadsBefore, 'the page was reloaded');
+    assert.equal(await page.evaluate(() => window.__landlordBrowserTest), 'same document', 'the page was reloaded');
+    await byTestId('timeline').locator('li[data-kind="issued"]').first().waitFor();
+    await byTestId('certificate').filter({ hasText: 'Pebble' }).waitFor();
+    await byTestId('dns-problem').waitFor({ state: 'detached' });
+    assert.equal(await page.locator('[data-testid="live-indicator"]').getAttribute('data-state'), 'live');
+    // The API agrees with what the page shows.
+    const domain = await (await apiGet(`/v1/domains/${id}`)).json();
+    assert.equal(domain.status, 'active');
+    const kinds = await byTestId('timeline').locator('li').evaluateAll((els) => els.map((e) => e.dataset.kind));
+    for (const kind of ['created', 'dns_problem', 'dns_verified', 'issued']) {
+      assert.ok(kinds.includes(kind), `timeline has ${kind}: ${kinds.join(', ')}`);
+    }
+    console.log(`# active ${took} ms after "Check DNS now"`);
+    await screenshot('domain-active');
+  }, ISSUE_MS);
+
+  step('an index.html uploaded through the file input is listed and counted', async () => {
+    await byTestId('nav-files').click();
+    await page.waitForURL(/#\/files$/);
+    const usage = byTestId('usage-text');
+    await usage.filter({ hasText: /^0 B of / }).waitFor();
+    await byTestId('files-empty').waitFor();
+    await byTestId('file-input').setInputFiles({ name: 'index.html', mimeType: 'text/html', buffer: INDEX_HTML });
+    const row = page.locator('[data-testid="file-row"][data-path="index.html"]');
+    await row.waitFor();
+    await page.locator('[data-testid="upload-row"][data-path="index.html"][data-state="done"]').waitFor();
+    await usage.filter({ hasText: new RegExp(`^${INDEX_HTML.length} B of `) }).waitFor();
+    assert.match(await row.textContent(), /text\/html/);
+    const listed = await (await apiGet('/v1/files')).json();
+    const file = listed.files.find((f) => f.path === 'index.html');
+    assert.equal(file?.size, INDEX_HTML.length);
+    assert.equal(listed.usage.used_bytes, INDEX_HTML.length);
+    await screenshot('files');
+  });
+
+  step('deleting the domain asks for confirmation and removes its row', async () => {
+    // After a deletion, a live refresh already scheduled for the domain may find it gone.
+    allowHttp('404 for the deleted domain', (r) => r.status === 404 && r.method === 'GET' && /^\/v1\/domains\/[0-9a-f-]{36}(\/events)?$/.test(r.path));
+    await byTestId('nav-domains').click();
+    await domainRow().locator('[data-testid="status"][data-status="active"]').waitFor();
+    const id = await domainRow().getAttribute('data-id');
+    await domainRow().getByTestId('delete-domain').click();
+    const dialog = byTestId('confirm-dialog');
+    await dialog.waitFor();
+    assert.match(await dialog.textContent(), new RegExp(`Delete ${HOST.replace(/\./g, '\\.')}\\?`));
+    await screenshot('delete-confirm');
+    await byTestId('confirm-ok').click();
+    await dialog.waitFor({ state: 'detached' });
+    await domainRow().waitFor({ state: 'detached' });
+    await byTestId('domains-empty').waitFor();
+    assert.equal((await apiGet(`/v1/domains/${id}`)).status, 404);
+    await screenshot('domain-deleted');
+  });
+
+  step('signing out forgets the key', async () => {
+    await byTestId('sign-out').click();
+    await byTestId('api-key').waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    assert.equal(await page.locator('[data-testid="live-indicator"]').getAttribute('data-state'), 'off');
+    assert.equal(await page.evaluate(() => window.__landlordBrowserTest), 'same document', 'the page was reloaded');
+  });
+});
