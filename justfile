@@ -24,6 +24,8 @@ test:
     else
       cargo test --workspace --no-fail-fast
     fi
+    # The dashboard in headless Chromium against a real `landlord all` (tests/browser/).
+    scripts/test-browser.sh
 
 # Formatting and lints, as CI would want them.
 check:
@@ -33,3 +35,7 @@ check:
 # Build the release binary.
 build:
     cargo build --release -p landlord
+
+# Issuance benchmark against Pebble: N domains REST → active, compared with a sequential lego loop.
+bench-issuance N="100":
+    python3 scripts/bench-issuance.py --domains {{N}} --command-label "just bench-issuance {{N}}"
