@@ -24,6 +24,8 @@ test:
     else
       cargo test --workspace --no-fail-fast
     fi
+    # The REST API against its own OpenAPI document (schemathesis: fresh database, own API process).
+    scripts/test-schemathesis.sh
     # The dashboard in headless Chromium against a real `landlord all` (tests/browser/).
     scripts/test-browser.sh
 

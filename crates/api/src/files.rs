@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::extract::{Caller, Path};
 use crate::problem::Problem;
-use crate::views::{FileList, FileUsage, FileView};
+use crate::views::{FileBytes, FileList, FileUsage, FileView};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -20,7 +20,7 @@ const PATH_RULES: &str = "File path, e.g. `index.html` or `css/site.css` (one le
 /// guessed from the extension).
 #[utoipa::path(put, path = "/v1/files/{path}", tag = "files", operation_id = "put_file",
     params(("path" = String, Path, description = PATH_RULES, min_length = 1, pattern = r"^[^\x00-\x1f\x7f-\x9f\\]+$")),
-    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream",
+    request_body(content = inline(Option<FileBytes>), content_type = "application/octet-stream",
         description = "The file's bytes; an empty or missing body stores an empty file. Any \
             Content-Type is accepted and served back with the file."),
     security(("api_key" = [])),
@@ -28,6 +28,7 @@ const PATH_RULES: &str = "File path, e.g. `index.html` or `css/site.css` (one le
         (status = 204, description = "Stored"),
         (status = 400, description = "The body could not be read", body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The path is not valid UTF-8 once percent-decoded", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than the per-file limit or the tenant quota", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid path or Content-Type", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -68,13 +69,21 @@ pub async fn put(
             r.into()
         }
     })?;
-    let content_type = choose_content_type(
-        headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-        &path,
-    )
-    .map_err(|detail| Problem::invalid("invalid-content-type", detail))?;
+    // A Content-Type that is not even ASCII is as malformed as one that does not parse:
+    // refuse it rather than silently guessing from the extension.
+    let declared_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                Problem::invalid(
+                    "invalid-content-type",
+                    "The Content-Type header is not a valid media type (it contains non-ASCII bytes).",
+                )
+            })
+        })
+        .transpose()?;
+    let content_type = choose_content_type(declared_type, &path)
+        .map_err(|detail| Problem::invalid("invalid-content-type", detail))?;
     let meta = state
         .store
         .put_file(tenant, &path, &content_type, &body, limits)

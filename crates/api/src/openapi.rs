@@ -25,7 +25,7 @@ use crate::{domains, files, tenants};
     ),
     components(schemas(Problem, DomainView, Status, DnsInstructions, DnsRecord, CheckView,
         CertificateView, DomainList, EventView, EventList, FileView, FileUsage, FileList,
-        TenantCreated, Health)),
+        TenantCreated, Health, LiveEvent, LiveEventKind)),
     modifiers(&Security, &ResponseDescriptions),
     tags(
         (name = "domains", description = "Custom hostnames and their certificates"),
@@ -93,7 +93,7 @@ impl Modify for ResponseDescriptions {
 #[utoipa::path(get, path = "/v1/events", tag = "domains", operation_id = "events_stream",
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "Event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Event stream; the schema is that of one event", content_type = "text/event-stream", body = LiveEvent),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 #[allow(dead_code)]

@@ -17,10 +17,9 @@ const NAME_MAX_CHARS: usize = 200;
 pub struct NewTenant {
     /// 1 to 200 characters, no control characters, not only whitespace (surrounding
     /// whitespace is trimmed).
-    ///
-    /// The pattern states exactly that: no control character (Unicode category Cc) and at
-    /// least one character that is neither a control character nor White_Space (what
-    /// `str::trim` removes).
+    // The pattern states exactly what `create` checks: no control character (Unicode
+    // category Cc) and at least one character that is neither a control character nor
+    // White_Space (what `str::trim` removes).
     #[schema(
         min_length = 1,
         max_length = 200,

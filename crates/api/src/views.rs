@@ -113,6 +113,37 @@ pub struct EventList {
     pub events: Vec<EventView>,
 }
 
+/// A file's bytes as uploaded (`PUT /v1/files/{path}`): any binary content.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct FileBytes(Vec<u8>);
+
+/// One Server-Sent Event of `GET /v1/events` (Open API 3.1 describes an event stream by
+/// the schema of one event). Keep-alive comments carry no event.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LiveEvent {
+    pub event: LiveEventKind,
+    /// JSON: `{}` for `ready`; `{"id": "<domain id>", "kind": "changed" | "deleted"}` for
+    /// `domain`; `{"domain_id": "<domain id>"}` for `timeline`.
+    #[schema(content_media_type = "application/json", example = "{}")]
+    pub data: String,
+}
+
+/// `ready` once, first, when the stream is live; then `domain` when one of the caller's
+/// domains changes or is deleted and `timeline` when an entry is added to its timeline.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum LiveEventKind {
+    #[schema(rename = "ready")]
+    Ready,
+    #[schema(rename = "domain")]
+    Domain,
+    #[schema(rename = "timeline")]
+    Timeline,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct FileView {
     pub path: String,

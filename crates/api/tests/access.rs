@@ -56,6 +56,45 @@ async fn tenant_creation_needs_the_admin_token(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn tenant_names_follow_the_documented_rules(pool: PgPool) {
+    // Regression: the name was checked after trimming, so a name with a tab or newline at
+    // its ends, or over 200 characters counting surrounding spaces, was accepted although
+    // the document (maxLength 200, no control characters) says it is invalid.
+    let app = spawn_app(pool).await;
+    let create = |name: String| {
+        app.client
+            .post(app.url("/v1/tenants"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({ "name": name }))
+            .send()
+    };
+    for bad in [
+        String::new(),
+        " ".into(),
+        "\u{3000}\u{a0}".into(),
+        "\tAcme".into(),
+        "Acme\n".into(),
+        "Ac\u{0}me".into(),
+        "Ac\u{85}me".into(),
+        format!(" {} ", "a".repeat(199)),
+        "a".repeat(201),
+    ] {
+        let body = problem(create(bad.clone()).await.unwrap(), 422).await;
+        assert_eq!(body["type"], "/problems/invalid-name", "{bad:?}: {body}");
+    }
+    for (good, stored) in [
+        (" Acme ".to_owned(), "Acme".to_owned()),
+        ("a".repeat(200), "a".repeat(200)),
+        ("\u{a0}Ünïcødé 名前".to_owned(), "Ünïcødé 名前".to_owned()),
+    ] {
+        let res = create(good.clone()).await.unwrap();
+        assert_eq!(res.status(), 201, "{good:?}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["name"], stored.as_str());
+    }
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
 async fn api_keys_are_stored_hashed(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let t = app.tenant("acme").await;

@@ -235,3 +235,32 @@ async fn malformed_content_type_is_422(pool: PgPool) {
         .unwrap();
     problem(res, 422).await;
 }
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn non_ascii_content_type_is_422_not_ignored(pool: PgPool) {
+    // Regression: a Content-Type that is not ASCII used to be ignored (type guessed from
+    // the extension, 204) instead of refused like any other malformed media type.
+    let app = spawn_app(pool).await;
+    let t = app.tenant("acme").await;
+    let res = app
+        .as_tenant(&t, Method::PUT, "/v1/files/x.html")
+        .header(
+            "content-type",
+            reqwest::header::HeaderValue::from_bytes(b"text/\x80html").unwrap(),
+        )
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    let body = problem(res, 422).await;
+    assert_eq!(body["type"], "/problems/invalid-content-type", "{body}");
+    let list: Value = app
+        .as_tenant(&t, Method::GET, "/v1/files")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["files"].as_array().unwrap().len(), 0, "{list}");
+}
