@@ -122,6 +122,12 @@ impl From<landlord_store::StoreError> for Problem {
     fn from(err: landlord_store::StoreError) -> Self {
         use landlord_store::StoreError;
         match err {
+            StoreError::HostnameAlreadyYours(h, id) => Problem::new(
+                StatusCode::CONFLICT,
+                "hostname-taken",
+                "Hostname already registered",
+                format!("{h} is already one of your domains (id {id})."),
+            ),
             StoreError::HostnameTaken(h) => Problem::new(
                 StatusCode::CONFLICT,
                 "hostname-taken",

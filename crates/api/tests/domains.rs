@@ -84,7 +84,18 @@ async fn duplicate_hostname_across_tenants_is_409(pool: PgPool) {
             .unwrap()
             .contains("shop.example.com")
     );
-    problem(app.add_domain(&a, "shop.example.com").await, 409).await;
+    let own = problem(app.add_domain(&a, "shop.example.com").await, 409).await;
+    assert!(
+        own["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already one of your domains"),
+        "{own}"
+    );
+    assert!(
+        !body["detail"].as_str().unwrap().contains("your domains"),
+        "{body}"
+    );
 }
 
 #[sqlx::test(migrator = "landlord_store::MIGRATOR")]

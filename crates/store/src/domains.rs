@@ -101,7 +101,18 @@ impl Store {
         let domain = match inserted {
             Ok(d) => d,
             Err(e) if is_unique_violation(&e, "domains_hostname_unique") => {
-                return Err(StoreError::HostnameTaken(hostname.to_string()));
+                drop(tx);
+                let holder: Option<(Uuid, Uuid)> =
+                    sqlx::query_as("SELECT id, tenant_id FROM domains WHERE hostname = $1")
+                        .bind(hostname.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                return Err(match holder {
+                    Some((id, owner)) if owner == tenant.0 => {
+                        StoreError::HostnameAlreadyYours(hostname.to_string(), id)
+                    }
+                    _ => StoreError::HostnameTaken(hostname.to_string()),
+                });
             }
             Err(e) => return Err(e.into()),
         };

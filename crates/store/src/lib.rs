@@ -41,6 +41,8 @@ pub const WAKE_CHANNEL: &str = "landlord_wake";
 pub enum StoreError {
     #[error("the hostname {0} is already registered")]
     HostnameTaken(String),
+    #[error("the hostname {0} is already one of your domains")]
+    HostnameAlreadyYours(String, uuid::Uuid),
     #[error("file quota exceeded: {used} bytes used of {quota}, this upload needs {needed}")]
     QuotaExceeded { used: i64, quota: i64, needed: i64 },
     #[error(transparent)]
