@@ -41,3 +41,8 @@ build:
 # Issuance benchmark against Pebble: N domains REST → active, compared with a sequential lego loop.
 bench-issuance N="100":
     python3 scripts/bench-issuance.py --domains {{N}} --command-label "just bench-issuance {{N}}"
+
+# Edge benchmark: `landlord edge` vs nginx on one pinned core (CPU per handshake/request,
+# latency, memory with 10k/100k domains). Results: target/bench/edge-results.md.
+bench *ARGS:
+    python3 scripts/bench-edge.py --command-label "just bench {{ARGS}}" {{ARGS}}

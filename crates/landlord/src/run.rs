@@ -162,11 +162,22 @@ fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
             let buckets = [
                 0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
             ];
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
                 .ok()?
                 .install_recorder()
-                .ok()
+                .ok()?;
+            // Histograms keep raw samples until upkeep folds them into buckets; without
+            // this an edge that is never scraped grows by a sample per handshake.
+            let upkeep = handle.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    upkeep.run_upkeep();
+                }
+            });
+            Some(handle)
         })
         .clone()
 }
