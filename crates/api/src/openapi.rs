@@ -24,7 +24,7 @@ use crate::{domains, files, tenants};
         crate::healthz, events_stream, metrics,
     ),
     components(schemas(Problem, DomainView, Status, DnsInstructions, DnsRecord, CheckView,
-        CertificateView, DomainList, EventView, EventList, FileView, FileUsage, FileList,
+        CertificateView, RenewalWindowView, QueuedView, DomainList, EventView, EventList, FileView, FileUsage, FileList,
         TenantCreated, Health, LiveEvent, LiveEventKind)),
     modifiers(&Security, &ResponseDescriptions),
     tags(

@@ -26,6 +26,9 @@ pub struct DomainView {
     pub certificate: Option<CertificateView>,
     /// Why the last issuance attempt failed, in plain words.
     pub last_error: Option<String>,
+    /// Set while the domain waits for CA budget (Landlord's mirror of the CA's rate
+    /// limits) instead of ordering: why, in plain words, and until when.
+    pub queued: Option<QueuedView>,
     #[schema(format = DateTime)]
     pub next_attempt_at: String,
     #[schema(format = DateTime)]
@@ -77,6 +80,30 @@ pub struct CheckView {
     pub problem: Option<String>,
 }
 
+/// Waiting for CA budget.
+#[derive(Serialize, ToSchema)]
+pub struct QueuedView {
+    #[schema(
+        example = "Waiting for CA budget: 300 new orders were placed in the last 3 hours, the most this platform allows (Let's Encrypt's limit is 300 per account per 3 hours). The order will be placed at 2026-11-25 09:12 UTC."
+    )]
+    pub reason: String,
+    #[schema(format = DateTime)]
+    pub until: String,
+}
+
+/// The CA's suggested renewal window (ACME Renewal Information, RFC 9773).
+#[derive(Serialize, ToSchema)]
+pub struct RenewalWindowView {
+    #[schema(format = DateTime)]
+    pub start: String,
+    #[schema(format = DateTime)]
+    pub end: String,
+    /// Why the CA suggests this window, when it says (e.g. a revocation notice).
+    pub explanation_url: Option<String>,
+    #[schema(format = DateTime)]
+    pub checked_at: String,
+}
+
 /// The certificate being served.
 #[derive(Serialize, ToSchema)]
 pub struct CertificateView {
@@ -86,9 +113,12 @@ pub struct CertificateView {
     pub not_after: String,
     pub issuer: String,
     pub serial: String,
-    /// When renewal is due.
+    /// When renewal is due: a moment inside the CA's suggested window when it offers
+    /// one, else when a third of the lifetime remains (half under 10 days), with jitter.
     #[schema(format = DateTime)]
     pub renew_at: String,
+    /// The CA's renewal window at the last poll; null when the CA offers none.
+    pub renewal_window: Option<RenewalWindowView>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -217,8 +247,21 @@ impl DomainView {
                 issuer: c.issuer,
                 serial: c.serial,
                 renew_at: rfc3339(c.renew_at),
+                renewal_window: c.renewal_window.map(|w| RenewalWindowView {
+                    start: rfc3339(w.start),
+                    end: rfc3339(w.end),
+                    explanation_url: w.explanation_url,
+                    checked_at: rfc3339(w.checked_at),
+                }),
             }),
             last_error: d.last_error.clone(),
+            queued: match (&d.queued_reason, d.queued_until) {
+                (Some(reason), Some(until)) => Some(QueuedView {
+                    reason: reason.clone(),
+                    until: rfc3339(until),
+                }),
+                _ => None,
+            },
             next_attempt_at: rfc3339(d.next_attempt_at),
             created_at: rfc3339(d.created_at),
             updated_at: rfc3339(d.updated_at),

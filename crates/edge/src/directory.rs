@@ -52,6 +52,9 @@ impl EdgeConfig {
 pub struct CertEntry {
     pub tenant: Uuid,
     pub config: Arc<ServerConfig>,
+    /// Past this moment the certificate is never presented again (a handshake with an
+    /// expired certificate helps nobody; an unrecognized_name alert is honest).
+    pub not_after: std::time::SystemTime,
 }
 
 /// A file ready to serve.
@@ -144,8 +147,13 @@ impl Directory {
             return ("unknown", None);
         }
         if let Some(entry) = self.certs.get(hostname).await {
-            self.counters.cert_hits.fetch_add(1, Ordering::Relaxed);
-            return ("hit", Some(entry));
+            if entry.not_after > std::time::SystemTime::now() {
+                self.counters.cert_hits.fetch_add(1, Ordering::Relaxed);
+                return ("hit", Some(entry));
+            }
+            // Expired in memory: the renewal may have been missed (e.g. the database
+            // was away); look again, and refuse if PostgreSQL has nothing newer.
+            self.certs.invalidate(hostname).await;
         }
         if self.misses.contains_key(hostname) {
             self.counters.negative_hits.fetch_add(1, Ordering::Relaxed);
@@ -165,6 +173,10 @@ impl Directory {
     async fn load_certificate(&self, hostname: &str) -> Option<Arc<CertEntry>> {
         self.counters.db_lookups.fetch_add(1, Ordering::Relaxed);
         let row = match self.store.serving_certificate(hostname).await {
+            Ok(Some(row)) if row.not_after <= time::OffsetDateTime::now_utc() => {
+                tracing::warn!(%hostname, not_after = %row.not_after, "the stored certificate has expired; refusing handshakes until it is renewed");
+                return None;
+            }
             Ok(row) => row?,
             Err(e) => {
                 tracing::warn!(%hostname, error = %e, "certificate lookup failed");
@@ -175,6 +187,7 @@ impl Directory {
             Ok(config) => Some(Arc::new(CertEntry {
                 tenant: row.tenant_id,
                 config,
+                not_after: row.not_after.into(),
             })),
             Err(e) => {
                 tracing::error!(%hostname, error = %e, "stored certificate is unusable");

@@ -130,6 +130,49 @@ async fn cached_handshakes_make_no_database_queries(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn an_expired_certificate_is_never_presented(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let (tenant, der) = seed(&store, "expiring.example.com").await;
+    store
+        .put_file(
+            tenant,
+            &landlord_store::FilePath::parse("index.html").unwrap(),
+            "text/html",
+            b"hi",
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let edge = start_edge(store, der).await;
+    assert_eq!(get(&edge, "expiring.example.com", "/").await, Ok(200));
+    // The stored certificate is about to expire (renewal failed, or the domain moved):
+    // it is served until then, from memory, and never after.
+    sqlx::query("UPDATE certificates SET not_after = now() + interval '2 seconds'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match get(&edge, "expiring.example.com", "/").await {
+            Ok(200) => {
+                assert!(Instant::now() < deadline, "still presented after expiry");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                assert!(e.contains("UnrecognisedName"), "{e}");
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let expires: bool = sqlx::query_scalar("SELECT not_after <= now() FROM certificates")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(expires, "refused only once expired");
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
 async fn a_flood_of_random_sni_names_costs_no_queries_and_no_memory(pool: PgPool) {
     let store = Store::from_pool(pool);
     let (_, der) = seed(&store, "real.example.com").await;

@@ -10,7 +10,7 @@ use clap::Args;
 use tracing_subscriber::EnvFilter;
 
 use crate::Fatal;
-use landlord_store::{Hostname, MasterKey, Store};
+use landlord_store::{Budget, Budgets, Hostname, MasterKey, Store};
 use landlord_worker::{AcmeConfig, DnsConfig, IssuerConfig, WorkerConfig};
 
 #[derive(Args, Clone, Debug)]
@@ -92,6 +92,15 @@ pub struct Settings {
     /// Renew this many seconds before expiry (default: when a third of the lifetime remains).
     #[arg(long, env = "LANDLORD_RENEW_BEFORE_SECONDS", global = true)]
     pub renew_before_seconds: Option<u64>,
+    /// New ACME orders per account per window, as N/DURATION or `off` (Let's Encrypt: 300/3h).
+    #[arg(long, env = "LANDLORD_CA_BUDGET_ORDERS", global = true)]
+    pub ca_budget_orders: Option<String>,
+    /// Certificates per registered domain (eTLD+1) per window (Let's Encrypt: 50/7d).
+    #[arg(long, env = "LANDLORD_CA_BUDGET_REGISTERED_DOMAIN", global = true)]
+    pub ca_budget_registered_domain: Option<String>,
+    /// Failed validations per hostname per window (Let's Encrypt: 5/1h).
+    #[arg(long, env = "LANDLORD_CA_BUDGET_FAILED_VALIDATIONS", global = true)]
+    pub ca_budget_failed_validations: Option<String>,
     /// Validity of certificates from the local issuer, in minutes.
     #[arg(long, env = "LANDLORD_LOCAL_CERT_MINUTES", global = true)]
     pub local_cert_minutes: Option<u64>,
@@ -170,13 +179,13 @@ impl Settings {
         }
         let issuer = match self.issuer.as_deref().unwrap_or("acme") {
             "acme" => {
-                if let Some(path) = &self.acme_ca_roots {
-                    if !path.is_file() {
-                        return Err(Fatal::Config(format!(
-                            "LANDLORD_ACME_CA_ROOTS: {} is not a readable file",
-                            path.display()
-                        )));
-                    }
+                if let Some(path) = &self.acme_ca_roots
+                    && !path.is_file()
+                {
+                    return Err(Fatal::Config(format!(
+                        "LANDLORD_ACME_CA_ROOTS: {} is not a readable file",
+                        path.display()
+                    )));
                 }
                 IssuerConfig::Acme(AcmeConfig {
                     directory_url: self
@@ -213,6 +222,33 @@ impl Settings {
             ),
             moved_after: self.moved_after.unwrap_or(3).max(1),
             renew_before: self.renew_before_seconds.map(Duration::from_secs),
+            budgets: self.budgets()?,
+        })
+    }
+
+    /// The CA budgets: Let's Encrypt's limits unless configured.
+    fn budgets(&self) -> Result<Budgets, Fatal> {
+        let defaults = Budgets::default();
+        let parse = |value: &Option<String>, name: &str, default: Option<Budget>| match value {
+            None => Ok(default),
+            Some(v) => Budget::parse(v).map_err(|e| Fatal::Config(format!("{name}: {e}"))),
+        };
+        Ok(Budgets {
+            orders_per_account: parse(
+                &self.ca_budget_orders,
+                "LANDLORD_CA_BUDGET_ORDERS",
+                defaults.orders_per_account,
+            )?,
+            certificates_per_registered_domain: parse(
+                &self.ca_budget_registered_domain,
+                "LANDLORD_CA_BUDGET_REGISTERED_DOMAIN",
+                defaults.certificates_per_registered_domain,
+            )?,
+            failed_validations_per_hostname: parse(
+                &self.ca_budget_failed_validations,
+                "LANDLORD_CA_BUDGET_FAILED_VALIDATIONS",
+                defaults.failed_validations_per_hostname,
+            )?,
         })
     }
 

@@ -176,7 +176,7 @@ async fn api_serves_and_stops_cleanly_on_sigterm(pool: PgPool) {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_landlord"))
+    let child = Command::new(env!("CARGO_BIN_EXE_landlord"))
         .arg("api")
         .env("DATABASE_URL", &url)
         .env("LANDLORD_API_ADDR", &addr)

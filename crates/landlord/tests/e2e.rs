@@ -604,3 +604,64 @@ async fn a_domain_whose_dns_moves_away_becomes_moved_and_comes_back(pool: PgPool
         "{events:?}"
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_spent_ca_budget_queues_domains_until_the_window_passes(pool: PgPool) {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    // Two new orders per 10 seconds: five domains need three windows.
+    let mut p = Platform::start(pool.clone(), &[("LANDLORD_CA_BUDGET_ORDERS", "2/10s")]).await;
+    p.spawn_edge().await;
+    p.spawn("worker", &[("LANDLORD_WORKER_CONCURRENCY", "8")]);
+    let key = p.tenant().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let host = unique(&format!("budget{i}"));
+        p.point(&host).await;
+        ids.push(p.add_domain(&key, &host).await);
+    }
+    // Some domain says, while it waits, that it is queued and why.
+    let mut seen_queued = None;
+    let end = Instant::now() + ISSUE_DEADLINE;
+    while seen_queued.is_none() {
+        assert!(Instant::now() < end, "no domain was ever queued");
+        for id in &ids {
+            let d = p.domain(&key, id).await;
+            if !d["queued"].is_null() {
+                seen_queued = Some(d);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let queued = seen_queued.unwrap();
+    assert_eq!(queued["status"], "issuing", "{queued}");
+    let reason = queued["queued"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("2 new certificate orders were placed in the last 10 seconds")
+            && reason.contains("ordered automatically"),
+        "{reason}"
+    );
+    assert!(queued["queued"]["until"].is_string());
+
+    for id in &ids {
+        let d = p
+            .wait_domain(&key, id, ISSUE_DEADLINE, |d| d["status"] == "active")
+            .await;
+        assert!(d["queued"].is_null(), "queued cleared once ordered: {d}");
+    }
+    let queued_id = queued["id"].as_str().unwrap();
+    let events = p.events(&key, queued_id).await;
+    assert!(events.iter().any(|e| e == "queued"), "{events:?}");
+
+    // The budget held: no three orders within one 10-second window.
+    let times: Vec<f64> = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM at)::float8 FROM ca_ledger WHERE kind = 'order' ORDER BY at",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(times.len(), 5, "{times:?}");
+    for w in times.windows(3) {
+        assert!(w[2] - w[0] >= 10.0, "three orders within 10 s: {times:?}");
+    }
+}

@@ -37,6 +37,12 @@ pub struct Domain {
     pub cert_issuer: Option<String>,
     pub cert_serial: Option<String>,
     pub cert_renew_at: Option<OffsetDateTime>,
+    pub cert_ari_window_start: Option<OffsetDateTime>,
+    pub cert_ari_window_end: Option<OffsetDateTime>,
+    pub cert_ari_explanation_url: Option<String>,
+    pub cert_ari_checked_at: Option<OffsetDateTime>,
+    pub queued_reason: Option<String>,
+    pub queued_until: Option<OffsetDateTime>,
 }
 
 /// What the API shows of a domain's current certificate.
@@ -47,6 +53,17 @@ pub struct CertificateSummary {
     pub issuer: String,
     pub serial: String,
     pub renew_at: OffsetDateTime,
+    /// The CA's suggested renewal window (RFC 9773), when it offers one.
+    pub renewal_window: Option<RenewalWindow>,
+}
+
+/// What the CA's renewal information said at the last poll.
+#[derive(Debug, Clone)]
+pub struct RenewalWindow {
+    pub start: OffsetDateTime,
+    pub end: OffsetDateTime,
+    pub explanation_url: Option<String>,
+    pub checked_at: OffsetDateTime,
 }
 
 impl Domain {
@@ -58,6 +75,14 @@ impl Domain {
             issuer: self.cert_issuer.clone()?,
             serial: self.cert_serial.clone()?,
             renew_at: self.cert_renew_at?,
+            renewal_window: (|| {
+                Some(RenewalWindow {
+                    start: self.cert_ari_window_start?,
+                    end: self.cert_ari_window_end?,
+                    explanation_url: self.cert_ari_explanation_url.clone(),
+                    checked_at: self.cert_ari_checked_at?,
+                })
+            })(),
         })
     }
 }
@@ -78,7 +103,10 @@ macro_rules! domain_columns {
         "d.id, d.tenant_id, d.hostname, d.status, d.checked_at, d.check_found, \
          d.check_problem, d.last_error, d.next_attempt_at, d.created_at, d.updated_at, \
          c.not_before AS cert_not_before, c.not_after AS cert_not_after, \
-         c.issuer AS cert_issuer, c.serial AS cert_serial, c.renew_at AS cert_renew_at"
+         c.issuer AS cert_issuer, c.serial AS cert_serial, c.renew_at AS cert_renew_at, \
+         c.ari_window_start AS cert_ari_window_start, c.ari_window_end AS cert_ari_window_end, \
+         c.ari_explanation_url AS cert_ari_explanation_url, \
+         c.ari_checked_at AS cert_ari_checked_at, d.queued_reason, d.queued_until"
     };
 }
 

@@ -21,6 +21,7 @@ pub struct ServingCertificate {
     pub tenant_id: Uuid,
     pub chain_pem: String,
     pub key_sealed: Vec<u8>,
+    pub not_after: time::OffsetDateTime,
 }
 
 impl Store {
@@ -44,7 +45,7 @@ impl Store {
     /// The certificate currently served for a hostname.
     pub async fn serving_certificate(&self, hostname: &str) -> Result<Option<ServingCertificate>> {
         Ok(sqlx::query_as(
-            "SELECT tenant_id, chain_pem, key_sealed FROM certificates WHERE hostname = $1",
+            "SELECT tenant_id, chain_pem, key_sealed, not_after FROM certificates WHERE hostname = $1",
         )
         .bind(hostname)
         .fetch_optional(&self.pool)

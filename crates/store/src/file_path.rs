@@ -95,6 +95,29 @@ impl fmt::Display for FilePath {
     }
 }
 
+/// Content types that mean "the uploader did not say": curl's `--data-binary` default and
+/// the generic binary type. For these the type is guessed from the extension instead.
+const UNSPECIFIED_CONTENT_TYPES: &[&str] = &[
+    "application/x-www-form-urlencoded",
+    "application/octet-stream",
+    "multipart/form-data",
+];
+
+/// The Content-Type to store for an upload: the request's own when it names a real type,
+/// otherwise a guess from the path's extension. A malformed header is an error.
+pub fn choose_content_type(header: Option<&str>, path: &FilePath) -> Result<String, String> {
+    let Some(raw) = header.map(str::trim).filter(|h| !h.is_empty()) else {
+        return Ok(path.guess_content_type());
+    };
+    let mime: mime_guess::mime::Mime = raw
+        .parse()
+        .map_err(|_| format!("The Content-Type header \"{raw}\" is not a valid media type."))?;
+    if UNSPECIFIED_CONTENT_TYPES.contains(&mime.essence_str()) {
+        return Ok(path.guess_content_type());
+    }
+    Ok(mime.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,27 +185,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Content types that mean "the uploader did not say": curl's `--data-binary` default and
-/// the generic binary type. For these the type is guessed from the extension instead.
-const UNSPECIFIED_CONTENT_TYPES: &[&str] = &[
-    "application/x-www-form-urlencoded",
-    "application/octet-stream",
-    "multipart/form-data",
-];
-
-/// The Content-Type to store for an upload: the request's own when it names a real type,
-/// otherwise a guess from the path's extension. A malformed header is an error.
-pub fn choose_content_type(header: Option<&str>, path: &FilePath) -> Result<String, String> {
-    let Some(raw) = header.map(str::trim).filter(|h| !h.is_empty()) else {
-        return Ok(path.guess_content_type());
-    };
-    let mime: mime_guess::mime::Mime = raw
-        .parse()
-        .map_err(|_| format!("The Content-Type header \"{raw}\" is not a valid media type."))?;
-    if UNSPECIFIED_CONTENT_TYPES.contains(&mime.essence_str()) {
-        return Ok(path.guess_content_type());
-    }
-    Ok(mime.to_string())
 }

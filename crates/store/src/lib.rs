@@ -4,6 +4,7 @@
 //! the function that needs them; every query on tenant data takes the [`TenantId`] of the
 //! caller, so isolation is a property of the function signatures, not of handler code.
 
+pub mod budget;
 mod domains;
 mod edge;
 mod events;
@@ -19,7 +20,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 pub use sqlx::{Error as SqlxError, PgPool};
 
-pub use domains::{CertificateSummary, Domain, DomainStatus, Page};
+pub use budget::{Budget, BudgetKind, Budgets, OrderRequest, Reservation};
+pub use domains::{CertificateSummary, Domain, DomainStatus, Page, RenewalWindow};
 pub use edge::{Change, FleetSnapshot, ServingCertificate};
 pub use events::Event;
 pub use file_path::{FilePath, FilePathError, choose_content_type};
@@ -27,7 +29,7 @@ pub use files::{FileLimits, FileMeta, StoredFile};
 pub use hostname::{Hostname, HostnameError};
 pub use sealing::{MasterKey, SealError, certificate_key_context};
 pub use tenants::{ApiKey, Tenant, TenantId};
-pub use work::{AdvisoryLock, CheckRecord, Claimed, NewCertificate, Outcome};
+pub use work::{AdvisoryLock, CheckRecord, Claimed, NewCertificate, Outcome, RenewalInfoRecord};
 
 /// The migrations in `migrations/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

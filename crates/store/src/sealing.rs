@@ -93,6 +93,11 @@ impl MasterKey {
     }
 }
 
+/// The associated data a certificate's private key is sealed with.
+pub fn certificate_key_context(hostname: &str) -> String {
+    format!("cert-key:{hostname}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,9 +128,4 @@ mod tests {
             Err(SealError::Forged)
         ));
     }
-}
-
-/// The associated data a certificate's private key is sealed with.
-pub fn certificate_key_context(hostname: &str) -> String {
-    format!("cert-key:{hostname}")
 }

@@ -30,8 +30,15 @@ pub struct Claimed {
     pub check_problem: Option<String>,
     pub last_error: Option<String>,
     pub created_at: OffsetDateTime,
+    pub cert_not_before: Option<OffsetDateTime>,
     pub cert_not_after: Option<OffsetDateTime>,
     pub cert_renew_at: Option<OffsetDateTime>,
+    pub cert_serial: Option<String>,
+    pub cert_issued_by: Option<String>,
+    /// The RFC 9773 identifier of the served certificate (ACME only).
+    pub cert_ari_id: Option<String>,
+    pub cert_ari_next_check_at: Option<OffsetDateTime>,
+    pub queued_reason: Option<String>,
 }
 
 /// What DNS showed, as the tenant sees it in `check`.
@@ -57,6 +64,8 @@ pub struct Outcome {
     pub clear_order: bool,
     /// Timeline entries: (kind, message).
     pub events: Vec<(String, String)>,
+    /// Waiting for CA budget: the plain-words reason and until when.
+    pub queued: Option<(String, OffsetDateTime)>,
 }
 
 /// A certificate ready to be served.
@@ -70,6 +79,24 @@ pub struct NewCertificate {
     pub issuer: String,
     pub renew_at: OffsetDateTime,
     pub issued_by: String,
+    /// RFC 9773 identifier, when the CA is an ACME CA.
+    pub ari_cert_id: Option<String>,
+    /// For the ledger: the CA (directory URL or `local`), the registered domain, and the
+    /// serial of the certificate this one replaces (a renewal).
+    pub ca: String,
+    pub registered_domain: String,
+    pub replaces: Option<String>,
+}
+
+/// What a CA said about when to renew one certificate (RFC 9773).
+#[derive(Debug, Clone)]
+pub struct RenewalInfoRecord {
+    pub window_start: OffsetDateTime,
+    pub window_end: OffsetDateTime,
+    pub explanation_url: Option<String>,
+    /// The moment chosen inside the window.
+    pub renew_at: OffsetDateTime,
+    pub next_check_at: OffsetDateTime,
 }
 
 /// A session-level advisory lock on its own connection. Dropping it closes the
@@ -98,7 +125,10 @@ impl Store {
                  FROM due WHERE domains.id = due.id RETURNING domains.*) \
              SELECT d.id, d.tenant_id, d.hostname, d.status, d.attempts, d.ca_failures, \
                  d.dns_misses, d.order_url, d.order_key_sealed, d.check_problem, d.last_error, d.created_at, \
-                 c.not_after AS cert_not_after, c.renew_at AS cert_renew_at \
+                 d.queued_reason, c.not_before AS cert_not_before, \
+                 c.not_after AS cert_not_after, c.renew_at AS cert_renew_at, \
+                 c.serial AS cert_serial, c.issued_by AS cert_issued_by, \
+                 c.ari_cert_id AS cert_ari_id, c.ari_next_check_at AS cert_ari_next_check_at \
              FROM d LEFT JOIN certificates c ON c.domain_id = d.id",
         )
         .bind(owner)
@@ -262,15 +292,41 @@ impl Store {
         let Some((tenant, hostname)) = row else {
             return Ok(false);
         };
+        // The ledger first: its unique index refuses a second renewal of one
+        // certificate, whatever happened to the leases.
+        let ledger = sqlx::query(
+            "INSERT INTO ca_ledger (ca, kind, hostname, registered_domain, domain_id, renewal, \
+                 serial, replaces) VALUES ($1, 'certificate', $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&cert.ca)
+        .bind(&hostname)
+        .bind(&cert.registered_domain)
+        .bind(id)
+        .bind(cert.replaces.is_some())
+        .bind(&cert.serial)
+        .bind(&cert.replaces)
+        .execute(&mut *tx)
+        .await;
+        match ledger {
+            Err(e) if crate::is_unique_violation(&e, "ca_ledger_one_renewal") => {
+                tracing::error!(%hostname, replaces = ?cert.replaces, "refusing a second renewal of one certificate");
+                return Ok(false);
+            }
+            other => {
+                other?;
+            }
+        }
         sqlx::query(
             "INSERT INTO certificates (domain_id, tenant_id, hostname, chain_pem, key_sealed, \
-                 not_before, not_after, serial, issuer, renew_at, issued_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 not_before, not_after, serial, issuer, renew_at, issued_by, ari_cert_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (domain_id) DO UPDATE SET chain_pem = excluded.chain_pem, \
                  key_sealed = excluded.key_sealed, not_before = excluded.not_before, \
                  not_after = excluded.not_after, serial = excluded.serial, \
                  issuer = excluded.issuer, renew_at = excluded.renew_at, \
-                 issued_by = excluded.issued_by, created_at = now()",
+                 issued_by = excluded.issued_by, ari_cert_id = excluded.ari_cert_id, \
+                 ari_window_start = NULL, ari_window_end = NULL, ari_explanation_url = NULL, \
+                 ari_checked_at = NULL, ari_next_check_at = NULL, created_at = now()",
         )
         .bind(id)
         .bind(tenant)
@@ -283,6 +339,7 @@ impl Store {
         .bind(&cert.issuer)
         .bind(cert.renew_at)
         .bind(&cert.issued_by)
+        .bind(&cert.ari_cert_id)
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM acme_challenges WHERE domain_id = $1")
@@ -292,6 +349,53 @@ impl Store {
         let applied = apply_outcome(&mut tx, id, owner, outcome).await?;
         tx.commit().await?;
         Ok(applied)
+    }
+
+    /// Store what the CA's renewal information said about the certificate `serial` of a
+    /// claimed domain, and the renewal time chosen from it.
+    pub async fn record_renewal_info(
+        &self,
+        id: Uuid,
+        owner: &str,
+        serial: &str,
+        info: &RenewalInfoRecord,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE certificates c SET ari_window_start = $4, ari_window_end = $5, \
+                 ari_explanation_url = $6, renew_at = $7, ari_checked_at = now(), \
+                 ari_next_check_at = $8 \
+             FROM domains d WHERE c.domain_id = $1 AND d.id = $1 AND d.lease_owner = $2 \
+                 AND c.serial = $3",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(serial)
+        .bind(info.window_start)
+        .bind(info.window_end)
+        .bind(&info.explanation_url)
+        .bind(info.renew_at)
+        .bind(info.next_check_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The CA offers no renewal information (now): look again at `next_check_at`.
+    pub async fn postpone_renewal_info(
+        &self,
+        id: Uuid,
+        serial: &str,
+        next_check_at: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE certificates SET ari_next_check_at = $3 WHERE domain_id = $1 AND serial = $2",
+        )
+        .bind(id)
+        .bind(serial)
+        .bind(next_check_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Publish an HTTP-01 challenge response for every edge.
@@ -404,6 +508,7 @@ async fn apply_outcome(
              dns_misses = $11, \
              order_url = CASE WHEN $12 THEN NULL ELSE order_url END, \
              order_key_sealed = CASE WHEN $12 THEN NULL ELSE order_key_sealed END, \
+             queued_reason = $13, queued_until = $14, \
              lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
          WHERE id = $1 AND lease_owner = $2 RETURNING tenant_id",
     )
@@ -419,6 +524,8 @@ async fn apply_outcome(
     .bind(o.ca_failures)
     .bind(o.dns_misses)
     .bind(o.clear_order)
+    .bind(o.queued.as_ref().map(|(why, _)| why.as_str()))
+    .bind(o.queued.as_ref().map(|(_, until)| *until))
     .fetch_optional(&mut *tx)
     .await?;
     let Some(tenant) = tenant else {

@@ -15,12 +15,13 @@ use instant_acme::{
 };
 use rcgen::{CertificateParams, DistinguishedName, KeyPair};
 
-use landlord_store::{MasterKey, Store};
+use landlord_store::{Budgets, MasterKey, OrderRequest, Reservation, Store};
 
 use crate::IssueError;
 
 pub struct AcmeIssuer {
     account: Account,
+    directory_url: String,
 }
 
 #[derive(Debug, Clone)]
@@ -39,9 +40,20 @@ pub struct OrderContext<'a> {
     pub hostname: &'a str,
     pub order_url: Option<&'a str>,
     pub order_key_sealed: Option<&'a [u8]>,
+    /// For a renewal: the RFC 9773 identifier of the certificate it replaces.
+    pub replaces: Option<&'a str>,
+    /// The domain already had a certificate (Let's Encrypt's "renewal": same names).
+    pub renewal: bool,
+    pub registered_domain: &'a str,
+    pub budgets: &'a Budgets,
 }
 
 impl AcmeIssuer {
+    /// The directory URL, which keys the CA's budgets in the ledger.
+    pub fn directory_url(&self) -> &str {
+        &self.directory_url
+    }
+
     /// Restore the shared account from PostgreSQL, or create it (once, cluster-wide).
     pub async fn connect(
         store: &Store,
@@ -66,12 +78,14 @@ impl AcmeIssuer {
         if let Some(sealed) = store.acme_account(&config.directory_url).await? {
             return Ok(Self {
                 account: restore(builder()?, key, &sealed, &context).await?,
+                directory_url: config.directory_url.clone(),
             });
         }
         let _lock = store.lock(&context).await?;
         if let Some(sealed) = store.acme_account(&config.directory_url).await? {
             return Ok(Self {
                 account: restore(builder()?, key, &sealed, &context).await?,
+                directory_url: config.directory_url.clone(),
             });
         }
         let contact: Vec<&str> = config.contact.iter().map(String::as_str).collect();
@@ -94,7 +108,10 @@ impl AcmeIssuer {
             )
             .await?;
         tracing::info!(directory = %config.directory_url, "ACME account created");
-        Ok(Self { account })
+        Ok(Self {
+            account,
+            directory_url: config.directory_url.clone(),
+        })
     }
 
     /// Run (or resume) the order for one hostname to a certificate chain. Returns the
@@ -178,12 +195,33 @@ impl AcmeIssuer {
                 }
             }
         }
-        let identifiers = [Identifier::Dns(ctx.hostname.to_owned())];
-        let order = self
-            .account
-            .new_order(&NewOrder::new(&identifiers))
+        let request = OrderRequest {
+            ca: &self.directory_url,
+            domain_id: ctx.domain,
+            hostname: ctx.hostname,
+            registered_domain: ctx.registered_domain,
+            renewal: ctx.renewal,
+        };
+        match ctx
+            .store
+            .reserve_order(ctx.budgets, &request)
             .await
-            .map_err(IssueError::from_acme)?;
+            .map_err(IssueError::internal)?
+        {
+            Reservation::Granted => {}
+            Reservation::Queued {
+                kind,
+                budget,
+                used,
+                until,
+            } => {
+                return Err(IssueError::Queued {
+                    reason: crate::queued_reason(kind, budget, used, until, &request),
+                    until,
+                });
+            }
+        }
+        let order = self.place_order(ctx.hostname, ctx.replaces).await?;
         ctx.store
             .record_order_placed(
                 ctx.domain,
@@ -194,6 +232,60 @@ impl AcmeIssuer {
             .await
             .map_err(IssueError::internal)?;
         Ok(order)
+    }
+
+    /// Place a new order; a renewal names the certificate it `replaces` (exempt from
+    /// Let's Encrypt's rate limits) when the CA supports ARI, and falls back to a plain
+    /// order when the CA does not or refuses the replacement (e.g. already replaced).
+    pub(crate) async fn place_order(
+        &self,
+        hostname: &str,
+        replaces: Option<&str>,
+    ) -> Result<Order, IssueError> {
+        let identifiers = [Identifier::Dns(hostname.to_owned())];
+        if let Some(id) = replaces.and_then(crate::ari::parse_certificate_id) {
+            match self
+                .account
+                .new_order(&NewOrder::new(&identifiers).replaces(id))
+                .await
+            {
+                Ok(order) => return Ok(order),
+                Err(instant_acme::Error::Unsupported(_)) => {}
+                Err(instant_acme::Error::Api(problem))
+                    if matches!(
+                        problem.r#type.as_deref().and_then(|t| t.rsplit(':').next()),
+                        Some("alreadyReplaced" | "malformed" | "conflict")
+                    ) =>
+                {
+                    tracing::info!(
+                        %hostname,
+                        detail = problem.detail.as_deref().unwrap_or(""),
+                        "the CA refused `replaces`; ordering without it"
+                    );
+                }
+                Err(e) => return Err(IssueError::from_acme(e)),
+            }
+        }
+        self.account
+            .new_order(&NewOrder::new(&identifiers))
+            .await
+            .map_err(IssueError::from_acme)
+    }
+
+    /// The CA's renewal information for a certificate (RFC 9773): the suggested window
+    /// and how long to wait before asking again. `Ok(None)` when the CA offers none.
+    pub async fn renewal_info(
+        &self,
+        certificate_id: &str,
+    ) -> Result<Option<(instant_acme::RenewalInfo, Duration)>, IssueError> {
+        let Some(id) = crate::ari::parse_certificate_id(certificate_id) else {
+            return Ok(None);
+        };
+        match self.account.renewal_info(&id).await {
+            Ok(answer) => Ok(Some(answer)),
+            Err(instant_acme::Error::Unsupported(_)) => Ok(None),
+            Err(e) => Err(IssueError::from_acme(e)),
+        }
     }
 
     /// Publish every pending HTTP-01 response in PostgreSQL, then tell the CA to check.
@@ -253,4 +345,261 @@ pub fn spki_of(key_pem: &str) -> anyhow::Result<(KeyPair, Vec<u8>)> {
     let key = KeyPair::from_pem(key_pem)?;
     let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
     Ok((key, spki))
+}
+
+/// The ARI client against recorded RFC 9773 exchanges: instant-acme's real request path
+/// with a recorded HTTP transport in place of the network.
+#[cfg(test)]
+mod recorded {
+    use std::collections::VecDeque;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use bytes::Bytes;
+    use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
+
+    use super::*;
+
+    const DIRECTORY: &str = "https://ca.test/directory";
+
+    /// Serves queued responses in order and keeps every request (method, URI, body).
+    #[derive(Clone, Default)]
+    struct Recorded {
+        responses: Arc<Mutex<VecDeque<http::Response<Bytes>>>>,
+        requests: Arc<Mutex<Vec<Request>>>,
+    }
+
+    /// A request as sent: method, URI, body.
+    type Request = (String, String, Vec<u8>);
+
+    impl Recorded {
+        fn then(self, status: u16, headers: &[(&str, &str)], body: &str) -> Self {
+            let mut response = http::Response::builder().status(status);
+            for (name, value) in headers {
+                response = response.header(*name, *value);
+            }
+            self.responses
+                .lock()
+                .unwrap()
+                .push_back(response.body(Bytes::from(body.to_owned())).unwrap());
+            self
+        }
+    }
+
+    impl HttpClient for Recorded {
+        fn request(
+            &self,
+            req: http::Request<BodyWrapper<Bytes>>,
+        ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>>
+        {
+            let this = self.clone();
+            Box::pin(async move {
+                let (parts, body) = req.into_parts();
+                let body = http_body_util::BodyExt::collect(body)
+                    .await
+                    .map(|b| b.to_bytes().to_vec())
+                    .unwrap_or_default();
+                this.requests.lock().unwrap().push((
+                    parts.method.to_string(),
+                    parts.uri.to_string(),
+                    body,
+                ));
+                let response = this
+                    .responses
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .expect("no recorded response left");
+                let (parts, body) = response.into_parts();
+                Ok(BytesResponse {
+                    parts,
+                    body: Box::new(body),
+                })
+            })
+        }
+    }
+
+    fn directory(with_ari: bool) -> String {
+        let mut d = serde_json::json!({
+            "newNonce": "https://ca.test/nonce",
+            "newAccount": "https://ca.test/account",
+            "newOrder": "https://ca.test/order",
+        });
+        if with_ari {
+            d["renewalInfo"] = "https://ca.test/renewal-info".into();
+        }
+        d.to_string()
+    }
+
+    async fn issuer(http: Recorded) -> AcmeIssuer {
+        let key = KeyPair::generate().unwrap();
+        let credentials: AccountCredentials = serde_json::from_value(serde_json::json!({
+            "id": "https://ca.test/account/1",
+            "key_pkcs8": URL_SAFE_NO_PAD.encode(key.serialize_der()),
+            "directory": DIRECTORY,
+        }))
+        .unwrap();
+        let account = Account::builder_with_http(Box::new(http))
+            .from_credentials(credentials)
+            .await
+            .unwrap();
+        AcmeIssuer {
+            account,
+            directory_url: DIRECTORY.into(),
+        }
+    }
+
+    const ID: &str = "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE";
+
+    #[tokio::test]
+    async fn renewal_info_is_fetched_for_the_certificate() {
+        let http = Recorded::default()
+            .then(200, &[], &directory(true))
+            .then(
+                200,
+                &[("Retry-After", "21600"), ("Content-Type", "application/json")],
+                r#"{"suggestedWindow":{"start":"2025-01-02T04:00:00Z","end":"2025-01-03T04:00:00Z"},"explanationURL":"https://acme.example.com/docs/ari"}"#,
+            );
+        let issuer = issuer(http.clone()).await;
+        let (info, retry_after) = issuer.renewal_info(ID).await.unwrap().unwrap();
+        assert_eq!(
+            info.suggested_window.start,
+            time::macros::datetime!(2025-01-02 04:00 UTC)
+        );
+        assert!(
+            retry_after > Duration::from_secs(21_000) && retry_after <= Duration::from_secs(21_600)
+        );
+        let requests = http.requests.lock().unwrap();
+        assert_eq!(requests[1].0, "GET");
+        assert_eq!(requests[1].1, format!("https://ca.test/renewal-info/{ID}"));
+    }
+
+    #[tokio::test]
+    async fn no_renewal_info_without_ari_in_the_directory() {
+        let http = Recorded::default().then(200, &[], &directory(false));
+        let issuer = issuer(http.clone()).await;
+        assert!(issuer.renewal_info(ID).await.unwrap().is_none());
+        assert_eq!(
+            http.requests.lock().unwrap().len(),
+            1,
+            "no request beyond the directory"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_ari_error_is_transient() {
+        let http = Recorded::default()
+            .then(200, &[], &directory(true))
+            .then(
+                500,
+                &[("Retry-After", "60"), ("Content-Type", "application/problem+json")],
+                r#"{"type":"urn:ietf:params:acme:error:serverInternal","detail":"try later","status":500}"#,
+            );
+        let issuer = issuer(http).await;
+        assert!(matches!(
+            issuer.renewal_info(ID).await,
+            Err(IssueError::Transient(_))
+        ));
+    }
+
+    fn order_response(replaces: Option<&str>) -> String {
+        let mut o = serde_json::json!({
+            "status": "pending",
+            "identifiers": [{"type": "dns", "value": "status.example.com"}],
+            "authorizations": [],
+            "finalize": "https://ca.test/order/1/finalize",
+        });
+        if let Some(r) = replaces {
+            o["replaces"] = r.into();
+        }
+        o.to_string()
+    }
+
+    /// The payload of a JWS request body.
+    fn payload(body: &[u8]) -> serde_json::Value {
+        let jws: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let raw = URL_SAFE_NO_PAD
+            .decode(jws["payload"].as_str().unwrap())
+            .unwrap();
+        serde_json::from_slice(&raw).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_renewal_order_names_what_it_replaces() {
+        let http = Recorded::default()
+            .then(200, &[], &directory(true))
+            .then(200, &[("Replay-Nonce", "n1")], "")
+            .then(
+                201,
+                &[
+                    ("Replay-Nonce", "n2"),
+                    ("Location", "https://ca.test/order/1"),
+                ],
+                &order_response(Some(ID)),
+            );
+        let issuer = issuer(http.clone()).await;
+        issuer
+            .place_order("status.example.com", Some(ID))
+            .await
+            .unwrap();
+        let requests = http.requests.lock().unwrap();
+        let (method, uri, body) = requests.last().unwrap();
+        assert_eq!(
+            (method.as_str(), uri.as_str()),
+            ("POST", "https://ca.test/order")
+        );
+        assert_eq!(payload(body)["replaces"], ID);
+    }
+
+    #[tokio::test]
+    async fn a_refused_replacement_falls_back_to_a_plain_order() {
+        let http = Recorded::default()
+            .then(200, &[], &directory(true))
+            .then(200, &[("Replay-Nonce", "n1")], "")
+            .then(
+                409,
+                &[("Replay-Nonce", "n2"), ("Content-Type", "application/problem+json")],
+                r#"{"type":"urn:ietf:params:acme:error:alreadyReplaced","detail":"certificate already replaced","status":409}"#,
+            )
+            .then(200, &[("Replay-Nonce", "n3")], "")
+            .then(
+                201,
+                &[("Replay-Nonce", "n3"), ("Location", "https://ca.test/order/2")],
+                &order_response(None),
+            );
+        let issuer = issuer(http.clone()).await;
+        issuer
+            .place_order("status.example.com", Some(ID))
+            .await
+            .unwrap();
+        let requests = http.requests.lock().unwrap();
+        let (_, _, body) = requests.last().unwrap();
+        assert!(payload(body).get("replaces").is_none());
+    }
+
+    #[tokio::test]
+    async fn without_ari_a_renewal_is_a_plain_order() {
+        let http = Recorded::default()
+            .then(200, &[], &directory(false))
+            .then(200, &[("Replay-Nonce", "n1")], "")
+            .then(
+                201,
+                &[
+                    ("Replay-Nonce", "n2"),
+                    ("Location", "https://ca.test/order/1"),
+                ],
+                &order_response(None),
+            );
+        let issuer = issuer(http.clone()).await;
+        issuer
+            .place_order("status.example.com", Some(ID))
+            .await
+            .unwrap();
+        let requests = http.requests.lock().unwrap();
+        assert_eq!(requests.len(), 3);
+        assert!(payload(&requests[2].2).get("replaces").is_none());
+    }
 }

@@ -11,6 +11,8 @@ pub struct LeafInfo {
     pub not_after: OffsetDateTime,
     pub serial: String,
     pub issuer: String,
+    /// RFC 9773 identifier (needs an Authority Key Identifier, which public CAs set).
+    pub ari_id: Option<String>,
 }
 
 /// Parse the leaf (first certificate) of a PEM chain and check that its public key is
@@ -45,5 +47,6 @@ pub fn inspect(chain_pem: &str, spki_der: &[u8], hostname: &str) -> anyhow::Resu
         not_after: OffsetDateTime::from_unix_timestamp(validity.not_after.timestamp())?,
         serial: cert.raw_serial_as_string(),
         issuer: cert.issuer().to_string(),
+        ari_id: crate::ari::certificate_id(&cert),
     })
 }

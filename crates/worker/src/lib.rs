@@ -6,6 +6,7 @@
 //! domain, "check now") and otherwise sleeps until the next domain is due.
 
 mod acme;
+pub mod ari;
 mod certificate;
 pub mod dns;
 mod local;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use landlord_store::{MasterKey, Store, WAKE_CHANNEL};
+use landlord_store::{Budgets, MasterKey, Store, WAKE_CHANNEL};
 
 pub use acme::AcmeConfig;
 
@@ -58,6 +59,8 @@ pub struct WorkerConfig {
     /// Renew this long before expiry instead of at two thirds of the lifetime (for
     /// operators with special needs, and tests forcing a renewal).
     pub renew_before: Option<Duration>,
+    /// Landlord's mirror of the CA's rate limits (ACME only).
+    pub budgets: Budgets,
 }
 
 /// Why an issuance attempt did not produce a certificate.
@@ -72,6 +75,12 @@ pub enum IssueError {
     /// Network trouble, timeouts, our own database: retry soon.
     #[error("{0}")]
     Transient(String),
+    /// No order placed: a CA budget is spent until `until`.
+    #[error("{reason}")]
+    Queued {
+        reason: String,
+        until: time::OffsetDateTime,
+    },
 }
 
 impl IssueError {
@@ -127,6 +136,41 @@ impl IssueError {
             _ => IssueError::Refused(format!("The CA refused the order ({kind}): {detail}")),
         }
     }
+}
+
+/// Plain words for a domain waiting on a CA budget.
+pub(crate) fn queued_reason(
+    kind: landlord_store::BudgetKind,
+    budget: landlord_store::Budget,
+    used: i64,
+    until: time::OffsetDateTime,
+    request: &landlord_store::OrderRequest<'_>,
+) -> String {
+    use landlord_store::BudgetKind;
+    let window = schedule::human(budget.window);
+    let limit = budget.limit;
+    let what = match kind {
+        BudgetKind::OrdersPerAccount => format!(
+            "{used} new certificate orders were placed in the last {window}, as many as this platform allows ({limit} per {window}; Let's Encrypt's limit is 300 per account per 3 hours)"
+        ),
+        BudgetKind::CertificatesPerRegisteredDomain => format!(
+            "{used} certificates were ordered for names under {} in the last {window}, as many as this platform allows ({limit} per {window}; Let's Encrypt's limit is 50 per registered domain per week)",
+            request.registered_domain
+        ),
+        BudgetKind::FailedValidationsPerHostname => format!(
+            "the CA failed to validate {} {used} times in the last {window} ({limit} per {window} allowed; Let's Encrypt's limit is 5 per hostname per hour)",
+            request.hostname
+        ),
+    };
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    let at = until
+        .to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default();
+    format!(
+        "Queued to stay within the CA's rate limits: {what}. The certificate will be ordered automatically at {at}; nothing to do."
+    )
 }
 
 /// Let's Encrypt says when a rate limit lifts in the problem detail ("…: retry after

@@ -17,7 +17,7 @@ use crate::{IssueError, IssuerConfig, WorkerConfig, certificate, schedule};
 
 enum Issuer {
     Acme(AcmeIssuer),
-    Local(LocalCa),
+    Local(Box<LocalCa>),
 }
 
 pub struct Context {
@@ -67,6 +67,7 @@ impl Context {
                     dns_misses: d.dns_misses,
                     clear_order: false,
                     events: vec![],
+                    queued: None,
                 }
             }
             Verdict::NotPointed { found, problem } => self.not_pointed(d, now, found, problem),
@@ -141,6 +142,7 @@ impl Context {
             dns_misses,
             clear_order: status == DomainStatus::PendingDns,
             events,
+            queued: None,
         }
     }
 
@@ -155,9 +157,20 @@ impl Context {
             problem: None,
         };
         let has_valid_cert = d.cert_not_after.is_some_and(|t| t > now);
-        let renewal_due = d.cert_renew_at.is_none_or(|t| t <= now);
-        let next_routine =
-            |renew_at: OffsetDateTime| renew_at.min(now + self.config.recheck_active);
+        let mut renew_at = d.cert_renew_at;
+        let mut next_ari_check = d.cert_ari_next_check_at;
+        if has_valid_cert
+            && matches!(d.status, DomainStatus::Active | DomainStatus::Moved)
+            && let Some((at, next)) = self.poll_renewal_info(d, now).await?
+        {
+            renew_at = Some(at);
+            next_ari_check = Some(next);
+        }
+        let renewal_due = renew_at.is_none_or(|t| t <= now);
+        let next_routine = |renew_at: OffsetDateTime| {
+            let at = renew_at.min(now + self.config.recheck_active);
+            next_ari_check.map_or(at, |ari| at.min(ari.max(now)))
+        };
 
         // Serving and not yet due: just record that DNS is still fine.
         if has_valid_cert
@@ -175,12 +188,13 @@ impl Context {
                 status: DomainStatus::Active,
                 check: Some(check),
                 last_error: None,
-                next_attempt_at: next_routine(d.cert_renew_at.unwrap_or(now)),
+                next_attempt_at: next_routine(renew_at.unwrap_or(now)),
                 attempts: 0,
                 ca_failures: 0,
                 dns_misses: 0,
                 clear_order: true,
                 events,
+                queued: None,
             };
             self.store
                 .record_outcome(d.id, &self.owner, &outcome)
@@ -209,86 +223,157 @@ impl Context {
             Err(IssueError::Refused(_)) => "refused",
             Err(IssueError::RateLimited(..)) => "rate_limited",
             Err(IssueError::Transient(_)) => "interrupted",
+            Err(IssueError::Queued { .. }) => "queued",
         };
         let kind = if renewing { "renewal" } else { "issuance" };
         metrics::counter!("landlord_worker_certificates_total", "kind" => kind, "outcome" => outcome).increment(1);
-        let (status, events, next, last_error, attempts, ca_failures, clear_order) = match &result {
-            Ok(cert) => {
-                let (kind, verb) = if renewing {
-                    ("renewed", "renewed")
-                } else {
-                    ("issued", "issued")
-                };
-                let message = format!(
-                    "Certificate {verb} by {}; valid until {}.",
-                    cert.issuer,
-                    cert.not_after.date()
-                );
-                tracing::info!(kind, not_after = %cert.not_after, "certificate stored");
-                (
-                    DomainStatus::Active,
-                    vec![(kind.to_owned(), message)],
-                    next_routine(cert.renew_at),
-                    None,
-                    0,
-                    0,
-                    true,
-                )
-            }
-            Err(IssueError::Refused(why)) => {
-                let failures = d.ca_failures + 1;
-                let wait = schedule::ca_retry(failures);
-                tracing::warn!(%why, failures, "the CA refused");
-                let (status, kind) = if renewing {
-                    (DomainStatus::Active, "renewal_failed")
-                } else {
-                    (DomainStatus::Failed, "failed")
-                };
-                let message = format!("{why} Next attempt in {}.", human(wait));
-                (
-                    status,
-                    vec![(kind.to_owned(), message)],
-                    now + wait,
-                    Some(why.clone()),
-                    d.attempts + 1,
-                    failures,
-                    true,
-                )
-            }
-            Err(IssueError::RateLimited(why, wait)) => {
-                let status = if renewing {
-                    DomainStatus::Active
-                } else {
-                    DomainStatus::Issuing
-                };
-                (
-                    status,
-                    vec![("rate_limited".to_owned(), why.clone())],
-                    now + *wait,
-                    Some(why.clone()),
-                    d.attempts + 1,
-                    d.ca_failures,
-                    true,
-                )
-            }
-            Err(IssueError::Transient(why)) => {
-                tracing::info!(%why, "issuance interrupted; retrying soon");
-                let status = if renewing {
-                    DomainStatus::Active
-                } else {
-                    DomainStatus::Issuing
-                };
-                (
-                    status,
-                    vec![],
-                    now + schedule::transient_retry(d.attempts),
-                    Some(why.clone()),
-                    d.attempts + 1,
-                    d.ca_failures,
-                    false,
-                )
-            }
+        // While renewing, every retry must come well before the served certificate expires.
+        let until_expiry: Option<Duration> = renewing
+            .then(|| d.cert_not_after.and_then(|t| (t - now).try_into().ok()))
+            .flatten();
+        let lifetime = match (d.cert_not_before, d.cert_not_after) {
+            (Some(nb), Some(na)) => (na - nb).try_into().unwrap_or(Duration::ZERO),
+            _ => Duration::ZERO,
         };
+        let expiry_note = |until: Duration| {
+            let expires = d
+                .cert_not_after
+                .map(|t| t.date().to_string())
+                .unwrap_or_default();
+            format!(
+                "The current certificate stays in use until it expires on {expires} (in {}).",
+                schedule::human(until)
+            )
+        };
+        let mut queued = None;
+        let (status, mut events, next, last_error, attempts, ca_failures, clear_order) =
+            match &result {
+                Ok(cert) => {
+                    let (kind, verb) = if renewing {
+                        ("renewed", "renewed")
+                    } else {
+                        ("issued", "issued")
+                    };
+                    let message = format!(
+                        "Certificate {verb} by {}; valid until {}.",
+                        cert.issuer,
+                        cert.not_after.date()
+                    );
+                    tracing::info!(kind, not_after = %cert.not_after, "certificate stored");
+                    (
+                        DomainStatus::Active,
+                        vec![(kind.to_owned(), message)],
+                        next_routine(cert.renew_at),
+                        None,
+                        0,
+                        0,
+                        true,
+                    )
+                }
+                Err(IssueError::Refused(why)) => {
+                    let failures = d.ca_failures + 1;
+                    let mut wait = schedule::ca_retry(failures);
+                    if let Some(until) = until_expiry {
+                        wait = schedule::before_expiry(wait, until, Duration::from_secs(60));
+                    }
+                    tracing::warn!(%why, failures, "the CA refused");
+                    self.record_failed_validation(d, renewing).await;
+                    let (status, kind) = if renewing {
+                        (DomainStatus::Active, "renewal_failed")
+                    } else {
+                        (DomainStatus::Failed, "failed")
+                    };
+                    let mut message = format!("{why} Next attempt in {}.", schedule::human(wait));
+                    if let Some(until) = until_expiry {
+                        message = format!("Renewal failed: {message} {}", expiry_note(until));
+                    }
+                    (
+                        status,
+                        vec![(kind.to_owned(), message)],
+                        now + wait,
+                        Some(why.clone()),
+                        d.attempts + 1,
+                        failures,
+                        true,
+                    )
+                }
+                Err(IssueError::RateLimited(why, wait)) => {
+                    let status = if renewing {
+                        DomainStatus::Active
+                    } else {
+                        DomainStatus::Issuing
+                    };
+                    (
+                        status,
+                        vec![("rate_limited".to_owned(), why.clone())],
+                        now + *wait,
+                        Some(why.clone()),
+                        d.attempts + 1,
+                        d.ca_failures,
+                        true,
+                    )
+                }
+                Err(IssueError::Queued { reason, until }) => {
+                    tracing::info!(%reason, "waiting for CA budget");
+                    let status = if renewing {
+                        DomainStatus::Active
+                    } else {
+                        DomainStatus::Issuing
+                    };
+                    let events = if d.queued_reason.is_none() {
+                        vec![("queued".to_owned(), reason.clone())]
+                    } else {
+                        vec![]
+                    };
+                    queued = Some((reason.clone(), *until));
+                    (
+                        status,
+                        events,
+                        *until,
+                        d.last_error.clone(),
+                        d.attempts,
+                        d.ca_failures,
+                        false,
+                    )
+                }
+                Err(IssueError::Transient(why)) => {
+                    tracing::info!(%why, "issuance interrupted; retrying soon");
+                    let status = if renewing {
+                        DomainStatus::Active
+                    } else {
+                        DomainStatus::Issuing
+                    };
+                    let mut wait = schedule::transient_retry(d.attempts);
+                    if let Some(until) = until_expiry {
+                        wait = schedule::before_expiry(wait, until, Duration::from_secs(5));
+                    }
+                    (
+                        status,
+                        vec![],
+                        now + wait,
+                        Some(why.clone()),
+                        d.attempts + 1,
+                        d.ca_failures,
+                        false,
+                    )
+                }
+            };
+        // A renewal that keeps failing says so loudly once less than a sixth of the
+        // certificate's life is left (half of the renewal window).
+        if let (Err(e), Some(until)) = (&result, until_expiry) {
+            let failing = matches!(e, IssueError::Refused(_))
+                || (matches!(e, IssueError::Transient(_)) && d.attempts == 2);
+            if failing && until < lifetime / 6 {
+                tracing::warn!(error = %e, expires_in = ?until, "renewal keeps failing; the certificate expires soon");
+                events.push((
+                    "expiry_warning".to_owned(),
+                    format!(
+                        "Warning: renewal keeps failing ({e}). {} Landlord keeps retrying.",
+                        expiry_note(until)
+                    ),
+                ));
+            }
+        }
         let outcome = Outcome {
             status,
             check: Some(check),
@@ -299,6 +384,7 @@ impl Context {
             dns_misses: 0,
             clear_order,
             events,
+            queued,
         };
         let applied = match &result {
             Ok(cert) => {
@@ -323,7 +409,7 @@ impl Context {
             .issuer
             .get_or_try_init(|| self.connect_issuer())
             .await?;
-        let (chain, key_pem, issued_by) = match issuer {
+        let (ca, (chain, key_pem, issued_by)) = match issuer {
             Issuer::Acme(acme) => {
                 let ctx = OrderContext {
                     store: &self.store,
@@ -333,14 +419,18 @@ impl Context {
                     hostname: &d.hostname,
                     order_url: d.order_url.as_deref(),
                     order_key_sealed: d.order_key_sealed.as_deref(),
+                    replaces: d.cert_ari_id.as_deref(),
+                    renewal: d.cert_serial.is_some(),
+                    registered_domain: &registered_domain(&d.hostname),
+                    budgets: &self.config.budgets,
                 };
                 let (chain, key) = acme.obtain(&ctx).await?;
-                (chain, key, "acme")
+                (acme.directory_url().to_owned(), (chain, key, "acme"))
             }
             Issuer::Local(ca) => {
                 let key = rcgen::KeyPair::generate().map_err(IssueError::internal)?;
                 let chain = ca.issue(&d.hostname, &key).map_err(IssueError::internal)?;
-                (chain, key.serialize_pem(), "local")
+                ("local".to_owned(), (chain, key.serialize_pem(), "local"))
             }
         };
         let (_, spki) = spki_of(&key_pem).map_err(IssueError::internal)?;
@@ -350,8 +440,16 @@ impl Context {
         Ok(NewCertificate {
             renew_at: match self.config.renew_before {
                 Some(window) => leaf.not_after - window,
-                None => schedule::renew_at(leaf.not_before, leaf.not_after),
+                None => schedule::renew_at(leaf.not_before, leaf.not_after, rand::random()),
             },
+            ari_cert_id: if issued_by == "acme" {
+                leaf.ari_id
+            } else {
+                None
+            },
+            ca,
+            registered_domain: registered_domain(&d.hostname),
+            replaces: d.cert_serial.clone(),
             chain_pem: chain,
             key_sealed: self
                 .config
@@ -365,6 +463,93 @@ impl Context {
         })
     }
 
+    /// Poll the CA's renewal information for the served certificate when it is due
+    /// (ACME certificates with an RFC 9773 identifier). Returns the renewal time and the
+    /// next poll when it learned something.
+    async fn poll_renewal_info(
+        &self,
+        d: &Claimed,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Option<(OffsetDateTime, OffsetDateTime)>> {
+        let (Some(id), Some(serial)) = (d.cert_ari_id.as_deref(), d.cert_serial.as_deref()) else {
+            return Ok(None);
+        };
+        if d.cert_issued_by.as_deref() != Some("acme")
+            || d.cert_ari_next_check_at.is_some_and(|t| t > now)
+            || !matches!(self.config.issuer, IssuerConfig::Acme(_))
+        {
+            return Ok(None);
+        }
+        let Ok(Issuer::Acme(acme)) = self.issuer.get_or_try_init(|| self.connect_issuer()).await
+        else {
+            return Ok(None);
+        };
+        match acme.renewal_info(id).await {
+            Ok(Some((info, retry_after))) => {
+                let record = crate::ari::decide(&info, retry_after, now, rand::random());
+                metrics::counter!("landlord_worker_ari_polls_total", "outcome" => "window")
+                    .increment(1);
+                if self
+                    .store
+                    .record_renewal_info(d.id, &self.owner, serial, &record)
+                    .await?
+                {
+                    let first = d.cert_ari_next_check_at.is_none();
+                    let early = d
+                        .cert_renew_at
+                        .is_some_and(|t| record.renew_at < t - time::Duration::days(1));
+                    if first || early {
+                        let mut message = format!(
+                            "The CA suggests renewing between {} and {}; renewal scheduled for {}.",
+                            record.window_start, record.window_end, record.renew_at
+                        );
+                        if let Some(url) = &record.explanation_url {
+                            message.push_str(&format!(" The CA explains why: {url}"));
+                        }
+                        self.store
+                            .record_event(d.id, &self.owner, "renewal_window", &message)
+                            .await?;
+                    }
+                    return Ok(Some((record.renew_at, record.next_check_at)));
+                }
+                Ok(None)
+            }
+            Ok(None) => {
+                // No ARI at this CA: the lifetime rule applies; look again tomorrow.
+                metrics::counter!("landlord_worker_ari_polls_total", "outcome" => "unsupported")
+                    .increment(1);
+                let next = now + time::Duration::days(1);
+                self.store.postpone_renewal_info(d.id, serial, next).await?;
+                Ok(d.cert_renew_at.map(|at| (at, next)))
+            }
+            Err(e) => {
+                metrics::counter!("landlord_worker_ari_polls_total", "outcome" => "error")
+                    .increment(1);
+                tracing::info!(error = %e, "renewal information unavailable; using the lifetime rule, retrying in an hour");
+                let next = now + time::Duration::hours(1);
+                self.store.postpone_renewal_info(d.id, serial, next).await?;
+                Ok(d.cert_renew_at.map(|at| (at, next)))
+            }
+        }
+    }
+
+    /// A CA refusal counts against the hostname's failed-validation budget.
+    async fn record_failed_validation(&self, d: &Claimed, renewal: bool) {
+        let IssuerConfig::Acme(acme) = &self.config.issuer else {
+            return;
+        };
+        let request = landlord_store::OrderRequest {
+            ca: &acme.directory_url,
+            domain_id: d.id,
+            hostname: &d.hostname,
+            registered_domain: &registered_domain(&d.hostname),
+            renewal,
+        };
+        if let Err(e) = self.store.record_failed_validation(&request).await {
+            tracing::warn!(error = %e, "could not record the failed validation");
+        }
+    }
+
     async fn connect_issuer(&self) -> Result<Issuer, IssueError> {
         let result = match &self.config.issuer {
             IssuerConfig::Acme(acme) => {
@@ -375,7 +560,7 @@ impl Context {
             IssuerConfig::Local { validity } => {
                 LocalCa::load_or_create(&self.store, &self.config.master_key, *validity)
                     .await
-                    .map(Issuer::Local)
+                    .map(|ca| Issuer::Local(Box::new(ca)))
             }
         };
         result.map_err(|e| {
@@ -386,12 +571,9 @@ impl Context {
     }
 }
 
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..=119 => format!("{s} seconds"),
-        120..=7199 => format!("{} minutes", s / 60),
-        7200..=172_799 => format!("{} hours", s / 3600),
-        _ => format!("{} days", s / 86_400),
-    }
+/// The registered domain (eTLD+1 by the Public Suffix List) a CA counts a name under.
+fn registered_domain(hostname: &str) -> String {
+    landlord_store::Hostname::parse(hostname)
+        .map(|h| h.registrable_domain().to_owned())
+        .unwrap_or_else(|_| hostname.to_owned())
 }
