@@ -46,3 +46,9 @@ bench-issuance N="100":
 # latency, memory with 10k/100k domains). Results: target/bench/edge-results.md.
 bench *ARGS:
     python3 scripts/bench-edge.py --command-label "just bench {{ARGS}}" {{ARGS}}
+
+# Soak: 24 domains with 4-minute certificates, two workers SIGKILLed at random, two edges,
+# continuous handshakes; fails on any expired or refused handshake or double renewal.
+# Not part of `just test` (10 minutes). Results: target/soak/soak-results.md.
+soak MINUTES="10" *ARGS:
+    python3 scripts/soak.py --minutes {{MINUTES}} --command-label "just soak {{MINUTES}} {{ARGS}}" {{ARGS}}

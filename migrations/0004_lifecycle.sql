@@ -52,3 +52,13 @@ DROP TRIGGER domains_announce ON domains;
 CREATE TRIGGER domains_announce
     AFTER INSERT OR DELETE OR UPDATE OF status, checked_at, check_problem, last_error, queued_reason ON domains
     FOR EACH ROW EXECUTE FUNCTION landlord_announce_domain();
+
+-- The change log is pruned (by workers, past a retention); `pruned_through` is the
+-- highest sequence number deleted. An edge whose position is below it missed changes it
+-- can no longer read, and reloads everything instead.
+CREATE TABLE change_log_horizon (
+    id             integer PRIMARY KEY CHECK (id = 1),
+    pruned_through bigint NOT NULL DEFAULT 0
+);
+INSERT INTO change_log_horizon (id, pruned_through) VALUES (1, 0);
+CREATE INDEX changes_at ON changes (at);

@@ -97,8 +97,7 @@ def log(msg):
     print(f"bench-edge: {msg}", file=sys.stderr, flush=True)
 
 
-class BenchError(Exception):
-    pass
+from harness import HarnessError as BenchError, free_port, http, run_quiet, wait_port  # noqa: E402
 
 
 class Interrupted(BaseException):
@@ -110,71 +109,6 @@ def on_signal(signum, _frame):
 
 
 # ---------------------------------------------------------------- small helpers
-
-def run_quiet(cmd, env=None, input=None, timeout=600):
-    """stdout of cmd; raises BenchError with stderr on failure."""
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, input=input, timeout=timeout)
-    if p.returncode != 0:
-        raise BenchError(f"{shlex.join(cmd)} exited {p.returncode}: {p.stderr.strip()[-2000:]}")
-    return p.stdout
-
-
-def free_port(udp_too=False):
-    for _ in range(100):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        if udp_too:
-            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                u.bind(("127.0.0.1", port))
-            except OSError:
-                s.close()
-                continue
-            u.close()
-        s.close()
-        return port
-    raise BenchError("no free port")
-
-
-def wait_port(port, proc, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"{what} exited with {proc.returncode} before listening on {port}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise BenchError(f"{what} did not listen on 127.0.0.1:{port} within {timeout} s")
-
-
-def http(method, url, body=None, token=None, content_type=None, timeout=10):
-    """(status, parsed JSON, raw text or None). HTTP errors are returned, not raised."""
-    headers = {}
-    data = None
-    if body is not None:
-        if isinstance(body, (bytes, bytearray)):
-            data = bytes(body)
-        else:
-            data = json.dumps(body).encode()
-            content_type = content_type or "application/json"
-    if content_type:
-        headers["Content-Type"] = content_type
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as res:
-            raw, status = res.read(), res.status
-    except urllib.error.HTTPError as e:
-        raw, status = e.read(), e.code
-    try:
-        return status, (json.loads(raw) if raw else None)
-    except ValueError:
-        return status, raw.decode(errors="replace")
-
 
 def proc_stat_ticks(pid):
     """utime + stime of a process (all its threads, live and exited) in clock ticks."""

@@ -935,7 +935,9 @@ function domainRow(domain) {
   const checking = state.busy.has(`check:${domain.id}`);
   const deleting = state.busy.has(`delete:${domain.id}`);
   const problemText =
-    domain.status === 'active' ? null : domain.check?.problem || (domain.status === 'failed' ? domain.last_error : null);
+    domain.status === 'active'
+      ? null
+      : domain.check?.problem || domain.queued?.reason || (domain.status === 'failed' ? domain.last_error : null);
   return h(
     'li',
     {
@@ -1157,6 +1159,16 @@ function detailBody(domain, events, eventsError) {
         { class: 'callout callout-warning', 'data-testid': 'dns-problem-box' },
         h('h2', { class: 'callout-title' }, 'DNS problem'),
         h('p', { 'data-testid': 'dns-problem' }, check.problem),
+      ),
+    );
+  }
+  if (domain.queued) {
+    alerts.push(
+      h(
+        'div',
+        { class: 'callout callout-warning', 'data-testid': 'queued-box' },
+        h('h2', { class: 'callout-title' }, 'Queued'),
+        h('p', { 'data-testid': 'queued-reason' }, domain.queued.reason),
       ),
     );
   }
@@ -1398,6 +1410,27 @@ function certificateSection(cert) {
             h('span', null, timeEl(cert.not_after, { mode: 'absolute' }), ' (', timeEl(cert.not_after), ')'),
           ),
           fact('Renews', h('span', null, timeEl(cert.renew_at, { mode: 'absolute' }), ' (', timeEl(cert.renew_at), ')')),
+          cert.renewal_window
+            ? fact(
+                'CA renewal window',
+                h(
+                  'span',
+                  { 'data-testid': 'renewal-window' },
+                  timeEl(cert.renewal_window.start, { mode: 'absolute' }),
+                  ' – ',
+                  timeEl(cert.renewal_window.end, { mode: 'absolute' }),
+                  cert.renewal_window.explanation_url
+                    ? h(
+                        'span',
+                        null,
+                        ' (',
+                        h('a', { href: cert.renewal_window.explanation_url, rel: 'noopener noreferrer' }, 'why'),
+                        ')',
+                      )
+                    : null,
+                ),
+              )
+            : null,
         )
       : h('p', { class: 'muted' }, 'No certificate yet. One is requested as soon as DNS points at us.'),
   );

@@ -259,6 +259,17 @@ impl Directory {
         Ok(())
     }
 
+    /// Start over: reload the allowlist and forget every cached certificate, miss and
+    /// file (after the change log was pruned past this edge's position).
+    pub async fn reload_all(&self) -> anyhow::Result<()> {
+        let names: HashMap<String, Uuid> = self.store.all_hostnames().await?.into_iter().collect();
+        *self.names.write().expect("names lock") = names;
+        self.certs.invalidate_all();
+        self.misses.invalidate_all();
+        self.files.invalidate_all();
+        Ok(())
+    }
+
     pub(crate) async fn certificate_changed(&self, hostname: &str) {
         self.certs.invalidate(hostname).await;
         self.misses.invalidate(hostname).await;

@@ -55,4 +55,5 @@ pub async fn start(
     Ok(dir)
 }
 
+pub use sync::Follower;
 pub use tls::serve_https;

@@ -173,6 +173,73 @@ async fn an_expired_certificate_is_never_presented(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn a_change_committed_after_a_later_one_is_not_missed(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let (tenant, der) = seed(&store, "late.example.com").await;
+    let edge = start_edge(store.clone(), der).await;
+    assert_eq!(get(&edge, "late.example.com", "/").await, Ok(404));
+    // Transaction 1 deletes the domain (taking change number N) but commits only after
+    // transaction 2's change (N+1) has been read by the edge.
+    let mut slow = pool.begin().await.unwrap();
+    sqlx::query("DELETE FROM domains WHERE hostname = 'late.example.com'")
+        .execute(&mut *slow)
+        .await
+        .unwrap();
+    store
+        .create_domain(tenant, &Hostname::parse("other.example.com").unwrap())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while edge.dir.tenant_of("other.example.com").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the edge never saw the later change"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    slow.commit().await.unwrap();
+    loop {
+        match get(&edge, "late.example.com", "/").await {
+            Err(e) if e.contains("UnrecognisedName") => break,
+            other => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the late deletion was missed: {other:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn an_edge_behind_the_pruned_change_log_reloads_everything(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let (tenant, _) = seed(&store, "gone.example.com").await;
+    let dir = Directory::load(store.clone(), EdgeConfig::new(MasterKey::new(KEY)))
+        .await
+        .unwrap();
+    let mut follower = landlord_edge::Follower::new(store.latest_change().await.unwrap());
+    assert!(dir.tenant_of("gone.example.com").is_some());
+    // While this edge is away: one domain deleted, one added, and the log pruned.
+    sqlx::query("DELETE FROM domains WHERE hostname = 'gone.example.com'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    store
+        .create_domain(tenant, &Hostname::parse("new.example.com").unwrap())
+        .await
+        .unwrap();
+    let pruned = store.prune_changes(Duration::ZERO).await.unwrap();
+    assert!(pruned >= 2, "{pruned}");
+    assert!(store.changes_pruned_through().await.unwrap() > follower.position());
+    follower.catch_up(&dir).await.unwrap();
+    assert!(dir.tenant_of("gone.example.com").is_none());
+    assert_eq!(dir.tenant_of("new.example.com"), Some(tenant.0));
+    assert!(follower.position() >= store.changes_pruned_through().await.unwrap());
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
 async fn a_flood_of_random_sni_names_costs_no_queries_and_no_memory(pool: PgPool) {
     let store = Store::from_pool(pool);
     let (_, der) = seed(&store, "real.example.com").await;

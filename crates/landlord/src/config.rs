@@ -101,6 +101,9 @@ pub struct Settings {
     /// Failed validations per hostname per window (Let's Encrypt: 5/1h).
     #[arg(long, env = "LANDLORD_CA_BUDGET_FAILED_VALIDATIONS", global = true)]
     pub ca_budget_failed_validations: Option<String>,
+    /// How long the edges' change log is kept, in seconds (edges away longer reload everything).
+    #[arg(long, env = "LANDLORD_CHANGE_RETENTION_SECONDS", global = true)]
+    pub change_retention_seconds: Option<u64>,
     /// Validity of certificates from the local issuer, in minutes.
     #[arg(long, env = "LANDLORD_LOCAL_CERT_MINUTES", global = true)]
     pub local_cert_minutes: Option<u64>,
@@ -223,6 +226,9 @@ impl Settings {
             moved_after: self.moved_after.unwrap_or(3).max(1),
             renew_before: self.renew_before_seconds.map(Duration::from_secs),
             budgets: self.budgets()?,
+            change_retention: Duration::from_secs(
+                self.change_retention_seconds.unwrap_or(7 * 86_400).max(60),
+            ),
         })
     }
 

@@ -55,10 +55,54 @@ impl Store {
     /// The newest change sequence number (0 when the log is empty).
     pub async fn latest_change(&self) -> Result<i64> {
         Ok(
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0)::bigint FROM changes")
+            sqlx::query_scalar("SELECT GREATEST(COALESCE(MAX(seq), 0), (SELECT pruned_through FROM change_log_horizon))::bigint FROM changes")
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    /// Changes committed recently (in the last `window`) at or below `seq`: a transaction
+    /// that took its sequence number before a later one but committed after it, which a
+    /// reader following `seq > last` alone would skip.
+    pub async fn recent_changes_up_to(
+        &self,
+        seq: i64,
+        window: std::time::Duration,
+    ) -> Result<Vec<Change>> {
+        Ok(sqlx::query_as(
+            "SELECT seq, entity, tenant_id, hostname, path FROM changes \
+             WHERE seq <= $1 AND at > now() - make_interval(secs => $2) ORDER BY seq",
+        )
+        .bind(seq)
+        .bind(window.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The highest sequence number pruned from the change log (0 if none).
+    pub async fn changes_pruned_through(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT pruned_through FROM change_log_horizon WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Delete change-log entries older than `retention`; returns how many. Edges that were
+    /// away longer than that reload everything (see [`Store::changes_pruned_through`]).
+    pub async fn prune_changes(&self, retention: std::time::Duration) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "WITH gone AS (DELETE FROM changes WHERE at < now() - make_interval(secs => $1) \
+                 RETURNING seq), \
+             h AS (UPDATE change_log_horizon SET pruned_through = \
+                 GREATEST(pruned_through, (SELECT max(seq) FROM gone)) \
+                 WHERE id = 1 AND EXISTS (SELECT 1 FROM gone)) \
+             SELECT count(*) FROM gone",
+        )
+        .bind(retention.as_secs_f64())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
     }
 
     /// Changes after `seq`, oldest first.

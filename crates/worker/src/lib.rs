@@ -61,6 +61,8 @@ pub struct WorkerConfig {
     pub renew_before: Option<Duration>,
     /// Landlord's mirror of the CA's rate limits (ACME only).
     pub budgets: Budgets,
+    /// How long the edges' change log is kept (pruned hourly by every worker).
+    pub change_retention: Duration,
 }
 
 /// Why an issuance attempt did not produce a certificate.
@@ -204,6 +206,7 @@ pub async fn run(
         owner.clone(),
     )?);
     let mut listener = store.listen(&[WAKE_CHANNEL]).await?;
+    let pruner = tokio::spawn(prune_change_log(store.clone(), config.change_retention));
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let finished = Arc::new(tokio::sync::Notify::new());
     tracing::info!(%owner, concurrency = config.concurrency, "worker started");
@@ -248,10 +251,24 @@ pub async fn run(
             () = tokio::time::sleep(wait) => {}
         }
     }
+    pruner.abort();
     tracing::info!("worker stopping; waiting for work in flight");
     let all = u32::try_from(config.concurrency.max(1)).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(config.lease, permits.acquire_many(all)).await;
     Ok(())
+}
+
+/// Keep the edges' change log bounded: hourly, drop entries older than `retention`.
+async fn prune_change_log(store: Store, retention: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match store.prune_changes(retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "change log pruned"),
+            Err(e) => tracing::warn!(error = %e, "pruning the change log failed"),
+        }
+    }
 }
 
 #[cfg(test)]
