@@ -62,6 +62,9 @@ pub struct FileEntry {
     pub content_type: String,
     pub etag: String,
     pub body: axum::body::Bytes,
+    /// The headers, built once when the file is loaded rather than per request.
+    pub etag_header: axum::http::HeaderValue,
+    pub content_type_header: Option<axum::http::HeaderValue>,
 }
 
 /// Counters read by tests, benchmarks and (later) `/metrics`.
@@ -230,6 +233,10 @@ impl Directory {
             Ok(found) => {
                 let entry = found.map(|f| {
                     Arc::new(FileEntry {
+                        etag_header: axum::http::HeaderValue::from_str(&f.etag)
+                            .unwrap_or(axum::http::HeaderValue::from_static("\"\"")),
+                        content_type_header: axum::http::HeaderValue::from_str(&f.content_type)
+                            .ok(),
                         content_type: f.content_type,
                         etag: f.etag,
                         body: f.body.into(),

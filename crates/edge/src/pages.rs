@@ -19,6 +19,8 @@ struct Site {
     dir: Arc<Directory>,
     host: Hostname,
     tenant: uuid::Uuid,
+    /// `Strict-Transport-Security`, built once per connection rather than per request.
+    hsts: Option<HeaderValue>,
 }
 
 /// The service for one TLS connection (it knows its SNI name and tenant).
@@ -27,10 +29,20 @@ pub fn service(
     host: Hostname,
     tenant: uuid::Uuid,
 ) -> TowerToHyperService<axum::Router> {
+    let hsts = dir
+        .config
+        .hsts
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok());
     let router = axum::Router::new()
         .fallback(page)
         .layer(CompressionLayer::new())
-        .with_state(Site { dir, host, tenant });
+        .with_state(Site {
+            dir,
+            host,
+            tenant,
+            hsts,
+        });
     TowerToHyperService::new(router)
 }
 
@@ -42,14 +54,8 @@ async fn page(State(site): State<Site>, request: Request) -> Response {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    if let Some(hsts) = site
-        .dir
-        .config
-        .hsts
-        .as_deref()
-        .and_then(|v| HeaderValue::from_str(v).ok())
-    {
-        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+    if let Some(hsts) = &site.hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
     }
     response
 }
@@ -71,10 +77,11 @@ async fn respond(site: &Site, request: &axum::http::request::Parts) -> Response 
             let h = request.headers.get(header::HOST)?.to_str().ok()?;
             Some(h.rsplit_once(':').map_or(h, |(name, _)| name).to_owned())
         });
-    let same = authority
-        .as_deref()
-        .and_then(|a| Hostname::parse(a).ok())
-        .is_some_and(|h| h == site.host);
+    // The common case, the SNI name itself, without running IDNA per request.
+    let same = authority.as_deref().is_some_and(|a| {
+        a.eq_ignore_ascii_case(site.host.as_str())
+            || Hostname::parse(a).is_ok_and(|h| h == site.host)
+    });
     if !same {
         return (
             StatusCode::MISDIRECTED_REQUEST,
@@ -96,7 +103,7 @@ async fn respond(site: &Site, request: &axum::http::request::Parts) -> Response 
     let Some(file) = site.dir.file(site.tenant, &path).await else {
         return not_found();
     };
-    let etag = HeaderValue::from_str(&file.etag).unwrap_or(HeaderValue::from_static("\"\""));
+    let etag = file.etag_header.clone();
     let matches = request
         .headers
         .get_all(header::IF_NONE_MATCH)
@@ -115,8 +122,8 @@ async fn respond(site: &Site, request: &axum::http::request::Parts) -> Response 
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(header::ETAG, etag);
-    if let Ok(ct) = HeaderValue::from_str(&file.content_type) {
-        headers.insert(header::CONTENT_TYPE, ct);
+    if let Some(ct) = &file.content_type_header {
+        headers.insert(header::CONTENT_TYPE, ct.clone());
     }
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(file.body.len()));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

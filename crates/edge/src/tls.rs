@@ -50,7 +50,7 @@ pub async fn serve_https(
                 tokio::spawn(async move {
                     let Some((tls, host, tenant)) = handshake(stream, &dir).await else { return };
                     let service = pages::service(dir, host, tenant);
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                    let conn = builder.serve_connection(TokioIo::new(tls), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 });
             }
