@@ -167,9 +167,13 @@ impl Context {
             next_ari_check = Some(next);
         }
         let renewal_due = renew_at.is_none_or(|t| t <= now);
+        // The next ARI poll brings the next visit forward; a poll that is already due but
+        // could not run (CA unreachable) must not make the domain due again at once.
         let next_routine = |renew_at: OffsetDateTime| {
             let at = renew_at.min(now + self.config.recheck_active);
-            next_ari_check.map_or(at, |ari| at.min(ari.max(now)))
+            next_ari_check
+                .filter(|ari| *ari > now)
+                .map_or(at, |ari| at.min(ari))
         };
 
         // Serving and not yet due: just record that DNS is still fine.
