@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::service::TowerToHyperService;
@@ -14,7 +13,6 @@ use landlord_store::{FilePath, Hostname};
 
 use crate::directory::Directory;
 
-#[derive(Clone)]
 struct Site {
     dir: Arc<Directory>,
     host: Hostname,
@@ -23,32 +21,55 @@ struct Site {
     hsts: Option<HeaderValue>,
 }
 
+/// The pages of one TLS connection: a plain tower service (no router: every path is a
+/// file), wrapped in compression.
+#[derive(Clone)]
+pub struct Pages(Arc<Site>);
+
+impl tower::Service<axum::http::Request<hyper::body::Incoming>> for Pages {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+        let site = self.0.clone();
+        Box::pin(async move {
+            let (request, _body) = request.into_parts();
+            Ok(page(&site, &request).await)
+        })
+    }
+}
+
 /// The service for one TLS connection (it knows its SNI name and tenant).
 pub fn service(
     dir: Arc<Directory>,
     host: Hostname,
     tenant: uuid::Uuid,
-) -> TowerToHyperService<axum::Router> {
+) -> TowerToHyperService<tower_http::compression::Compression<Pages>> {
     let hsts = dir
         .config
         .hsts
         .as_deref()
         .and_then(|v| HeaderValue::from_str(v).ok());
-    let router = axum::Router::new()
-        .fallback(page)
-        .layer(CompressionLayer::new())
-        .with_state(Site {
-            dir,
-            host,
-            tenant,
-            hsts,
-        });
-    TowerToHyperService::new(router)
+    let pages = Pages(Arc::new(Site {
+        dir,
+        host,
+        tenant,
+        hsts,
+    }));
+    TowerToHyperService::new(tower::Layer::layer(&CompressionLayer::new(), pages))
 }
 
-async fn page(State(site): State<Site>, request: Request) -> Response {
-    let (request, _body) = request.into_parts();
-    let mut response = respond(&site, &request).await;
+async fn page(site: &Site, request: &axum::http::request::Parts) -> Response {
+    let mut response = respond(site, request).await;
     let headers = response.headers_mut();
     headers.insert(
         "x-content-type-options",
