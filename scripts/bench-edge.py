@@ -97,7 +97,7 @@ def log(msg):
     print(f"bench-edge: {msg}", file=sys.stderr, flush=True)
 
 
-from harness import HarnessError as BenchError, free_port, http, run_quiet, wait_port  # noqa: E402
+from harness import HarnessError as BenchError, free_port, http, machine_facts, run_quiet, wait_port  # noqa: E402
 
 
 class Interrupted(BaseException):
@@ -178,30 +178,10 @@ def threads(pid):
 
 
 def machine():
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        with open("/proc/meminfo") as f:
-            mem = f"{int(f.readline().split()[1]) / 1024 / 1024:.1f} GiB RAM"
-    except OSError:
-        pass
-    distro = platform.system()
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    distro = line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs (`nproc`), {model}, {mem}, {distro}, Linux {platform.release()}"
+    facts = machine_facts()
+    distro = facts["distro"] or platform.system()
+    return (f"{os.cpu_count()} CPUs (`nproc`), {facts['model']}, {facts['mem']}, {distro}, "
+            f"Linux {platform.release()}")
 
 
 def loadavg():

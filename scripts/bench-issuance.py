@@ -37,9 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.path.join(ROOT, "target", "bench")
@@ -64,31 +62,10 @@ class BenchError(Exception):
     pass
 
 
+from harness import free_port, http, machine_facts  # noqa: E402  (scripts/harness.py, shared with bench-edge and soak)
+
+
 # ---------------------------------------------------------------- small helpers
-
-def http(method, url, body=None, token=None, timeout=10):
-    """(status, parsed JSON or None). HTTP errors are returned, not raised."""
-    data = None
-    headers = {}
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as res:
-            raw = res.read()
-            status = res.status
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        status = e.code
-    try:
-        parsed = json.loads(raw) if raw else None
-    except ValueError:
-        parsed = raw.decode(errors="replace")
-    return status, parsed
-
 
 def parse_time(s):
     """RFC 3339 from the API (up to nanoseconds, `Z` or an offset) -> aware datetime."""
@@ -99,14 +76,6 @@ def parse_time(s):
     frac = ((frac or "") + "000000")[:6]
     tz = "+00:00" if tz == "Z" else tz
     return dt.datetime.fromisoformat(f"{base}.{frac}{tz}")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def pct(values, p):
@@ -138,32 +107,11 @@ def run_quiet(cmd, **kw):
 
 
 def machine():
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(f.readline().split()[1])
-            mem = f"{kb / 1024 / 1024:.1f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
+    facts = machine_facts()
     nproc = run_quiet(["nproc"]).strip() if shutil.which("nproc") else str(os.cpu_count())
-    os_name = platform.platform()
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    os_name = line.split("=", 1)[1].strip().strip('"') + f", Linux {platform.release()}"
-    except OSError:
-        pass
-    return {"nproc": nproc, "model": model, "mem": mem, "os": os_name}
+    os_name = (f"{facts['distro']}, Linux {platform.release()}" if facts["distro"]
+               else platform.platform())
+    return {"nproc": nproc, "model": facts["model"], "mem": facts["mem"], "os": os_name}
 
 
 def cpu_times():

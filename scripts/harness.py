@@ -2,6 +2,7 @@
 soak.py): ports, processes and the REST API, with the Python standard library only."""
 
 import json
+import platform
 import shlex
 import socket
 import subprocess
@@ -77,3 +78,32 @@ def http(method, url, body=None, token=None, content_type=None, timeout=10):
         return status, (json.loads(raw) if raw else None)
     except ValueError:
         return status, raw.decode(errors="replace")
+
+
+def machine_facts():
+    """What a benchmark reports about the machine: CPU model, memory, distribution
+    ("unknown"/"" where /proc or /etc/os-release does not say)."""
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            mem = f"{int(f.readline().split()[1]) / 1024 / 1024:.1f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    distro = None
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    distro = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return {"model": model, "mem": mem, "distro": distro}

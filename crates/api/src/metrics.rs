@@ -25,35 +25,24 @@ pub async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, 
         let _ = writeln!(out, "landlord_domains{{status=\"{status}\"}} {n}");
     }
     if let Some(secs) = fleet.earliest_expiry_seconds {
-        let _ = writeln!(
-            out,
-            "# HELP landlord_certificate_earliest_expiry_seconds Seconds until the earliest certificate expires (negative once expired)."
+        gauge(
+            &mut out,
+            "landlord_certificate_earliest_expiry_seconds",
+            "Seconds until the earliest certificate expires (negative once expired).",
+            secs,
         );
-        let _ = writeln!(
-            out,
-            "# TYPE landlord_certificate_earliest_expiry_seconds gauge"
-        );
-        let _ = writeln!(out, "landlord_certificate_earliest_expiry_seconds {secs}");
     }
-    let _ = writeln!(
-        out,
-        "# HELP landlord_certificates_renewal_overdue Certificates past their renewal time."
+    gauge(
+        &mut out,
+        "landlord_certificates_renewal_overdue",
+        "Certificates past their renewal time.",
+        fleet.renewals_overdue,
     );
-    let _ = writeln!(out, "# TYPE landlord_certificates_renewal_overdue gauge");
-    let _ = writeln!(
-        out,
-        "landlord_certificates_renewal_overdue {}",
-        fleet.renewals_overdue
-    );
-    let _ = writeln!(
-        out,
-        "# HELP landlord_certificates_expiring_7d Certificates expiring within 7 days."
-    );
-    let _ = writeln!(out, "# TYPE landlord_certificates_expiring_7d gauge");
-    let _ = writeln!(
-        out,
-        "landlord_certificates_expiring_7d {}",
-        fleet.expiring_within_7d
+    gauge(
+        &mut out,
+        "landlord_certificates_expiring_7d",
+        "Certificates expiring within 7 days.",
+        fleet.expiring_within_7d,
     );
     if let Some(handle) = &state.config.metrics {
         out.push_str(&handle.render());
@@ -65,4 +54,11 @@ pub async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, 
         )],
         out,
     ))
+}
+
+/// One unlabelled gauge with its HELP and TYPE lines.
+fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    let _ = writeln!(out, "{name} {value}");
 }

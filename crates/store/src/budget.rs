@@ -188,17 +188,7 @@ impl Store {
                 });
             }
         }
-        sqlx::query(
-            "INSERT INTO ca_ledger (ca, kind, hostname, registered_domain, domain_id, renewal) \
-             VALUES ($1, 'order', $2, $3, $4, $5)",
-        )
-        .bind(order.ca)
-        .bind(order.hostname)
-        .bind(order.registered_domain)
-        .bind(order.domain_id)
-        .bind(order.renewal)
-        .execute(&mut *tx)
-        .await?;
+        record(&mut tx, "order", order).await?;
         // Nothing older than a week matters to any budget Let's Encrypt publishes; keep a
         // month for the operator's curiosity.
         sqlx::query("DELETE FROM ca_ledger WHERE ca = $1 AND at < now() - interval '30 days'")
@@ -211,19 +201,26 @@ impl Store {
 
     /// Record a validation the CA refused.
     pub async fn record_failed_validation(&self, order: &OrderRequest<'_>) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO ca_ledger (ca, kind, hostname, registered_domain, domain_id, renewal) \
-             VALUES ($1, 'failed_validation', $2, $3, $4, $5)",
-        )
-        .bind(order.ca)
-        .bind(order.hostname)
-        .bind(order.registered_domain)
-        .bind(order.domain_id)
-        .bind(order.renewal)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        record(&mut conn, "failed_validation", order).await
     }
+}
+
+/// Append one ledger entry of `kind` for `order`.
+async fn record(conn: &mut sqlx::PgConnection, kind: &str, order: &OrderRequest<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ca_ledger (ca, kind, hostname, registered_domain, domain_id, renewal) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(order.ca)
+    .bind(kind)
+    .bind(order.hostname)
+    .bind(order.registered_domain)
+    .bind(order.domain_id)
+    .bind(order.renewal)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 macro_rules! spent {

@@ -527,25 +527,42 @@ mod recorded {
         serde_json::from_slice(&raw).unwrap()
     }
 
+    impl Recorded {
+        /// The answer to a newNonce request.
+        fn nonce(self, nonce: &str) -> Self {
+            self.then(200, &[("Replay-Nonce", nonce)], "")
+        }
+
+        /// The answer to an accepted newOrder, reflecting `replaces` as RFC 9773 requires.
+        fn order_created(self, nonce: &str, replaces: Option<&str>) -> Self {
+            self.then(
+                201,
+                &[
+                    ("Replay-Nonce", nonce),
+                    ("Location", "https://ca.test/order/1"),
+                ],
+                &order_response(replaces),
+            )
+        }
+    }
+
+    /// Place a renewal order for the certificate `ID`; the requests the CA received.
+    async fn renew(http: Recorded) -> Vec<Request> {
+        issuer(http.clone())
+            .await
+            .place_order("status.example.com", Some(ID))
+            .await
+            .unwrap();
+        http.requests.lock().unwrap().clone()
+    }
+
     #[tokio::test]
     async fn a_renewal_order_names_what_it_replaces() {
         let http = Recorded::default()
             .then(200, &[], &directory(true))
-            .then(200, &[("Replay-Nonce", "n1")], "")
-            .then(
-                201,
-                &[
-                    ("Replay-Nonce", "n2"),
-                    ("Location", "https://ca.test/order/1"),
-                ],
-                &order_response(Some(ID)),
-            );
-        let issuer = issuer(http.clone()).await;
-        issuer
-            .place_order("status.example.com", Some(ID))
-            .await
-            .unwrap();
-        let requests = http.requests.lock().unwrap();
+            .nonce("n1")
+            .order_created("n2", Some(ID));
+        let requests = renew(http).await;
         let (method, uri, body) = requests.last().unwrap();
         assert_eq!(
             (method.as_str(), uri.as_str()),
@@ -558,24 +575,15 @@ mod recorded {
     async fn a_refused_replacement_falls_back_to_a_plain_order() {
         let http = Recorded::default()
             .then(200, &[], &directory(true))
-            .then(200, &[("Replay-Nonce", "n1")], "")
+            .nonce("n1")
             .then(
                 409,
                 &[("Replay-Nonce", "n2"), ("Content-Type", "application/problem+json")],
                 r#"{"type":"urn:ietf:params:acme:error:alreadyReplaced","detail":"certificate already replaced","status":409}"#,
             )
-            .then(200, &[("Replay-Nonce", "n3")], "")
-            .then(
-                201,
-                &[("Replay-Nonce", "n3"), ("Location", "https://ca.test/order/2")],
-                &order_response(None),
-            );
-        let issuer = issuer(http.clone()).await;
-        issuer
-            .place_order("status.example.com", Some(ID))
-            .await
-            .unwrap();
-        let requests = http.requests.lock().unwrap();
+            .nonce("n3")
+            .order_created("n4", None);
+        let requests = renew(http).await;
         let (_, _, body) = requests.last().unwrap();
         assert!(payload(body).get("replaces").is_none());
     }
@@ -584,21 +592,9 @@ mod recorded {
     async fn without_ari_a_renewal_is_a_plain_order() {
         let http = Recorded::default()
             .then(200, &[], &directory(false))
-            .then(200, &[("Replay-Nonce", "n1")], "")
-            .then(
-                201,
-                &[
-                    ("Replay-Nonce", "n2"),
-                    ("Location", "https://ca.test/order/1"),
-                ],
-                &order_response(None),
-            );
-        let issuer = issuer(http.clone()).await;
-        issuer
-            .place_order("status.example.com", Some(ID))
-            .await
-            .unwrap();
-        let requests = http.requests.lock().unwrap();
+            .nonce("n1")
+            .order_created("n2", None);
+        let requests = renew(http).await;
         assert_eq!(requests.len(), 3);
         assert!(payload(&requests[2].2).get("replaces").is_none());
     }
