@@ -28,7 +28,8 @@ certificate cached), and the crypto floor from `openssl speed` on core 0.
 What it does (Python 3 standard library only):
   1. installs nginx-light, wrk, nghttp2-client (and pebble for pebble-challtestsrv) with
      apt-get when missing, without letting the package start a system nginx;
-  2. `cargo build --release -p landlord` (--no-build skips it);
+  2. `cargo build --release -p landlord` (--no-build skips it; LANDLORD_BENCH_BINARY=PATH
+     uses another build, e.g. one with frame pointers for --perf);
   3. a fresh database `landlord_bench_edge_<pid>` on the server scripts/test-postgres.sh
      names; `landlord migrate`; `landlord tenant create bench`;
   4. Landlord issues the certificate itself: `landlord all` with LANDLORD_ISSUER=local,
@@ -68,7 +69,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.path.join(ROOT, "target", "bench")
 WORK_DIR = os.path.join(BENCH_DIR, "edge")
-BINARY = os.path.join(ROOT, "target", "release", "landlord")
+BINARY = os.environ.get("LANDLORD_BENCH_BINARY") or os.path.join(ROOT, "target", "release", "landlord")
 RESULTS_MD = os.path.join(BENCH_DIR, "edge-results.md")
 HOST = "bench.example.com"
 CNAME_TARGET = "edge.bench.test"
@@ -146,6 +147,20 @@ def cpu_ticks(pid):
         except OSError:
             pass
     return total
+
+
+def write_calls(pid):
+    """write/writev system calls of a process and its descendants (syscw in /proc/PID/io;
+    send/sendmsg are not counted there, but both servers write TLS records with writev)."""
+    writes = 0
+    for p in descendants(pid):
+        try:
+            with open(f"/proc/{p}/io") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            writes += int(fields["syscw"])
+        except (OSError, KeyError, ValueError):
+            pass
+    return writes
 
 
 def core_busy_ticks():
@@ -299,7 +314,7 @@ class Bench:
             raise BenchError(f"still missing after apt-get install: {', '.join(still)}")
 
     def build(self):
-        if self.args.no_build:
+        if self.args.no_build or os.environ.get("LANDLORD_BENCH_BINARY"):
             if not os.access(BINARY, os.X_OK):
                 raise BenchError(f"{BINARY} is missing (run without --no-build)")
             return
@@ -593,10 +608,12 @@ http {{
         waited = self.wait_quiet(f"{label or server['name']} {KIND_LABEL[kind]}") if record else 0
         cores_before = core_busy_ticks()
         before = cpu_ticks(pid)
+        writes_before = write_calls(pid)
         t0 = time.monotonic()
         out, client_cpu = self.run_client(cmd, timeout=duration + 60)
         time.sleep(0.3)  # let the server finish closing the last connections
         after = cpu_ticks(pid)
+        writes_after = write_calls(pid)
         cores_after = core_busy_ticks()
         wall = time.monotonic() - t0
         if not record:
@@ -606,6 +623,8 @@ http {{
                  wall_s=wall, server_cpu_us=(after - before) * TICK_US, client_cpu_s=client_cpu,
                  rss_kib=rss_kib(pid))
         r["cpu_us_per_unit"] = r["server_cpu_us"] / r["requests"] if r["requests"] else float("nan")
+        # write system calls per unit: how well a server batches its responses
+        r["writes_per_unit"] = (writes_after - writes_before) / r["requests"] if r["requests"] else float("nan")
         r["server_busy"] = r["server_cpu_us"] / 1e6 / wall
         r["client_busy"] = client_cpu / wall
         # everything that ran on each core (the server, the client, softirqs, and any other
@@ -633,7 +652,8 @@ http {{
         for p in problems:
             self.notes.append(f"{r['server']} {KIND_LABEL[kind]}: {p}")
         log(f"  {r['server']:<26} {KIND_LABEL[kind]:<38} {r['requests']:>9} req  "
-            f"{r['rps']:>9.0f}/s  {r['cpu_us_per_unit']:7.1f} µs CPU/unit  p99 {fmt_ms(r.get('p99_ms'))}  "
+            f"{r['rps']:>9.0f}/s  {r['cpu_us_per_unit']:7.1f} µs CPU/unit  "
+            f"{r['writes_per_unit']:.2f} writev/unit  p99 {fmt_ms(r.get('p99_ms'))}  "
             f"server {100 * r['server_busy']:.0f} % (+{100 * r['other_core0']:.0f} % other)  "
             f"client {100 * r['client_busy']:.0f} % (+{100 * r['other_core1']:.0f} % other)"
             + (f"  PROBLEMS: {'; '.join(problems)}" if problems else ""))
@@ -728,6 +748,8 @@ http {{
         self.results["nginx_rss_kib_start"] = rss_kib(nginx["proc"].pid)
         self.results["idle_cpu_us_per_s"] = {s["name"]: self.idle_cpu(s) for s in (nginx, edge)}
 
+        if a.only:
+            return self.explore(nginx, edge, f"landlord ({counts[0]:,} domains)")
         kinds = list(KIND_LABEL)
         if a.warmup > 0:
             log(f"warm-up: {a.warmup} s of each load against each server (not recorded)")
@@ -785,6 +807,33 @@ http {{
         self.results["notes"] = self.notes
         self.results["args"] = vars(self.args)
         self.write()
+
+    def explore(self, nginx, edge, label):
+        """--only KIND: one load, both servers, a few rounds; numbers on the terminal only."""
+        a, kind = self.args, self.args.only
+        for s in (nginx, edge):
+            self.phase(s, kind, max(a.warmup, 1), record=False)
+        cpu = {"nginx": [], label: []}
+        for rnd in range(a.rounds):
+            for s in ((nginx, edge) if rnd % 2 == 0 else (edge, nginx)):
+                perf = None
+                if a.perf and s is edge and rnd == a.rounds - 1:
+                    perf = subprocess.Popen(["perf", "record", "-g", "-F", "2000", "-o", a.perf,
+                                             "-p", str(edge["proc"].pid)],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(0.5)
+                r = self.phase(s, kind, a.duration, label=label if s is edge else "nginx")
+                if perf:
+                    perf.send_signal(signal.SIGINT)
+                    perf.wait(timeout=60)
+                cpu[r["server"]].append(r["cpu_us_per_unit"])
+        for name, xs in cpu.items():
+            log(f"{name:<26} {KIND_LABEL[kind]}: median {median(xs):.2f} µs CPU/unit "
+                f"({', '.join(f'{x:.2f}' for x in xs)})")
+        log(f"ratio landlord/nginx: {median(cpu[label]) / median(cpu['nginx']):.2f}")
+        self.scan_log(edge)
+        for n in self.notes:
+            log(f"note: {n}")
 
     def scan_log(self, edge):
         with open(edge["log"], errors="replace") as f:
@@ -1157,6 +1206,11 @@ def main():
                     help="seconds to wait for quiet before a phase (default 60)")
     ap.add_argument("--no-build", action="store_true", help="use target/release/landlord as it is")
     ap.add_argument("--command-label", help="the command shown in the results")
+    ap.add_argument("--only", choices=["full", "resumed", "keepalive", "h2"],
+                    help="exploration: measure only this load, edge and nginx alternating for --rounds, with the "
+                         "first --domains count; prints the CPU per unit and writes no results")
+    ap.add_argument("--perf", metavar="FILE",
+                    help="with --only: record the edge's last measured phase with `perf record -g` into FILE")
     ap.add_argument("--render", metavar="JSON",
                     help="only write target/bench/edge-results.md again from a run's raw edge-<runid>.json")
     args = ap.parse_args()

@@ -4,12 +4,14 @@
 //!   any edge answers for a challenge any worker published), `308` to HTTPS for
 //!   registered hostnames, `404` otherwise.
 //! - `tls` + `pages`: HTTPS with the certificate chosen by SNI, tenant files.
+//! - `streams`: a connection's HTTP/2 streams run in the connection's own task.
 //! - `directory`: the in-memory state both read; `sync` keeps it current from the
 //!   change log.
 
 mod directory;
 mod http;
 mod pages;
+mod streams;
 mod sync;
 mod tls;
 

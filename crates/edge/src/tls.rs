@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -19,6 +19,7 @@ use landlord_store::Hostname;
 
 use crate::directory::Directory;
 use crate::pages;
+use crate::streams::{Driven, StreamExecutor};
 
 /// TLS alert record: handshake failure of kind unrecognized_name (112), fatal (2).
 const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [21, 3, 3, 0, 2, 2, 112];
@@ -30,7 +31,6 @@ pub async fn serve_https(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -45,13 +45,17 @@ pub async fn serve_https(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let (dir, builder) = (dir.clone(), builder.clone());
+                let dir = dir.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let Some((tls, host, tenant)) = handshake(stream, &dir).await else { return };
                     let service = pages::service(dir, host, tenant);
-                    let conn = builder.serve_connection(TokioIo::new(tls), service);
-                    let _ = watcher.watch(conn.into_owned()).await;
+                    // HTTP/2 streams run in this connection's task (see `streams`).
+                    let executor = StreamExecutor::default();
+                    let conn = auto::Builder::new(executor.clone())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .into_owned();
+                    let _ = Driven::new(watcher.watch(conn), executor).await;
                 });
             }
         }

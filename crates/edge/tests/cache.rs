@@ -421,3 +421,84 @@ impl Proxy {
         self.open.send_replace(true);
     }
 }
+
+/// Many HTTP/2 streams on one connection (they run in the connection's task): pages,
+/// missing files (a database lookup while the other streams go on) and `304`s all get
+/// their own right answer.
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn http2_streams_on_one_connection_each_get_their_answer(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let (tenant, der) = seed(&store, "h2.example.com").await;
+    let etag = store
+        .put_file(
+            tenant,
+            &landlord_store::FilePath::parse("index.html").unwrap(),
+            "text/html",
+            b"<h1>h2</h1>",
+            Default::default(),
+        )
+        .await
+        .unwrap()
+        .etag;
+    let edge = start_edge(store, der).await;
+
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(edge.root.clone())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", edge.port))
+        .await
+        .unwrap();
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("h2.example.com").unwrap(), stream)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+
+    let requests = (0..60).map(|i| {
+        let mut sender = sender.clone();
+        let etag = etag.clone();
+        async move {
+            let (path, if_none_match, want) = match i % 3 {
+                0 => ("/".to_owned(), None, 200),
+                1 => (format!("/missing-{i}.html"), None, 404),
+                _ => ("/index.html".to_owned(), Some(etag), 304),
+            };
+            let mut request = hyper::Request::get(format!("https://h2.example.com{path}"));
+            if let Some(etag) = if_none_match {
+                request = request.header("if-none-match", etag);
+            }
+            let response = sender
+                .send_request(
+                    request
+                        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (i, want, status, body)
+        }
+    });
+    let answers =
+        tokio::time::timeout(Duration::from_secs(30), futures::future::join_all(requests))
+            .await
+            .expect("every stream is answered");
+    for (i, want, status, body) in answers {
+        assert_eq!(status, want, "request {i}");
+        if want == 200 {
+            assert_eq!(&body[..], b"<h1>h2</h1>", "request {i}");
+        }
+    }
+}
