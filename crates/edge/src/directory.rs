@@ -223,13 +223,14 @@ impl Directory {
         Ok(Arc::new(config))
     }
 
-    /// A tenant's file, through the bounded cache.
-    pub async fn file(&self, tenant: Uuid, path: &FilePath) -> Option<Arc<FileEntry>> {
-        let key = (tenant, path.as_str().to_owned());
-        if let Some(hit) = self.files.get(&key).await {
+    /// A tenant's file, through the bounded cache. `path` as stored (see
+    /// `FilePath::check`); anything else is simply not found.
+    pub async fn file(&self, tenant: Uuid, path: &str) -> Option<Arc<FileEntry>> {
+        if let Some(hit) = self.files.get(&FileKey(tenant, path)).await {
             return hit;
         }
-        match self.store.get_file(TenantId(tenant), path).await {
+        let path = FilePath::parse(path).ok()?;
+        match self.store.get_file(TenantId(tenant), &path).await {
             Ok(found) => {
                 let entry = found.map(|f| {
                     Arc::new(FileEntry {
@@ -242,7 +243,9 @@ impl Directory {
                         body: f.body.into(),
                     })
                 });
-                self.files.insert(key, entry.clone()).await;
+                self.files
+                    .insert((tenant, path.as_str().to_owned()), entry.clone())
+                    .await;
                 entry
             }
             Err(e) => {
@@ -283,6 +286,38 @@ impl Directory {
     }
 
     pub(crate) async fn file_changed(&self, tenant: Uuid, path: &str) {
-        self.files.invalidate(&(tenant, path.to_owned())).await;
+        self.files.invalidate(&FileKey(tenant, path)).await;
+    }
+}
+
+/// A borrowed key of the file cache: looks up `(tenant, path)` without allocating the
+/// `String` for every request. It hashes exactly as the owned `(Uuid, String)` does.
+#[derive(Hash)]
+struct FileKey<'a>(Uuid, &'a str);
+
+impl moka::Equivalent<(Uuid, String)> for FileKey<'_> {
+    fn equivalent(&self, key: &(Uuid, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    #[test]
+    fn a_borrowed_file_key_finds_the_owned_one() {
+        let tenant = Uuid::from_u128(7);
+        let owned = (tenant, "docs/index.html".to_owned());
+        let hasher = std::collections::hash_map::RandomState::new();
+        let borrowed = FileKey(tenant, "docs/index.html");
+        assert_eq!(hasher.hash_one(&borrowed), hasher.hash_one(&owned));
+        assert!(moka::Equivalent::equivalent(&borrowed, &owned));
+        assert!(!moka::Equivalent::equivalent(
+            &FileKey(tenant, "docs/index.htm"),
+            &owned
+        ));
     }
 }

@@ -1,6 +1,7 @@
 //! Tenant pages over HTTPS: the owning tenant's files, with `ETag`/`304`, `HEAD`,
 //! compression for text, `421` when `Host` is not the SNI name.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -151,17 +152,31 @@ async fn respond(site: &Site, request: &axum::http::request::Parts) -> Response 
     response
 }
 
-/// `/` and directory paths map to `index.html`; the path is percent-decoded.
-fn file_path(raw: &str) -> Option<FilePath> {
+/// `/` and directory paths map to `index.html`; the path is percent-decoded. Checked as
+/// `FilePath` checks it, without allocating for `/` or a path that needs no decoding.
+fn file_path(raw: &str) -> Option<Cow<'_, str>> {
+    if raw == "/" {
+        return Some(Cow::Borrowed("index.html"));
+    }
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .ok()?;
     let path = if decoded.ends_with('/') {
-        format!("{decoded}index.html")
+        Cow::Owned(format!("{decoded}index.html"))
     } else {
-        decoded.into_owned()
+        decoded
     };
-    FilePath::parse(&path).ok()
+    FilePath::check(&path).ok()?;
+    // As stored: without the one leading slash `check` allows.
+    Some(match path {
+        Cow::Borrowed(p) => Cow::Borrowed(p.strip_prefix('/').unwrap_or(p)),
+        Cow::Owned(mut p) => {
+            if p.starts_with('/') {
+                p.remove(0);
+            }
+            Cow::Owned(p)
+        }
+    })
 }
 
 fn not_found() -> Response {
@@ -171,4 +186,28 @@ fn not_found() -> Response {
         "<!doctype html><title>Not found</title><h1>Not found</h1>\n",
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_path;
+
+    #[test]
+    fn request_paths_map_to_stored_file_paths() {
+        let cases = [
+            ("/", Some("index.html")),
+            ("/about.html", Some("about.html")),
+            ("/docs/", Some("docs/index.html")),
+            ("/a%20b.html", Some("a b.html")),
+            ("/caf%C3%A9/", Some("café/index.html")),
+            ("//x.html", None),
+            ("/../x.html", None),
+            ("/%2e%2e/x.html", None),
+            ("/a%00.html", None),
+            ("/%ff.html", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(file_path(raw).as_deref(), want, "{raw}");
+        }
+    }
 }

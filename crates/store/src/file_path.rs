@@ -41,6 +41,12 @@ impl FilePath {
     /// Parse a path as it appears after `/v1/files/` (already percent-decoded). One
     /// leading slash is tolerated so `/index.html` and `index.html` mean the same file.
     pub fn parse(input: &str) -> Result<Self, FilePathError> {
+        Self::check(input).map(|path| FilePath(path.to_owned()))
+    }
+
+    /// What `parse` checks, without allocating: the path as it would be stored (one
+    /// leading slash removed). For hot paths that only look the path up.
+    pub fn check(input: &str) -> Result<&str, FilePathError> {
         let path = input.strip_prefix('/').unwrap_or(input);
         if path.is_empty() {
             return Err(FilePathError::Empty);
@@ -69,7 +75,7 @@ impl FilePath {
         if depth > MAX_DEPTH {
             return Err(FilePathError::TooDeep);
         }
-        Ok(FilePath(path.to_owned()))
+        Ok(path)
     }
 
     /// The stored form, without a leading slash.
