@@ -1047,8 +1047,8 @@ def render(res, args):
         "### Each phase",
         "",
         "| Server | Load | Requests | Throughput (req/s) | p50 | p99 | Server CPU busy (+ other work on core 0) | "
-        "Client CPU busy (+ other work on core 1) | Server CPU µs per unit | Errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "Client CPU busy (+ other work on core 1) | Server CPU µs per unit | Server write(v) calls per unit | Errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     def rnd(p):
         return f" (round {p['round']})" if args.rounds > 1 else ""
@@ -1070,7 +1070,7 @@ def render(res, args):
                     f"| {p['requests']:,} | {fmt(p['rps'], 0)} | {p50} | {p99} | "
                     f"{100 * p['server_busy']:.0f} % (+{100 * p['other_core0']:.0f} %) | "
                     f"{100 * p['client_busy']:.0f} % (+{100 * p['other_core1']:.0f} %) | "
-                    f"{fmt(p['cpu_us_per_unit'])} | {errs} |")
+                    f"{fmt(p['cpu_us_per_unit'])} | {fmt(p.get('writes_per_unit'), 2)} | {errs} |")
     lines += [
         "",
         "Commands (URL `https://bench.example.com:PORT/`, the name in /etc/hosts for the run): full handshakes "

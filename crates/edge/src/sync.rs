@@ -5,11 +5,13 @@
 //!
 //! Two subtleties. Sequence numbers are taken when a row is written, not when its
 //! transaction commits, so a change can become visible *after* a higher-numbered one the
-//! edge has already read: every poll also re-reads the last minute of the log and
-//! applies what it has not seen. And the log is pruned: an edge whose position fell
-//! below the pruned horizon (it was away longer than the retention) reloads everything.
+//! edge has already read: the follower remembers the numbers it skipped over and looks
+//! for them again (in the same query) for a minute; in its first minute, before it knows
+//! which numbers were skipped, it re-reads the whole last minute of the log. And the log
+//! is pruned: an edge whose position fell below the pruned horizon (it was away longer
+//! than the retention) reloads everything.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,15 +59,32 @@ pub async fn follow(
     }
 }
 
-/// How far back a late-committing change is looked for.
+/// How long a skipped sequence number is looked for (a change whose transaction took
+/// its number before a later one's but commits after it).
 const LATE_WINDOW: Duration = Duration::from_secs(60);
+/// Changes read per query while catching up.
+const BATCH: i64 = 1000;
+/// Skipped ranges remembered at most (the oldest are forgotten first).
+const MAX_GAPS: usize = 1000;
 
 /// An edge's position in the change log.
 pub struct Follower {
     last: i64,
-    /// Sequence numbers applied recently, with when they were applied, so the re-read of
-    /// the last minute applies each change once.
+    /// Sequence numbers applied recently, with when they were applied, so a change read
+    /// twice (a gap re-read, the start-up window) is applied once.
     seen: HashMap<i64, Instant>,
+    /// Ranges of sequence numbers skipped over, looked for again until `LATE_WINDOW`
+    /// has passed. Rolled-back transactions leave gaps too; those are simply never filled.
+    gaps: VecDeque<Gap>,
+    /// Until then every poll re-reads the whole recent window: a follower that just
+    /// started (or reloaded) cannot know which numbers below its position were skipped.
+    whole_window_until: Instant,
+}
+
+struct Gap {
+    first: i64,
+    last: i64,
+    noticed: Instant,
 }
 
 impl Follower {
@@ -73,7 +92,17 @@ impl Follower {
         Follower {
             last,
             seen: HashMap::new(),
+            gaps: VecDeque::new(),
+            whole_window_until: Instant::now() + LATE_WINDOW,
         }
+    }
+
+    /// As if the start-up minute had passed: late changes are then found only through
+    /// the gaps this follower saw itself (for tests of that path).
+    #[doc(hidden)]
+    pub fn past_start_up(mut self) -> Self {
+        self.whole_window_until = Instant::now();
+        self
     }
 
     /// The highest sequence number applied.
@@ -81,37 +110,48 @@ impl Follower {
         self.last
     }
 
-    /// Apply every change not applied yet.
+    /// Apply every change not applied yet: one query per poll when nothing is pending.
     pub async fn catch_up(&mut self, dir: &Directory) -> anyhow::Result<()> {
-        if dir.store.changes_pruned_through().await? > self.last {
-            // Changes this edge never saw are gone: start over from a full load.
-            let latest = dir.store.latest_change().await?;
-            tracing::warn!(
-                position = self.last,
-                "the change log was pruned past this edge's position; reloading everything"
-            );
-            dir.reload_all().await?;
-            self.last = latest;
-            self.seen.clear();
-        }
+        let now = Instant::now();
+        self.gaps
+            .retain(|g| now.duration_since(g.noticed) < LATE_WINDOW);
+        let mut window = (now < self.whole_window_until).then_some(LATE_WINDOW);
         loop {
-            let changes = dir.store.changes_since(self.last, 1000).await?;
-            for c in &changes {
+            let gaps: Vec<(i64, i64)> = self.gaps.iter().map(|g| (g.first, g.last)).collect();
+            let poll = dir
+                .store
+                .poll_changes(self.last, BATCH, &gaps, window.take())
+                .await?;
+            if poll.pruned_through > self.last {
+                // Changes this edge never saw are gone: start over from a full load.
+                let latest = dir.store.latest_change().await?;
+                tracing::warn!(
+                    position = self.last,
+                    "the change log was pruned past this edge's position; reloading everything"
+                );
+                dir.reload_all().await?;
+                *self = Follower::new(latest);
+                continue;
+            }
+            for c in &poll.changes {
+                if c.seq > self.last + 1 {
+                    self.gaps.push_back(Gap {
+                        first: self.last + 1,
+                        last: c.seq - 1,
+                        noticed: now,
+                    });
+                    if self.gaps.len() > MAX_GAPS {
+                        self.gaps.pop_front();
+                    }
+                }
                 self.apply(dir, c).await?;
                 self.last = self.last.max(c.seq);
             }
-            if changes.len() < 1000 {
+            if !poll.more {
                 break;
             }
         }
-        for c in dir
-            .store
-            .recent_changes_up_to(self.last, LATE_WINDOW)
-            .await?
-        {
-            self.apply(dir, &c).await?;
-        }
-        let horizon = Instant::now() - 2 * LATE_WINDOW;
+        let horizon = now - 2 * LATE_WINDOW;
         self.seen.retain(|_, at| *at > horizon);
         Ok(())
     }

@@ -212,6 +212,38 @@ async fn a_change_committed_after_a_later_one_is_not_missed(pool: PgPool) {
     }
 }
 
+/// The same, one level down and past the follower's first minute: the late change is
+/// found because the follower remembered the sequence number it skipped.
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn a_skipped_sequence_number_is_looked_for_until_it_commits(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let (tenant, _) = seed(&store, "late.example.com").await;
+    let dir = Directory::load(store.clone(), EdgeConfig::new(MasterKey::new(KEY)))
+        .await
+        .unwrap();
+    let mut follower =
+        landlord_edge::Follower::new(store.latest_change().await.unwrap()).past_start_up();
+    let mut slow = pool.begin().await.unwrap();
+    sqlx::query("DELETE FROM domains WHERE hostname = 'late.example.com'")
+        .execute(&mut *slow)
+        .await
+        .unwrap();
+    store
+        .create_domain(tenant, &Hostname::parse("other.example.com").unwrap())
+        .await
+        .unwrap();
+    follower.catch_up(&dir).await.unwrap();
+    assert_eq!(dir.tenant_of("other.example.com"), Some(tenant.0));
+    assert_eq!(dir.tenant_of("late.example.com"), Some(tenant.0));
+    slow.commit().await.unwrap();
+    follower.catch_up(&dir).await.unwrap();
+    assert_eq!(
+        dir.tenant_of("late.example.com"),
+        None,
+        "the late deletion was missed"
+    );
+}
+
 #[sqlx::test(migrator = "landlord_store::MIGRATOR")]
 async fn an_edge_behind_the_pruned_change_log_reloads_everything(pool: PgPool) {
     let store = Store::from_pool(pool.clone());

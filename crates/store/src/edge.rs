@@ -61,24 +61,6 @@ impl Store {
         )
     }
 
-    /// Changes committed recently (in the last `window`) at or below `seq`: a transaction
-    /// that took its sequence number before a later one but committed after it, which a
-    /// reader following `seq > last` alone would skip.
-    pub async fn recent_changes_up_to(
-        &self,
-        seq: i64,
-        window: std::time::Duration,
-    ) -> Result<Vec<Change>> {
-        Ok(sqlx::query_as(
-            "SELECT seq, entity, tenant_id, hostname, path FROM changes \
-             WHERE seq <= $1 AND at > now() - make_interval(secs => $2) ORDER BY seq",
-        )
-        .bind(seq)
-        .bind(window.as_secs_f64())
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
     /// The highest sequence number pruned from the change log (0 if none).
     pub async fn changes_pruned_through(&self) -> Result<i64> {
         Ok(
@@ -105,17 +87,83 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// Changes after `seq`, oldest first.
-    pub async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>> {
-        Ok(sqlx::query_as(
-            "SELECT seq, entity, tenant_id, hostname, path FROM changes \
-             WHERE seq > $1 ORDER BY seq LIMIT $2",
+    /// One poll of the change log, in one round trip: up to `limit` changes after
+    /// `seq`; the changes inside `gaps` (inclusive ranges at or below `seq` that were
+    /// skipped: their transactions took a sequence number before a later one but had
+    /// not committed when it was read); with `window`, also every change at or below
+    /// `seq` written in that recent past (for a reader that does not know its gaps yet,
+    /// having just started); and how far the log has been pruned. Oldest first.
+    pub async fn poll_changes(
+        &self,
+        seq: i64,
+        limit: i64,
+        gaps: &[(i64, i64)],
+        window: Option<std::time::Duration>,
+    ) -> Result<ChangePoll> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            pruned_through: i64,
+            seq: Option<i64>,
+            entity: Option<String>,
+            tenant_id: Option<Uuid>,
+            hostname: Option<String>,
+            path: Option<String>,
+        }
+        let (lo, hi): (Vec<i64>, Vec<i64>) = gaps.iter().copied().unzip();
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT h.pruned_through, c.seq, c.entity, c.tenant_id, c.hostname, c.path \
+             FROM change_log_horizon h LEFT JOIN LATERAL ( \
+                 (SELECT seq, entity, tenant_id, hostname, path FROM changes \
+                  WHERE seq > $1 ORDER BY seq LIMIT $2) \
+                 UNION \
+                 (SELECT ch.seq, ch.entity, ch.tenant_id, ch.hostname, ch.path FROM changes ch \
+                  JOIN unnest($3::bigint[], $4::bigint[]) AS g(lo, hi) \
+                  ON ch.seq BETWEEN g.lo AND g.hi AND ch.seq <= $1) \
+                 UNION \
+                 (SELECT seq, entity, tenant_id, hostname, path FROM changes \
+                  WHERE $5::float8 IS NOT NULL AND seq <= $1 \
+                  AND at > now() - make_interval(secs => $5)) \
+             ) c ON true \
+             WHERE h.id = 1 ORDER BY c.seq",
         )
         .bind(seq)
         .bind(limit)
+        .bind(lo)
+        .bind(hi)
+        .bind(window.map(|w| w.as_secs_f64()))
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        let pruned_through = rows.first().map_or(0, |r| r.pruned_through);
+        let changes: Vec<Change> = rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(Change {
+                    seq: r.seq?,
+                    entity: r.entity?,
+                    tenant_id: r.tenant_id?,
+                    hostname: r.hostname,
+                    path: r.path,
+                })
+            })
+            .collect();
+        let newer = changes.iter().filter(|c| c.seq > seq).count();
+        Ok(ChangePoll {
+            pruned_through,
+            more: newer as i64 >= limit,
+            changes,
+        })
     }
+}
+
+/// What one poll of the change log found.
+#[derive(Debug, Clone)]
+pub struct ChangePoll {
+    /// The highest sequence number pruned from the log: a reader behind it missed changes.
+    pub pruned_through: i64,
+    /// Changes after the position (at most the limit) and recent ones at or below it.
+    pub changes: Vec<Change>,
+    /// The limit was reached: poll again from the new position.
+    pub more: bool,
 }
 
 /// Fleet health computed at scrape time.

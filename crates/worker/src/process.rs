@@ -413,6 +413,7 @@ impl Context {
             .issuer
             .get_or_try_init(|| self.connect_issuer())
             .await?;
+        let registered_domain = registered_domain(&d.hostname);
         let (ca, (chain, key_pem, issued_by)) = match issuer {
             Issuer::Acme(acme) => {
                 let ctx = OrderContext {
@@ -425,7 +426,7 @@ impl Context {
                     order_key_sealed: d.order_key_sealed.as_deref(),
                     replaces: d.cert_ari_id.as_deref(),
                     renewal: d.cert_serial.is_some(),
-                    registered_domain: &registered_domain(&d.hostname),
+                    registered_domain: &registered_domain,
                     budgets: &self.config.budgets,
                 };
                 let (chain, key) = acme.obtain(&ctx).await?;
@@ -452,7 +453,7 @@ impl Context {
                 None
             },
             ca,
-            registered_domain: registered_domain(&d.hostname),
+            registered_domain,
             replaces: d.cert_serial.clone(),
             chain_pem: chain,
             key_sealed: self
