@@ -8,7 +8,8 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::service::TowerToHyperService;
-use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
+use tower_http::compression::{Compression, CompressionLayer};
 
 use landlord_store::{FilePath, Hostname};
 
@@ -23,15 +24,51 @@ struct Site {
 }
 
 /// The pages of one TLS connection: a plain tower service (no router: every path is a
-/// file), wrapped in compression.
+/// file).
 #[derive(Clone)]
 pub struct Pages(Arc<Site>);
+
+/// What hyper calls for one connection: `Pages`, through tower-http's compression when
+/// the request accepts an encoding. A request without `Accept-Encoding` (an API client,
+/// a load generator) skips the layer: its response body type has room for a Brotli
+/// encoder (about 6 KB) and would otherwise be moved around for every request. Both ways
+/// answer with the same headers, `Vary: Accept-Encoding` included (see `page`).
+#[derive(Clone)]
+pub struct Service {
+    plain: Pages,
+    compressed: Compression<Pages>,
+}
+
+type BoxedFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+>;
+
+impl tower::Service<axum::http::Request<hyper::body::Incoming>> for Service {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = BoxedFuture;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+        if request.headers().contains_key(header::ACCEPT_ENCODING) {
+            let compressed = self.compressed.call(request);
+            Box::pin(async move { Ok(compressed.await?.map(Body::new)) })
+        } else {
+            self.plain.call(request)
+        }
+    }
+}
 
 impl tower::Service<axum::http::Request<hyper::body::Incoming>> for Pages {
     type Response = Response;
     type Error = std::convert::Infallible;
-    type Future =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send>>;
+    type Future = BoxedFuture;
 
     fn poll_ready(
         &mut self,
@@ -54,7 +91,7 @@ pub fn service(
     dir: Arc<Directory>,
     host: Hostname,
     tenant: uuid::Uuid,
-) -> TowerToHyperService<tower_http::compression::Compression<Pages>> {
+) -> TowerToHyperService<Service> {
     let hsts = dir
         .config
         .hsts
@@ -66,7 +103,10 @@ pub fn service(
         tenant,
         hsts,
     }));
-    TowerToHyperService::new(tower::Layer::layer(&CompressionLayer::new(), pages))
+    TowerToHyperService::new(Service {
+        compressed: tower::Layer::layer(&CompressionLayer::new(), pages.clone()),
+        plain: pages,
+    })
 }
 
 async fn page(site: &Site, request: &axum::http::request::Parts) -> Response {
@@ -78,6 +118,13 @@ async fn page(site: &Site, request: &axum::http::request::Parts) -> Response {
     );
     if let Some(hsts) = &site.hsts {
         headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
+    // What the compression layer adds when it could compress (it does not add it twice),
+    // here also for requests that skip the layer: caches must know the body varies.
+    if DefaultPredicate::new().should_compress(&response) {
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
     response
 }

@@ -474,26 +474,7 @@ async fn http2_streams_on_one_connection_each_get_their_answer(pool: PgPool) {
         .etag;
     let edge = start_edge(store, der).await;
 
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(edge.root.clone())
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", edge.port))
-        .await
-        .unwrap();
-    let tls = TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("h2.example.com").unwrap(), stream)
-        .await
-        .unwrap();
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tls),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
-
+    let sender = h2_connect(&edge, "h2.example.com").await;
     let requests = (0..60).map(|i| {
         let mut sender = sender.clone();
         let etag = etag.clone();
@@ -531,6 +512,89 @@ async fn http2_streams_on_one_connection_each_get_their_answer(pool: PgPool) {
         assert_eq!(status, want, "request {i}");
         if want == 200 {
             assert_eq!(&body[..], b"<h1>h2</h1>", "request {i}");
+        }
+    }
+}
+
+/// An HTTP/2 connection to the edge (ALPN h2), driven in the background.
+async fn h2_connect(
+    edge: &Edge,
+    sni: &str,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<hyper::body::Bytes>> {
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(edge.root.clone())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", edge.port))
+        .await
+        .unwrap();
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(sni.to_owned()).unwrap(), stream)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+/// With and without `Accept-Encoding` (the latter skips the compression layer): the same
+/// headers, `Vary: Accept-Encoding` once, and gzip only when asked for.
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn text_is_compressed_only_when_accepted_and_always_varies(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let (tenant, der) = seed(&store, "gz.example.com").await;
+    let page = "<p>compress me</p>".repeat(100);
+    store
+        .put_file(
+            tenant,
+            &landlord_store::FilePath::parse("index.html").unwrap(),
+            "text/html",
+            page.as_bytes(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let edge = start_edge(store, der).await;
+    let mut sender = h2_connect(&edge, "gz.example.com").await;
+    for accept in [None, Some("gzip"), Some("identity")] {
+        let mut request = hyper::Request::get("https://gz.example.com/");
+        if let Some(accept) = accept {
+            request = request.header("accept-encoding", accept);
+        }
+        let response = sender
+            .send_request(request.body(http_body_util::Empty::new()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{accept:?}");
+        let headers = response.headers();
+        let vary: Vec<_> = headers.get_all("vary").iter().collect();
+        assert_eq!(vary, ["accept-encoding"], "{accept:?}");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert!(headers.contains_key("etag"));
+        let gzip = accept == Some("gzip");
+        assert_eq!(
+            headers.get("content-encoding").map(|v| v.to_str().unwrap()),
+            gzip.then_some("gzip"),
+            "{accept:?}"
+        );
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        if gzip {
+            assert!(
+                body.len() < page.len() / 4,
+                "compressed: {} bytes",
+                body.len()
+            );
+        } else {
+            assert_eq!(body, page.as_bytes());
         }
     }
 }
