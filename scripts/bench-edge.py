@@ -679,11 +679,14 @@ http {{
                     f"{self.args.quiet_timeout} s; measuring {what} anyway")
                 return time.monotonic() - t0
 
-    def idle_cpu(self, server, seconds=3):
-        pid = server["proc"].pid
-        before = cpu_ticks(pid)
+    def idle_cpu(self, server, seconds=5):
+        """µs of CPU per second while idle, from the process's CPU-time clock (all its
+        threads, nanosecond resolution: the tick counts in /proc/PID/stat are too coarse
+        for a few milliseconds)."""
+        clock = ((~server["proc"].pid) << 3) | 2  # Linux CPUCLOCK_SCHED of another process
+        before = time.clock_gettime(clock)
         time.sleep(seconds)
-        return (cpu_ticks(pid) - before) * TICK_US / seconds  # µs per second
+        return (time.clock_gettime(clock) - before) * 1e6 / seconds
 
     def crypto_floor(self):
         out = run_quiet(["taskset", "-c", SERVER_CORE, "openssl", "speed", "-seconds", "3",
@@ -811,6 +814,7 @@ http {{
     def explore(self, nginx, edge, label):
         """--only KIND: one load, both servers, a few rounds; numbers on the terminal only."""
         a, kind = self.args, self.args.only
+        log("idle CPU: " + ", ".join(f"{k} {v:.0f} µs/s" for k, v in self.results["idle_cpu_us_per_s"].items()))
         for s in (nginx, edge):
             self.phase(s, kind, max(a.warmup, 1), record=False)
         cpu = {"nginx": [], label: []}
