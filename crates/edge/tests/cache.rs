@@ -178,17 +178,7 @@ async fn a_change_committed_after_a_later_one_is_not_missed(pool: PgPool) {
     let (tenant, der) = seed(&store, "late.example.com").await;
     let edge = start_edge(store.clone(), der).await;
     assert_eq!(get(&edge, "late.example.com", "/").await, Ok(404));
-    // Transaction 1 deletes the domain (taking change number N) but commits only after
-    // transaction 2's change (N+1) has been read by the edge.
-    let mut slow = pool.begin().await.unwrap();
-    sqlx::query("DELETE FROM domains WHERE hostname = 'late.example.com'")
-        .execute(&mut *slow)
-        .await
-        .unwrap();
-    store
-        .create_domain(tenant, &Hostname::parse("other.example.com").unwrap())
-        .await
-        .unwrap();
+    let slow = late_deletion(&pool, &store, tenant).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while edge.dir.tenant_of("other.example.com").is_none() {
         assert!(
@@ -212,6 +202,26 @@ async fn a_change_committed_after_a_later_one_is_not_missed(pool: PgPool) {
     }
 }
 
+/// Transaction 1 deletes `late.example.com` (taking change number N) and is returned
+/// uncommitted; transaction 2 has meanwhile registered `other.example.com` (N+1) and
+/// committed.
+async fn late_deletion(
+    pool: &PgPool,
+    store: &Store,
+    tenant: TenantId,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut slow = pool.begin().await.unwrap();
+    sqlx::query("DELETE FROM domains WHERE hostname = 'late.example.com'")
+        .execute(&mut *slow)
+        .await
+        .unwrap();
+    store
+        .create_domain(tenant, &Hostname::parse("other.example.com").unwrap())
+        .await
+        .unwrap();
+    slow
+}
+
 /// The same, one level down and past the follower's first minute: the late change is
 /// found because the follower remembered the sequence number it skipped.
 #[sqlx::test(migrator = "landlord_store::MIGRATOR")]
@@ -223,15 +233,7 @@ async fn a_skipped_sequence_number_is_looked_for_until_it_commits(pool: PgPool) 
         .unwrap();
     let mut follower =
         landlord_edge::Follower::new(store.latest_change().await.unwrap()).past_start_up();
-    let mut slow = pool.begin().await.unwrap();
-    sqlx::query("DELETE FROM domains WHERE hostname = 'late.example.com'")
-        .execute(&mut *slow)
-        .await
-        .unwrap();
-    store
-        .create_domain(tenant, &Hostname::parse("other.example.com").unwrap())
-        .await
-        .unwrap();
+    let slow = late_deletion(&pool, &store, tenant).await;
     follower.catch_up(&dir).await.unwrap();
     assert_eq!(dir.tenant_of("other.example.com"), Some(tenant.0));
     assert_eq!(dir.tenant_of("late.example.com"), Some(tenant.0));
