@@ -60,7 +60,9 @@ pub async fn serve_https(
             }
         }
     }
-    // Stop accepting; let in-flight requests finish (bounded).
+    // Stop accepting (close the listening socket, so new connections are refused rather
+    // than left in the backlog), then let in-flight requests finish (bounded).
+    drop(listener);
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     Ok(())
 }

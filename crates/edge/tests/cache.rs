@@ -600,3 +600,86 @@ async fn text_is_compressed_only_when_accepted_and_always_varies(pool: PgPool) {
         }
     }
 }
+
+/// Graceful shutdown: once asked to stop, the edge refuses new connections at once, but a
+/// request already in flight (here held up by a lock on `files`) is still answered, and
+/// only then does the listener's future end.
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn shutdown_refuses_new_connections_and_finishes_requests_in_flight(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let (tenant, der) = seed(&store, "bye.example.com").await;
+    store
+        .put_file(
+            tenant,
+            &landlord_store::FilePath::parse("index.html").unwrap(),
+            "text/html",
+            b"still here",
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let mut edge = start_edge(store.clone(), der).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    edge.port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(landlord_edge::serve_https(
+        listener,
+        edge.dir.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let mut sender = h2_connect(&edge, "bye.example.com").await;
+
+    // The page is not cached yet, so the request waits for PostgreSQL, which waits for
+    // the lock.
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE files IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let in_flight = tokio::spawn(async move {
+        let request = hyper::Request::get("https://bye.example.com/")
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (status, body)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !in_flight.is_finished(),
+        "the request should be waiting on the lock"
+    );
+
+    stop.send(()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(("127.0.0.1", edge.port))
+        .await
+        .is_ok()
+    {
+        assert!(Instant::now() < deadline, "still accepting connections");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !server.is_finished(),
+        "stopped before the request in flight"
+    );
+
+    lock.commit().await.unwrap();
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), in_flight)
+        .await
+        .expect("the request in flight is answered")
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(&body[..], b"still here");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the listener's future ends once its connections have")
+        .unwrap()
+        .unwrap();
+}
