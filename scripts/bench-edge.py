@@ -814,6 +814,8 @@ http {{
     def explore(self, nginx, edge, label):
         """--only KIND: one load, both servers, a few rounds; numbers on the terminal only."""
         a, kind = self.args, self.args.only
+        if a.perf and not shutil.which("perf"):
+            raise BenchError("--perf needs perf (Debian package linux-perf)")
         log("idle CPU: " + ", ".join(f"{k} {v:.0f} µs/s" for k, v in self.results["idle_cpu_us_per_s"].items()))
         for s in (nginx, edge):
             self.phase(s, kind, max(a.warmup, 1), record=False)

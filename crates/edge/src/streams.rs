@@ -100,8 +100,8 @@ mod tests {
     use super::*;
     use hyper::rt::Executor;
 
-    /// A connection that starts `n` streams, each ready after `polls` polls, and ends
-    /// when all have ended.
+    /// A connection that starts five streams (the i-th is ready after i polls) and ends
+    /// when all of them have: `Driven` runs them all and ends with the connection.
     #[tokio::test]
     async fn streams_run_with_their_connection_and_it_ends_after_them() {
         let executor = StreamExecutor::default();
