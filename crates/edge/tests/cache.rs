@@ -19,6 +19,8 @@ struct Edge {
     dir: Arc<Directory>,
     port: u16,
     root: rustls::RootCertStore,
+    /// The HTTPS listener's task.
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// A tenant with `hostname` registered and a self-signed certificate stored for it.
@@ -56,7 +58,31 @@ async fn seed(
     (tenant, cert.der().clone())
 }
 
+/// `index.html` with `body` for `tenant`; returns its ETag.
+async fn put_index(store: &Store, tenant: TenantId, body: &[u8]) -> String {
+    store
+        .put_file(
+            tenant,
+            &landlord_store::FilePath::parse("index.html").unwrap(),
+            "text/html",
+            body,
+            Default::default(),
+        )
+        .await
+        .unwrap()
+        .etag
+}
+
 async fn start_edge(store: Store, root_der: rustls::pki_types::CertificateDer<'static>) -> Edge {
+    start_edge_until(store, root_der, std::future::pending()).await
+}
+
+/// An edge whose HTTPS listener stops when `shutdown` resolves.
+async fn start_edge_until(
+    store: Store,
+    root_der: rustls::pki_types::CertificateDer<'static>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Edge {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = landlord_edge::start(
         store,
@@ -67,14 +93,15 @@ async fn start_edge(store: Store, root_der: rustls::pki_types::CertificateDer<'s
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(landlord_edge::serve_https(
-        listener,
-        dir.clone(),
-        std::future::pending(),
-    ));
+    let server = tokio::spawn(landlord_edge::serve_https(listener, dir.clone(), shutdown));
     let mut root = rustls::RootCertStore::empty();
     root.add(root_der).unwrap();
-    Edge { dir, port, root }
+    Edge {
+        dir,
+        port,
+        root,
+        server,
+    }
 }
 
 /// One TLS handshake and a GET; the status code, or the handshake error.
@@ -106,16 +133,7 @@ async fn get(edge: &Edge, sni: &str, path: &str) -> Result<u16, String> {
 async fn cached_handshakes_make_no_database_queries(pool: PgPool) {
     let store = Store::from_pool(pool);
     let (tenant, der) = seed(&store, "cached.example.com").await;
-    store
-        .put_file(
-            tenant,
-            &landlord_store::FilePath::parse("index.html").unwrap(),
-            "text/html",
-            b"hi",
-            Default::default(),
-        )
-        .await
-        .unwrap();
+    put_index(&store, tenant, b"hi").await;
     let edge = start_edge(store, der).await;
     for _ in 0..200 {
         assert_eq!(get(&edge, "cached.example.com", "/").await, Ok(200));
@@ -133,16 +151,7 @@ async fn cached_handshakes_make_no_database_queries(pool: PgPool) {
 async fn an_expired_certificate_is_never_presented(pool: PgPool) {
     let store = Store::from_pool(pool.clone());
     let (tenant, der) = seed(&store, "expiring.example.com").await;
-    store
-        .put_file(
-            tenant,
-            &landlord_store::FilePath::parse("index.html").unwrap(),
-            "text/html",
-            b"hi",
-            Default::default(),
-        )
-        .await
-        .unwrap();
+    put_index(&store, tenant, b"hi").await;
     let edge = start_edge(store, der).await;
     assert_eq!(get(&edge, "expiring.example.com", "/").await, Ok(200));
     // The stored certificate is about to expire (renewal failed, or the domain moved):
@@ -336,11 +345,7 @@ async fn a_registered_name_without_certificate_is_looked_up_once_per_negative_tt
 async fn cached_names_keep_serving_while_the_database_is_away(pool: PgPool) {
     let direct = Store::from_pool(pool.clone());
     let (tenant, der) = seed(&direct, "steady.example.com").await;
-    let path = landlord_store::FilePath::parse("index.html").unwrap();
-    direct
-        .put_file(tenant, &path, "text/html", b"v1", Default::default())
-        .await
-        .unwrap();
+    put_index(&direct, tenant, b"v1").await;
 
     // The edge reaches PostgreSQL through a proxy the test can cut.
     let proxy = Proxy::start(&pool).await;
@@ -362,10 +367,7 @@ async fn cached_names_keep_serving_while_the_database_is_away(pool: PgPool) {
     assert_eq!(get(&edge, "steady.example.com", "/").await, Ok(200));
 
     // Changes made while the edge could not see them arrive once it can again.
-    direct
-        .put_file(tenant, &path, "text/html", b"v2", Default::default())
-        .await
-        .unwrap();
+    put_index(&direct, tenant, b"v2").await;
     sqlx::query("DELETE FROM domains WHERE hostname = 'steady.example.com'")
         .execute(&pool)
         .await
@@ -463,17 +465,7 @@ impl Proxy {
 async fn http2_streams_on_one_connection_each_get_their_answer(pool: PgPool) {
     let store = Store::from_pool(pool);
     let (tenant, der) = seed(&store, "h2.example.com").await;
-    let etag = store
-        .put_file(
-            tenant,
-            &landlord_store::FilePath::parse("index.html").unwrap(),
-            "text/html",
-            b"<h1>h2</h1>",
-            Default::default(),
-        )
-        .await
-        .unwrap()
-        .etag;
+    let etag = put_index(&store, tenant, b"<h1>h2</h1>").await;
     let edge = start_edge(store, der).await;
 
     let sender = h2_connect(&edge, "h2.example.com").await;
@@ -552,16 +544,7 @@ async fn text_is_compressed_only_when_accepted_and_always_varies(pool: PgPool) {
     let store = Store::from_pool(pool);
     let (tenant, der) = seed(&store, "gz.example.com").await;
     let page = "<p>compress me</p>".repeat(100);
-    store
-        .put_file(
-            tenant,
-            &landlord_store::FilePath::parse("index.html").unwrap(),
-            "text/html",
-            page.as_bytes(),
-            Default::default(),
-        )
-        .await
-        .unwrap();
+    put_index(&store, tenant, page.as_bytes()).await;
     let edge = start_edge(store, der).await;
     let mut sender = h2_connect(&edge, "gz.example.com").await;
     for accept in [None, Some("gzip"), Some("identity")] {
@@ -608,27 +591,12 @@ async fn text_is_compressed_only_when_accepted_and_always_varies(pool: PgPool) {
 async fn shutdown_refuses_new_connections_and_finishes_requests_in_flight(pool: PgPool) {
     let store = Store::from_pool(pool.clone());
     let (tenant, der) = seed(&store, "bye.example.com").await;
-    store
-        .put_file(
-            tenant,
-            &landlord_store::FilePath::parse("index.html").unwrap(),
-            "text/html",
-            b"still here",
-            Default::default(),
-        )
-        .await
-        .unwrap();
-    let mut edge = start_edge(store.clone(), der).await;
+    put_index(&store, tenant, b"still here").await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    edge.port = listener.local_addr().unwrap().port();
-    let server = tokio::spawn(landlord_edge::serve_https(
-        listener,
-        edge.dir.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let edge = start_edge_until(store, der, async move {
+        let _ = stopped.await;
+    })
+    .await;
     let mut sender = h2_connect(&edge, "bye.example.com").await;
 
     // The page is not cached yet, so the request waits for PostgreSQL, which waits for
@@ -666,7 +634,7 @@ async fn shutdown_refuses_new_connections_and_finishes_requests_in_flight(pool: 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
-        !server.is_finished(),
+        !edge.server.is_finished(),
         "stopped before the request in flight"
     );
 
@@ -677,7 +645,7 @@ async fn shutdown_refuses_new_connections_and_finishes_requests_in_flight(pool: 
         .unwrap();
     assert_eq!(status, 200);
     assert_eq!(&body[..], b"still here");
-    tokio::time::timeout(Duration::from_secs(10), server)
+    tokio::time::timeout(Duration::from_secs(10), edge.server)
         .await
         .expect("the listener's future ends once its connections have")
         .unwrap()
