@@ -59,7 +59,7 @@ pub struct CertEntry {
 
 /// A file ready to serve.
 pub struct FileEntry {
-    pub content_type: String,
+    /// The strong ETag, quoted (compared with `If-None-Match`).
     pub etag: String,
     pub body: axum::body::Bytes,
     /// The headers, built once when the file is loaded rather than per request.
@@ -238,7 +238,6 @@ impl Directory {
                             .unwrap_or(axum::http::HeaderValue::from_static("\"\"")),
                         content_type_header: axum::http::HeaderValue::from_str(&f.content_type)
                             .ok(),
-                        content_type: f.content_type,
                         etag: f.etag,
                         body: f.body.into(),
                     })
