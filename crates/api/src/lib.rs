@@ -27,6 +27,7 @@ use tower_http::trace::TraceLayer;
 
 use landlord_store::{FileLimits, Hostname, Store};
 
+pub use metrics::render_metrics;
 pub use problem::Problem;
 
 /// What the API needs to know beyond the database.
@@ -41,6 +42,9 @@ pub struct ApiConfig {
     pub file_limits: FileLimits,
     /// This process's metrics recorder, rendered under the fleet gauges at `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Whether the API's own address serves `/metrics` (not when `LANDLORD_METRICS_ADDR`
+    /// gives it an address of its own).
+    pub serve_metrics: bool,
 }
 
 impl ApiConfig {
@@ -51,6 +55,7 @@ impl ApiConfig {
             admin_token_hash: admin_token.map(extract::hash_admin_token),
             file_limits: FileLimits::default(),
             metrics: None,
+            serve_metrics: true,
         }
     }
 }
@@ -65,6 +70,7 @@ pub struct AppState {
 /// The whole HTTP surface of `landlord api`.
 pub fn router(store: Store, config: ApiConfig) -> Router {
     let max_file = usize::try_from(config.file_limits.max_file_bytes).unwrap_or(usize::MAX);
+    let serve_metrics = config.serve_metrics;
     let state = AppState {
         store,
         config: Arc::new(config),
@@ -74,12 +80,15 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
         .route("/v1/files", get(files::list))
         .route("/v1/files/{*path}", put(files::put).delete(files::delete))
         .layer(DefaultBodyLimit::max(max_file));
+    let metrics = match serve_metrics {
+        true => Router::new().route("/metrics", get(metrics::render)),
+        false => Router::new(),
+    };
     Router::new()
         .route("/", get(dashboard::index))
         .route("/app.js", get(dashboard::app_js))
         .route("/style.css", get(dashboard::style_css))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics::render))
         .route("/openapi.json", get(openapi::document))
         .route("/v1/tenants", post(tenants::create))
         .route("/v1/domains", post(domains::create).get(domains::list))
@@ -91,6 +100,7 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
         .route("/v1/domains/{id}/events", get(domains::events))
         .route("/v1/events", get(live::stream))
         .merge(files)
+        .merge(metrics)
         .fallback(problem::not_found_fallback)
         .method_not_allowed_fallback(problem::method_not_allowed_fallback)
         .layer(CatchPanicLayer::custom(|_| {

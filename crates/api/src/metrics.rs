@@ -8,12 +8,38 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
+use landlord_store::{FleetSnapshot, Store};
+
 use crate::AppState;
 use crate::problem::Problem;
 
 pub async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, Problem> {
-    let fleet = state.store.fleet_snapshot().await?;
+    render_metrics(Some(&state.store), state.config.metrics.as_ref()).await
+}
+
+/// The whole `/metrics` answer: the fleet gauges (when `fleet` is given) and what this
+/// process recorded. Also what `LANDLORD_METRICS_ADDR` serves.
+pub async fn render_metrics(
+    fleet: Option<&Store>,
+    process: Option<&metrics_exporter_prometheus::PrometheusHandle>,
+) -> Result<impl IntoResponse + use<>, Problem> {
     let mut out = String::new();
+    if let Some(store) = fleet {
+        write_fleet(&mut out, &store.fleet_snapshot().await?);
+    }
+    if let Some(handle) = process {
+        out.push_str(&handle.render());
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    ))
+}
+
+fn write_fleet(out: &mut String, fleet: &FleetSnapshot) {
     let _ = writeln!(out, "# HELP landlord_domains Domains by status.");
     let _ = writeln!(out, "# TYPE landlord_domains gauge");
     for status in ["pending_dns", "issuing", "active", "failed", "moved"] {
@@ -26,34 +52,24 @@ pub async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, 
     }
     if let Some(secs) = fleet.earliest_expiry_seconds {
         gauge(
-            &mut out,
+            out,
             "landlord_certificate_earliest_expiry_seconds",
             "Seconds until the earliest certificate expires (negative once expired).",
             secs,
         );
     }
     gauge(
-        &mut out,
+        out,
         "landlord_certificates_renewal_overdue",
         "Certificates past their renewal time.",
         fleet.renewals_overdue,
     );
     gauge(
-        &mut out,
+        out,
         "landlord_certificates_expiring_7d",
         "Certificates expiring within 7 days.",
         fleet.expiring_within_7d,
     );
-    if let Some(handle) = &state.config.metrics {
-        out.push_str(&handle.render());
-    }
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    ))
 }
 
 /// One unlabelled gauge with its HELP and TYPE lines.

@@ -1,11 +1,18 @@
-//! What an edge knows, in memory: every registered hostname (the allowlist), the
+//! What an edge knows, in memory: every registered hostname (the allowlist, with whether
+//! an ACME order is in flight for it), the published HTTP-01 challenges, the
 //! certificates of the names it was asked for, and tenant files.
 //!
 //! A handshake for a cached name touches no database. A name that is not registered
-//! is refused from memory, so a flood of random SNI names costs no query. A registered
-//! name without a certificate is remembered briefly (negative cache). The certificate
-//! cache is bounded by entries and the file cache by bytes; both are invalidated by the
-//! change log (see `sync`), never by time, so they keep serving while PostgreSQL is away.
+//! is refused from memory, so a flood of random SNI names costs no query; so is a
+//! challenge request for a name with no order in flight. A registered name without a
+//! certificate is remembered briefly (negative cache). Every cache is bounded by the
+//! memory its entries hold, keys and prebuilt headers included, and is invalidated by the
+//! change log (see `sync`), never by time, so it keeps serving while PostgreSQL is away.
+//!
+//! The queries a visitor can cause (certificate, file and challenge misses) share a
+//! small concurrency limit (`db_concurrency`), so a flood of misses waits for its turn
+//! instead of taking the pool from the change-log follower; a miss that cannot get a
+//! turn within `db_wait` is answered as unavailable.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,34 +23,51 @@ use moka::future::Cache;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use landlord_store::{FilePath, MasterKey, Store, TenantId, certificate_key_context};
+use landlord_store::{
+    FilePath, MasterKey, RegisteredName, Store, TenantId, certificate_key_context,
+};
+
+use crate::listen::Limits;
 
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     pub master_key: MasterKey,
-    /// Certificates kept in memory at most.
-    pub cert_cache_entries: u64,
-    /// Bytes of file content kept in memory at most.
+    /// Bytes of certificates (chains, keys, TLS configuration) kept in memory at most.
+    pub cert_cache_bytes: u64,
+    /// Bytes of files (content, paths, headers) and remembered missing paths at most.
     pub file_cache_bytes: u64,
+    /// Bytes of remembered "registered but no certificate yet" names at most.
+    pub miss_cache_bytes: u64,
     /// How long "registered but no certificate yet" is remembered.
     pub negative_ttl: Duration,
     /// `Strict-Transport-Security` value; `None` sends none.
     pub hsts: Option<String>,
     /// The HTTPS port redirects point to (omitted from the URL when 443).
     pub https_port: u16,
+    /// Database queries that visitors' cache misses may run at once.
+    pub db_concurrency: usize,
+    /// How long a miss waits for one of those turns before the request gets a 503.
+    pub db_wait: Duration,
+    /// Caps and timeouts of both listeners.
+    pub limits: Limits,
 }
 
 impl EdgeConfig {
     pub fn new(master_key: MasterKey) -> Self {
         Self {
             master_key,
-            cert_cache_entries: 10_000,
+            cert_cache_bytes: 64 * 1024 * 1024,
             file_cache_bytes: 64 * 1024 * 1024,
+            miss_cache_bytes: 8 * 1024 * 1024,
             negative_ttl: Duration::from_secs(5),
             hsts: Some("max-age=31536000".into()),
             https_port: 443,
+            db_concurrency: 4,
+            db_wait: Duration::from_secs(2),
+            limits: Limits::default(),
         }
     }
 }
@@ -55,6 +79,8 @@ pub struct CertEntry {
     /// Past this moment the certificate is never presented again (a handshake with an
     /// expired certificate helps nobody; an unrecognized_name alert is honest).
     pub not_after: std::time::SystemTime,
+    /// What the entry holds in memory, roughly (for the cache's bound).
+    weight: u32,
 }
 
 /// A file ready to serve.
@@ -75,44 +101,127 @@ pub struct Counters {
     pub negative_hits: AtomicU64,
     pub unknown_names: AtomicU64,
     pub db_lookups: AtomicU64,
+    pub file_lookups: AtomicU64,
+    pub challenge_lookups: AtomicU64,
+    /// Misses answered as unavailable because no database turn came in time.
+    pub db_busy: AtomicU64,
 }
+
+/// A registered hostname: its tenant, and whether the CA may come for a challenge.
+#[derive(Debug, Clone, Copy)]
+struct Name {
+    tenant: Uuid,
+    validating: bool,
+}
+
+/// HTTP-01 challenges published for one hostname: (token, key authorization).
+type Challenges = Vec<(String, String)>;
+
+/// Bytes of bookkeeping per cache entry besides key and value (moka's entry, the Arc,
+/// the String headers): an estimate on the safe side.
+const ENTRY_OVERHEAD: usize = 160;
 
 pub struct Directory {
     pub(crate) store: Store,
     pub(crate) config: EdgeConfig,
-    names: RwLock<HashMap<String, Uuid>>,
+    names: RwLock<HashMap<String, Name>>,
+    challenges: RwLock<HashMap<String, Challenges>>,
     certs: Cache<String, Arc<CertEntry>>,
     misses: Cache<String, ()>,
     files: Cache<(Uuid, String), Option<Arc<FileEntry>>>,
+    /// Turns for the queries visitors cause (see the module doc).
+    db: Semaphore,
     ticketer: Arc<dyn rustls::server::ProducesTickets>,
     pub counters: Counters,
 }
 
+/// Why a lookup gave no answer it could stand by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// No database turn within `db_wait`, or the query failed.
+    Busy,
+}
+
+fn weight(bytes: usize) -> u32 {
+    u32::try_from(bytes + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+}
+
 impl Directory {
-    /// Load the allowlist; certificates and files are loaded on demand.
+    /// Load the allowlist and the published challenges; certificates and files are
+    /// loaded on demand.
     pub async fn load(store: Store, config: EdgeConfig) -> anyhow::Result<Arc<Self>> {
-        let names = store.all_hostnames().await?.into_iter().collect();
+        let names = store
+            .all_hostnames()
+            .await?
+            .into_iter()
+            .map(name_entry)
+            .collect();
+        let challenges = by_hostname(store.published_challenges(None).await?);
         let files = Cache::builder()
             .max_capacity(config.file_cache_bytes)
-            .weigher(|_, v: &Option<Arc<FileEntry>>| {
-                v.as_ref().map_or(64, |f| {
-                    u32::try_from(f.body.len() + 256).unwrap_or(u32::MAX)
-                })
+            .weigher(|key: &(Uuid, String), v: &Option<Arc<FileEntry>>| {
+                let value = v.as_ref().map_or(0, |f| {
+                    f.body.len()
+                        + 2 * f.etag.len()
+                        + f.content_type_header.as_ref().map_or(0, |h| h.len())
+                });
+                weight(16 + key.1.len() + value)
             })
             .build();
+        let certs = Cache::builder()
+            .max_capacity(config.cert_cache_bytes)
+            .weigher(|key: &String, v: &Arc<CertEntry>| v.weight.saturating_add(weight(key.len())))
+            .build();
+        let misses = Cache::builder()
+            .max_capacity(config.miss_cache_bytes)
+            .weigher(|key: &String, _: &()| weight(key.len()))
+            .time_to_live(config.negative_ttl)
+            .build();
         Ok(Arc::new(Self {
-            certs: Cache::new(config.cert_cache_entries),
-            misses: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(config.negative_ttl)
-                .build(),
+            certs,
+            misses,
             files,
             names: RwLock::new(names),
+            challenges: RwLock::new(challenges),
+            db: Semaphore::new(config.db_concurrency.max(1)),
             ticketer: rustls::crypto::aws_lc_rs::Ticketer::new()?,
             store,
             config,
             counters: Counters::default(),
         }))
+    }
+
+    /// Wait for a database turn (bounded by `db_wait`).
+    async fn db_turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Unavailable> {
+        match tokio::time::timeout(self.config.db_wait, self.db.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                self.counters.db_busy.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("landlord_edge_db_busy_total").increment(1);
+                Err(Unavailable::Busy)
+            }
+        }
+    }
+
+    /// Memory held by the caches now, in bytes (certificates, files, misses), also
+    /// published as `landlord_edge_cache_bytes`.
+    pub async fn cache_bytes(&self) -> (u64, u64, u64) {
+        self.certs.run_pending_tasks().await;
+        self.files.run_pending_tasks().await;
+        self.misses.run_pending_tasks().await;
+        let sizes = (
+            self.certs.weighted_size(),
+            self.files.weighted_size(),
+            self.misses.weighted_size(),
+        );
+        for (cache, bytes) in [
+            ("certificates", sizes.0),
+            ("files", sizes.1),
+            ("misses", sizes.2),
+        ] {
+            metrics::gauge!("landlord_edge_cache_bytes", "cache" => cache).set(bytes as f64);
+        }
+        sizes
     }
 
     /// Sizes of the in-memory structures: (registered names, cached certificates,
@@ -130,7 +239,50 @@ impl Directory {
             .read()
             .expect("names lock")
             .get(hostname)
-            .copied()
+            .map(|n| n.tenant)
+    }
+
+    /// The key authorization for an HTTP-01 challenge. From memory for a hostname with an
+    /// order in flight; when the token is not in memory yet (the CA may fetch before this
+    /// edge has applied the change that published it) one lookup, through a database
+    /// turn. Any other hostname costs nothing: strangers cannot make this edge query.
+    pub async fn challenge(
+        &self,
+        hostname: &str,
+        token: &str,
+    ) -> Result<Option<String>, Unavailable> {
+        let expected = {
+            let challenges = self.challenges.read().expect("challenges lock");
+            if let Some(list) = challenges.get(hostname) {
+                if let Some((_, answer)) = list.iter().find(|(t, _)| t == token) {
+                    return Ok(Some(answer.clone()));
+                }
+                true
+            } else {
+                false
+            }
+        };
+        let validating = self
+            .names
+            .read()
+            .expect("names lock")
+            .get(hostname)
+            .is_some_and(|n| n.validating);
+        if !(expected || validating) {
+            return Ok(None);
+        }
+        let _turn = self.db_turn().await?;
+        self.counters
+            .challenge_lookups
+            .fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("landlord_edge_db_queries_total", "kind" => "challenge").increment(1);
+        match self.store.challenge_response(token, hostname).await {
+            Ok(found) => Ok(found),
+            Err(e) => {
+                tracing::warn!(%hostname, error = %e, "challenge lookup failed");
+                Err(Unavailable::Busy)
+            }
+        }
     }
 
     /// The certificate for an SNI name: memory first; one (shared) database lookup for
@@ -174,7 +326,9 @@ impl Directory {
     }
 
     async fn load_certificate(&self, hostname: &str) -> Option<Arc<CertEntry>> {
+        let _turn = self.db_turn().await.ok()?;
         self.counters.db_lookups.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("landlord_edge_db_queries_total", "kind" => "certificate").increment(1);
         let row = match self.store.serving_certificate(hostname).await {
             Ok(Some(row)) if row.not_after <= time::OffsetDateTime::now_utc() => {
                 tracing::warn!(%hostname, not_after = %row.not_after, "the stored certificate has expired; refusing handshakes until it is renewed");
@@ -191,6 +345,9 @@ impl Directory {
                 tenant: row.tenant_id,
                 config,
                 not_after: row.not_after.into(),
+                // The chain (DER is smaller than its PEM), the key, and rustls's
+                // configuration around them.
+                weight: weight(row.chain_pem.len() + row.key_sealed.len() + 2048),
             })),
             Err(e) => {
                 tracing::error!(%hostname, error = %e, "stored certificate is unusable");
@@ -219,17 +376,28 @@ impl Directory {
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // TLS 1.2: our cipher suite order (AEAD, forward-secret first), not the client's.
+        config.ignore_client_order = true;
         config.ticketer = self.ticketer.clone();
         Ok(Arc::new(config))
     }
 
     /// A tenant's file, through the bounded cache. `path` as stored (see
     /// `FilePath::check`); anything else is simply not found.
-    pub async fn file(&self, tenant: Uuid, path: &str) -> Option<Arc<FileEntry>> {
+    pub async fn file(
+        &self,
+        tenant: Uuid,
+        path: &str,
+    ) -> Result<Option<Arc<FileEntry>>, Unavailable> {
         if let Some(hit) = self.files.get(&FileKey(tenant, path)).await {
-            return hit;
+            return Ok(hit);
         }
-        let path = FilePath::parse(path).ok()?;
+        let Ok(path) = FilePath::parse(path) else {
+            return Ok(None);
+        };
+        let _turn = self.db_turn().await?;
+        self.counters.file_lookups.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("landlord_edge_db_queries_total", "kind" => "file").increment(1);
         match self.store.get_file(TenantId(tenant), &path).await {
             Ok(found) => {
                 let entry = found.map(|f| {
@@ -245,22 +413,25 @@ impl Directory {
                 self.files
                     .insert((tenant, path.as_str().to_owned()), entry.clone())
                     .await;
-                entry
+                Ok(entry)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "file lookup failed");
-                None
+                Err(Unavailable::Busy)
             }
         }
     }
 
     /// A domain changed: refresh its allowlist entry and forget its certificate.
     pub(crate) async fn domain_changed(&self, hostname: &str) -> anyhow::Result<()> {
-        let tenant = self.store.hostname_tenant(hostname).await?;
+        let entry = self.store.registered_name(hostname).await?;
         {
             let mut names = self.names.write().expect("names lock");
-            match tenant {
-                Some(t) => names.insert(hostname.to_owned(), t),
+            match entry {
+                Some(e) => {
+                    let (hostname, name) = name_entry(e);
+                    names.insert(hostname, name)
+                }
                 None => names.remove(hostname),
             };
         }
@@ -268,11 +439,38 @@ impl Directory {
         Ok(())
     }
 
-    /// Start over: reload the allowlist and forget every cached certificate, miss and
-    /// file (after the change log was pruned past this edge's position).
+    /// The challenges published for a hostname changed: load them again.
+    pub(crate) async fn challenges_changed(&self, hostname: &str) -> anyhow::Result<()> {
+        let list: Challenges = self
+            .store
+            .published_challenges(Some(hostname))
+            .await?
+            .into_iter()
+            .map(|(_, token, answer)| (token, answer))
+            .collect();
+        let mut challenges = self.challenges.write().expect("challenges lock");
+        if list.is_empty() {
+            challenges.remove(hostname);
+        } else {
+            challenges.insert(hostname.to_owned(), list);
+        }
+        Ok(())
+    }
+
+    /// Start over: reload the allowlist and the challenges, and forget every cached
+    /// certificate, miss and file (after the change log was pruned past this edge's
+    /// position).
     pub async fn reload_all(&self) -> anyhow::Result<()> {
-        let names: HashMap<String, Uuid> = self.store.all_hostnames().await?.into_iter().collect();
+        let names: HashMap<String, Name> = self
+            .store
+            .all_hostnames()
+            .await?
+            .into_iter()
+            .map(name_entry)
+            .collect();
+        let challenges = by_hostname(self.store.published_challenges(None).await?);
         *self.names.write().expect("names lock") = names;
+        *self.challenges.write().expect("challenges lock") = challenges;
         self.certs.invalidate_all();
         self.misses.invalidate_all();
         self.files.invalidate_all();
@@ -287,6 +485,27 @@ impl Directory {
     pub(crate) async fn file_changed(&self, tenant: Uuid, path: &str) {
         self.files.invalidate(&FileKey(tenant, path)).await;
     }
+}
+
+fn name_entry(r: RegisteredName) -> (String, Name) {
+    (
+        r.hostname,
+        Name {
+            tenant: r.tenant_id,
+            validating: r.validating,
+        },
+    )
+}
+
+fn by_hostname(rows: Vec<(String, String, String)>) -> HashMap<String, Challenges> {
+    let mut challenges: HashMap<String, Challenges> = HashMap::new();
+    for (hostname, token, answer) in rows {
+        challenges
+            .entry(hostname)
+            .or_default()
+            .push((token, answer));
+    }
+    challenges
 }
 
 /// A borrowed key of the file cache: looks up `(tenant, path)` without allocating the

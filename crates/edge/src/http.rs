@@ -38,16 +38,13 @@ async fn challenge(
     let Some(host) = request_host(&headers) else {
         return not_found();
     };
-    match dir.store.challenge_response(&token, host.as_str()).await {
+    match dir.challenge(host.as_str(), &token).await {
         Ok(Some(key_authorization)) => {
             tracing::info!(hostname = %host, "answered an HTTP-01 challenge");
             ([(header::CONTENT_TYPE, "text/plain")], key_authorization).into_response()
         }
         Ok(None) => not_found(),
-        Err(e) => {
-            tracing::warn!(error = %e, "challenge lookup failed");
-            StatusCode::SERVICE_UNAVAILABLE.into_response()
-        }
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }
 

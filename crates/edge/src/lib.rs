@@ -5,11 +5,14 @@
 //!   registered hostnames, `404` otherwise.
 //! - `tls` + `pages`: HTTPS with the certificate chosen by SNI, tenant files.
 //! - `streams`: a connection's HTTP/2 streams run in the connection's own task.
+//! - `listen`: connection caps, timeouts and accept back-off for every listener (the
+//!   binary serves the API through it too).
 //! - `directory`: the in-memory state both read; `sync` keeps it current from the
 //!   change log.
 
 mod directory;
 mod http;
+pub mod listen;
 mod pages;
 mod streams;
 mod sync;
@@ -35,11 +38,9 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let dir = start(store, config, shutdown()).await?;
-    let plain = axum::serve(http, http_router(dir.clone())).with_graceful_shutdown(shutdown());
-    let (a, b) = tokio::join!(
-        plain.into_future(),
-        tls::serve_https(https, dir, shutdown())
-    );
+    let limits = std::sync::Arc::new(dir.config.limits.clone());
+    let plain = listen::serve(http, "http", limits, http_router(dir.clone()), shutdown());
+    let (a, b) = tokio::join!(plain, tls::serve_https(https, dir, shutdown()));
     a?;
     b?;
     Ok(())

@@ -169,8 +169,17 @@ async fn respond(site: &Site, request: &axum::http::request::Parts) -> Response 
     let Some(path) = file_path(request.uri.path()) else {
         return not_found();
     };
-    let Some(file) = site.dir.file(site.tenant, &path).await else {
-        return not_found();
+    let file = match site.dir.file(site.tenant, &path).await {
+        Ok(Some(file)) => file,
+        Ok(None) => return not_found(),
+        Err(_) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                "Temporarily unavailable, try again.\n",
+            )
+                .into_response();
+        }
     };
     let etag = file.etag_header.clone();
     let matches = request

@@ -56,6 +56,7 @@ pub async fn follow(
         if let Err(e) = follower.catch_up(&dir).await {
             tracing::warn!(error = %e, "reading the change log failed; serving from memory");
         }
+        dir.cache_bytes().await;
     }
 }
 
@@ -163,6 +164,7 @@ impl Follower {
         match (c.entity.as_str(), &c.hostname, &c.path) {
             ("domain", Some(h), _) => dir.domain_changed(h).await?,
             ("certificate", Some(h), _) => dir.certificate_changed(h).await,
+            ("challenge", Some(h), _) => dir.challenges_changed(h).await?,
             ("file", _, Some(p)) => dir.file_changed(c.tenant_id, p).await,
             _ => {}
         }

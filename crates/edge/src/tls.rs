@@ -18,51 +18,58 @@ use tokio_rustls::LazyConfigAcceptor;
 use landlord_store::Hostname;
 
 use crate::directory::Directory;
+use crate::listen::{self, Acceptor, Activity, Gate, Limits, Tracked, Watched};
 use crate::pages;
 use crate::streams::{Driven, StreamExecutor};
 
 /// TLS alert record: handshake failure of kind unrecognized_name (112), fatal (2).
 const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [21, 3, 3, 0, 2, 2, 112];
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+type Socket = Tracked<TcpStream>;
+
+/// Serve HTTPS until `shutdown` resolves, then let in-flight requests finish (at most
+/// 10 s). Connections are admitted and watched as `listen` describes, with the limits
+/// in the directory's configuration.
 pub async fn serve_https(
     listener: tokio::net::TcpListener,
     dir: Arc<Directory>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let limits = Arc::new(dir.config.limits.clone());
+    let mut acceptor = Acceptor::new(listener, Gate::new("https", &limits));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
+            (stream, _, permit) = acceptor.accept() => {
                 let _ = stream.set_nodelay(true);
                 let dir = dir.clone();
                 let watcher = graceful.watcher();
+                let limits = limits.clone();
                 tokio::spawn(async move {
-                    let Some((tls, host, tenant)) = handshake(stream, &dir).await else { return };
-                    let service = pages::service(dir, host, tenant);
+                    let Some((tls, host, tenant, activity)) = handshake(stream, &dir, &limits).await
+                    else {
+                        return;
+                    };
+                    let service = Watched::new(pages::service(dir, host, tenant), activity.clone());
                     // HTTP/2 streams run in this connection's task (see `streams`).
                     let executor = StreamExecutor::default();
-                    let conn = auto::Builder::new(executor.clone())
+                    let mut builder = auto::Builder::new(executor.clone());
+                    listen::http2_settings(&mut builder, &limits);
+                    let conn = builder
                         .serve_connection(TokioIo::new(tls), service)
                         .into_owned();
-                    let _ = Driven::new(watcher.watch(conn), executor).await;
+                    let conn = Driven::new(watcher.watch(conn), executor);
+                    listen::drive(conn, &activity, &limits, "https").await;
+                    drop(permit);
                 });
             }
         }
     }
     // Stop accepting (close the listening socket, so new connections are refused rather
     // than left in the backlog), then let in-flight requests finish (bounded).
-    drop(listener);
+    drop(acceptor);
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     Ok(())
 }
@@ -70,16 +77,26 @@ pub async fn serve_https(
 async fn handshake(
     stream: TcpStream,
     dir: &Directory,
+    limits: &Limits,
 ) -> Option<(
-    tokio_rustls::server::TlsStream<TcpStream>,
+    tokio_rustls::server::TlsStream<Socket>,
     Hostname,
     uuid::Uuid,
+    Arc<Activity>,
 )> {
-    let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
-    let mut start = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor)
-        .await
-        .ok()?
-        .ok()?;
+    // The handshake's bound covers the ClientHello, the certificate lookup and the rest
+    // of the handshake together.
+    let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
+    let activity = Activity::new(false);
+    let acceptor = LazyConfigAcceptor::new(
+        rustls::server::Acceptor::default(),
+        Tracked::new(stream, activity.clone()),
+    );
+    let Ok(start) = tokio::time::timeout_at(deadline, acceptor).await else {
+        handshake_outcome("timeout");
+        return None;
+    };
+    let mut start = start.ok()?;
     let sni = start
         .client_hello()
         .server_name()
@@ -89,19 +106,29 @@ async fn handshake(
         None => None,
     };
     let (Some(host), Some(entry)) = (sni, entry) else {
-        metrics::counter!("landlord_edge_handshakes_total", "outcome" => "unrecognized_name")
-            .increment(1);
+        handshake_outcome("unrecognized_name");
         let _ = start.io.write_all(&UNRECOGNIZED_NAME_ALERT).await;
         let _ = start.io.shutdown().await;
         return None;
     };
-    let tls =
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, start.into_stream(entry.config.clone())).await;
+    let tls = tokio::time::timeout_at(deadline, start.into_stream(entry.config.clone())).await;
     let outcome = match &tls {
         Ok(Ok(_)) => "ok",
         Ok(Err(_)) => "failed",
         Err(_) => "timeout",
     };
+    handshake_outcome(outcome);
+    let tls = tls.ok()?.ok()?;
+    // HTTP/2 or not is known now (ALPN).
+    activity.set_http2(tls.get_ref().1.alpn_protocol() == Some(b"h2"));
+    Some((tls, host, entry.tenant, activity))
+}
+
+fn handshake_outcome(outcome: &'static str) {
     metrics::counter!("landlord_edge_handshakes_total", "outcome" => outcome).increment(1);
-    Some((tls.ok()?.ok()?, host, entry.tenant))
+    if outcome == "timeout" {
+        metrics::counter!("landlord_connection_timeouts_total",
+            "listener" => "https", "timeout" => "handshake")
+        .increment(1);
+    }
 }

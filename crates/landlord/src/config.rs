@@ -107,12 +107,48 @@ pub struct Settings {
     /// Validity of certificates from the local issuer, in minutes.
     #[arg(long, env = "LANDLORD_LOCAL_CERT_MINUTES", global = true)]
     pub local_cert_minutes: Option<u64>,
-    /// Where a worker or edge process serves /metrics (the API serves it on its own address).
+    /// Where /metrics is served (then not on the API's address); unset: by the API only.
     #[arg(long, env = "LANDLORD_METRICS_ADDR", global = true)]
     pub metrics_addr: Option<SocketAddr>,
-    /// Certificates an edge keeps in memory at most.
-    #[arg(long, env = "LANDLORD_EDGE_CERT_CACHE", global = true)]
-    pub edge_cert_cache_entries: Option<u64>,
+    /// Bytes of certificates an edge keeps in memory at most.
+    #[arg(long, env = "LANDLORD_EDGE_CERT_CACHE_BYTES", global = true)]
+    pub edge_cert_cache_bytes: Option<u64>,
+    /// Bytes of tenant files (and remembered missing paths) an edge keeps in memory at most.
+    #[arg(long, env = "LANDLORD_EDGE_FILE_CACHE_BYTES", global = true)]
+    pub edge_file_cache_bytes: Option<u64>,
+    /// Bytes of remembered "registered, no certificate yet" names an edge keeps at most.
+    #[arg(long, env = "LANDLORD_EDGE_MISS_CACHE_BYTES", global = true)]
+    pub edge_miss_cache_bytes: Option<u64>,
+    /// Database queries visitors' cache misses may run at once on an edge.
+    #[arg(long, env = "LANDLORD_EDGE_DB_CONCURRENCY", global = true)]
+    pub edge_db_concurrency: Option<usize>,
+    /// Connections in each role's database pool.
+    #[arg(long, env = "LANDLORD_DATABASE_POOL", global = true)]
+    pub database_pool: Option<u32>,
+    /// Time for a request head (e.g. `10s`, `500ms`; a bare number is seconds).
+    #[arg(long, env = "LANDLORD_HEADER_READ_TIMEOUT", global = true)]
+    pub header_read_timeout: Option<String>,
+    /// Keep-alive connections with no request in flight are closed after this.
+    #[arg(long, env = "LANDLORD_IDLE_TIMEOUT", global = true)]
+    pub idle_timeout: Option<String>,
+    /// The longest a request may take, head to last response byte (streams exempt).
+    #[arg(long, env = "LANDLORD_REQUEST_TIMEOUT", global = true)]
+    pub request_timeout: Option<String>,
+    /// Time for a TLS handshake.
+    #[arg(long, env = "LANDLORD_TLS_HANDSHAKE_TIMEOUT", global = true)]
+    pub tls_handshake_timeout: Option<String>,
+    /// HTTP/2 keep-alive ping interval.
+    #[arg(long, env = "LANDLORD_H2_KEEPALIVE_INTERVAL", global = true)]
+    pub h2_keepalive_interval: Option<String>,
+    /// HTTP/2: close the connection when a ping is not answered within this.
+    #[arg(long, env = "LANDLORD_H2_KEEPALIVE_TIMEOUT", global = true)]
+    pub h2_keepalive_timeout: Option<String>,
+    /// Open connections per listener.
+    #[arg(long, env = "LANDLORD_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
+    /// Open connections per client (IPv4 address or IPv6 /64) per listener.
+    #[arg(long, env = "LANDLORD_MAX_CONNECTIONS_PER_IP", global = true)]
+    pub max_connections_per_ip: Option<usize>,
     /// Strict-Transport-Security header on tenant pages ("off" for none).
     #[arg(long, env = "LANDLORD_HSTS", global = true)]
     pub hsts: Option<String>,
@@ -127,6 +163,7 @@ pub struct Settings {
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:80";
 pub const DEFAULT_HTTPS_ADDR: &str = "0.0.0.0:443";
+pub const DEFAULT_DATABASE_POOL: u32 = 10;
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 impl Settings {
@@ -262,15 +299,111 @@ impl Settings {
     pub fn edge_config(&self) -> Result<landlord_edge::EdgeConfig, Fatal> {
         let mut config = landlord_edge::EdgeConfig::new(MasterKey::new(self.master_key()?));
         config.https_port = self.https_addr().port();
-        if let Some(n) = self.edge_cert_cache_entries {
-            config.cert_cache_entries = n.max(1);
+        for (setting, value, name) in [
+            (
+                &mut config.cert_cache_bytes,
+                self.edge_cert_cache_bytes,
+                "LANDLORD_EDGE_CERT_CACHE_BYTES",
+            ),
+            (
+                &mut config.file_cache_bytes,
+                self.edge_file_cache_bytes,
+                "LANDLORD_EDGE_FILE_CACHE_BYTES",
+            ),
+            (
+                &mut config.miss_cache_bytes,
+                self.edge_miss_cache_bytes,
+                "LANDLORD_EDGE_MISS_CACHE_BYTES",
+            ),
+        ] {
+            match value {
+                Some(0) => return Err(Fatal::Config(format!("{name} must be above zero"))),
+                Some(n) => *setting = n,
+                None => {}
+            }
         }
+        if let Some(n) = self.edge_db_concurrency {
+            if n == 0 {
+                return Err(Fatal::Config(
+                    "LANDLORD_EDGE_DB_CONCURRENCY must be above zero".into(),
+                ));
+            }
+            config.db_concurrency = n;
+        }
+        config.limits = self.limits()?;
         config.hsts = match self.hsts.as_deref() {
             None => config.hsts,
             Some("" | "off") => None,
             Some(v) => Some(v.to_owned()),
         };
         Ok(config)
+    }
+
+    /// The listeners' caps and timeouts (every listener of the process uses them).
+    pub fn limits(&self) -> Result<landlord_edge::listen::Limits, Fatal> {
+        let mut limits = landlord_edge::listen::Limits::default();
+        for (setting, value, name) in [
+            (
+                &mut limits.header_read_timeout,
+                &self.header_read_timeout,
+                "LANDLORD_HEADER_READ_TIMEOUT",
+            ),
+            (
+                &mut limits.idle_timeout,
+                &self.idle_timeout,
+                "LANDLORD_IDLE_TIMEOUT",
+            ),
+            (
+                &mut limits.request_timeout,
+                &self.request_timeout,
+                "LANDLORD_REQUEST_TIMEOUT",
+            ),
+            (
+                &mut limits.handshake_timeout,
+                &self.tls_handshake_timeout,
+                "LANDLORD_TLS_HANDSHAKE_TIMEOUT",
+            ),
+            (
+                &mut limits.h2_keepalive_interval,
+                &self.h2_keepalive_interval,
+                "LANDLORD_H2_KEEPALIVE_INTERVAL",
+            ),
+            (
+                &mut limits.h2_keepalive_timeout,
+                &self.h2_keepalive_timeout,
+                "LANDLORD_H2_KEEPALIVE_TIMEOUT",
+            ),
+        ] {
+            if let Some(raw) = value {
+                *setting =
+                    parse_duration(raw).map_err(|e| Fatal::Config(format!("{name}: {e}")))?;
+            }
+        }
+        for (setting, value, name) in [
+            (
+                &mut limits.max_connections,
+                self.max_connections,
+                "LANDLORD_MAX_CONNECTIONS",
+            ),
+            (
+                &mut limits.max_connections_per_ip,
+                self.max_connections_per_ip,
+                "LANDLORD_MAX_CONNECTIONS_PER_IP",
+            ),
+        ] {
+            match value {
+                Some(0) => return Err(Fatal::Config(format!("{name} must be above zero"))),
+                Some(n) => *setting = n,
+                None => {}
+            }
+        }
+        if limits.max_connections_per_ip > limits.max_connections {
+            return Err(Fatal::Config(format!(
+                "LANDLORD_MAX_CONNECTIONS_PER_IP ({}) is above LANDLORD_MAX_CONNECTIONS ({})",
+                limits.max_connections_per_ip, limits.max_connections
+            )));
+        }
+        Ok(limits)
     }
 
     pub fn cname_target(&self) -> Result<Hostname, Fatal> {
@@ -327,10 +460,22 @@ impl Settings {
         Ok(limits)
     }
 
-    /// Connect (failing fast when the server is unreachable) and migrate unless told not to.
+    /// Connections per role's pool.
+    pub fn database_pool(&self) -> Result<u32, Fatal> {
+        match self.database_pool {
+            Some(0) => Err(Fatal::Config(
+                "LANDLORD_DATABASE_POOL must be above zero".into(),
+            )),
+            Some(n) => Ok(n),
+            None => Ok(DEFAULT_DATABASE_POOL),
+        }
+    }
+
+    /// Connect (failing fast when the server is unreachable) and migrate unless told not
+    /// to. Each call is a pool of its own (`LANDLORD_DATABASE_POOL` connections).
     pub async fn store(&self, migrate: bool) -> Result<Store, Fatal> {
         let url = self.database_url()?;
-        let store = Store::connect(url, 16, Duration::from_secs(10))
+        let store = Store::connect(url, self.database_pool()?, Duration::from_secs(10))
             .await
             .context("cannot connect to the database (DATABASE_URL)")?;
         if migrate {
@@ -341,6 +486,30 @@ impl Settings {
         }
         Ok(store)
     }
+}
+
+/// A duration setting: `250ms`, `10s`, `5m`, `1h`, or a bare number of seconds (`1.5`).
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let s = raw.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (amount, unit) = s.split_at(split);
+    let amount: f64 = amount
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a duration (e.g. 500ms, 10s, 5m)"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("`{raw}`: the unit must be ms, s, m or h")),
+    };
+    let secs = amount * scale;
+    if !(secs > 0.0 && secs < 1e9) {
+        return Err(format!("`{raw}` must be above zero"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// `RUST_LOG` filters (default `info`); `LANDLORD_LOG_FORMAT=json` writes JSON lines.
@@ -382,4 +551,21 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_a_unit_or_mean_seconds() {
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration(" 1h ").unwrap(), Duration::from_secs(3600));
+        for bad in ["", "0", "-1", "ten", "5 fortnights", "1e999"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -71,16 +71,32 @@ pub async fn roles(
     localhost_is_ours: bool,
 ) -> Result<(), Fatal> {
     let metrics = install_metrics();
+    let limits = std::sync::Arc::new(settings.limits()?);
+    let metrics_elsewhere = settings.metrics_addr.is_some();
     let mut api = roles.api.then(|| api_config(settings)).transpose()?;
     if let Some(api) = api.as_mut() {
         api.metrics = metrics.clone();
+        api.serve_metrics = !metrics_elsewhere;
     }
     let worker = roles
         .worker
         .then(|| settings.worker_config(localhost_is_ours))
         .transpose()?;
+    let edge = roles.edge.then(|| settings.edge_config()).transpose()?;
     settings.master_key()?;
+    raise_file_limit(&limits, roles);
+    // One pool per role, so a flood of edge misses cannot take the worker's or the
+    // API's connections; the first one applies the migrations.
     let store = settings.store(migrate).await?;
+    let pool_for = |needed: bool| async move {
+        match needed {
+            true => settings.store(false).await.map(Some),
+            false => Ok(None),
+        }
+    };
+    let api_store = store.clone();
+    let worker_store = pool_for(roles.worker && roles.api).await?;
+    let edge_store = pool_for(roles.edge && (roles.api || roles.worker)).await?;
     let api_listener = match api {
         Some(_) => Some(bind(settings.api_addr(), "LANDLORD_API_ADDR").await?),
         None => None,
@@ -102,39 +118,44 @@ pub async fn roles(
     let mut tasks = tokio::task::JoinSet::new();
     if let (Some(listener), Some(handle)) = (metrics_listener, metrics) {
         let stop = shutdown.wait();
+        // With the API in this process, the fleet gauges too (as its /metrics would).
+        let fleet = roles.api.then(|| api_store.clone());
         let router = axum::Router::new().route(
             "/metrics",
             axum::routing::get(move || {
-                let handle = handle.clone();
-                async move { handle.render() }
+                let (handle, fleet) = (handle.clone(), fleet.clone());
+                async move { landlord_api::render_metrics(fleet.as_ref(), Some(&handle)).await }
             }),
         );
+        let limits = limits.clone();
         tasks.spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stop)
+            landlord_edge::listen::serve(listener, "metrics", limits, router, stop)
                 .await
                 .context("serving metrics")
         });
     }
     if let (Some(config), Some(listener)) = (api, api_listener) {
-        let (store, stop) = (store.clone(), shutdown.wait());
+        let (store, stop) = (api_store, shutdown.wait());
+        let limits = limits.clone();
         tasks.spawn(async move {
-            landlord_api::serve(listener, landlord_api::router(store, config), stop)
+            let router = landlord_api::router(store, config);
+            landlord_edge::listen::serve(listener, "api", limits, router, stop)
                 .await
                 .context("serving the API")
         });
     }
     if let Some(config) = worker {
-        let (store, stop) = (store.clone(), shutdown.wait());
+        let store = worker_store.unwrap_or_else(|| store.clone());
+        let stop = shutdown.wait();
         tasks.spawn(async move {
             landlord_worker::run(store, config, stop)
                 .await
                 .context("running the worker")
         });
     }
-    if let Some((http, https)) = edge_listeners {
-        let config = settings.edge_config()?;
-        let (store, stop) = (store.clone(), shutdown.clone());
+    if let (Some((http, https)), Some(config)) = (edge_listeners, edge) {
+        let store = edge_store.unwrap_or_else(|| store.clone());
+        let stop = shutdown.clone();
         tasks.spawn(async move {
             landlord_edge::run(store, config, http, https, move || stop.wait())
                 .await
@@ -150,6 +171,27 @@ pub async fn roles(
     }
     tracing::info!("stopped");
     result
+}
+
+/// Every connection is a file descriptor: raise the soft limit to the hard one (as
+/// nginx's `worker_rlimit_nofile` does), and say so when even that cannot hold what the
+/// connection caps allow.
+fn raise_file_limit(limits: &landlord_edge::listen::Limits, roles: Roles) {
+    let listeners = [roles.api, roles.edge, roles.edge]
+        .iter()
+        .filter(|on| **on)
+        .count() as u64;
+    let wanted = listeners * limits.max_connections as u64 + 1024;
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(got) if got < wanted => tracing::warn!(
+            file_descriptors = got,
+            wanted,
+            "the open-file limit is below what LANDLORD_MAX_CONNECTIONS allows; \
+             at the limit, listeners back off instead of accepting"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
+    }
 }
 
 /// The process-wide Prometheus recorder (once per process).

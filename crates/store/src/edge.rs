@@ -15,6 +15,15 @@ pub struct Change {
     pub path: Option<String>,
 }
 
+/// A registered hostname as the edge knows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RegisteredName {
+    pub hostname: String,
+    pub tenant_id: Uuid,
+    /// An ACME order is in flight: the CA may come for an HTTP-01 challenge.
+    pub validating: bool,
+}
+
 /// What the edge needs to serve a hostname over TLS.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ServingCertificate {
@@ -25,21 +34,40 @@ pub struct ServingCertificate {
 }
 
 impl Store {
-    /// Every registered hostname and its tenant (the edge's allowlist).
-    pub async fn all_hostnames(&self) -> Result<Vec<(String, Uuid)>> {
-        Ok(sqlx::query_as("SELECT hostname, tenant_id FROM domains")
-            .fetch_all(&self.pool)
-            .await?)
+    /// Every registered hostname (the edge's allowlist): its tenant and whether an ACME
+    /// order is in flight for it.
+    pub async fn all_hostnames(&self) -> Result<Vec<RegisteredName>> {
+        Ok(sqlx::query_as(
+            "SELECT hostname, tenant_id, order_url IS NOT NULL AS validating FROM domains",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
-    /// The tenant of one hostname, if registered.
-    pub async fn hostname_tenant(&self, hostname: &str) -> Result<Option<Uuid>> {
-        Ok(
-            sqlx::query_scalar("SELECT tenant_id FROM domains WHERE hostname = $1")
-                .bind(hostname)
-                .fetch_optional(&self.pool)
-                .await?,
+    /// One hostname's allowlist entry, if registered.
+    pub async fn registered_name(&self, hostname: &str) -> Result<Option<RegisteredName>> {
+        Ok(sqlx::query_as(
+            "SELECT hostname, tenant_id, order_url IS NOT NULL AS validating FROM domains \
+             WHERE hostname = $1",
         )
+        .bind(hostname)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The HTTP-01 challenges published for `hostname`, or for every hostname when
+    /// `None`: (hostname, token, key authorization).
+    pub async fn published_challenges(
+        &self,
+        hostname: Option<&str>,
+    ) -> Result<Vec<(String, String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT hostname, token, key_authorization FROM acme_challenges \
+             WHERE $1::text IS NULL OR hostname = $1",
+        )
+        .bind(hostname)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// The certificate currently served for a hostname.

@@ -22,7 +22,7 @@ pub use sqlx::{Error as SqlxError, PgPool};
 
 pub use budget::{Budget, BudgetKind, Budgets, OrderRequest, Reservation};
 pub use domains::{CertificateSummary, Domain, DomainStatus, Page, RenewalWindow};
-pub use edge::{Change, ChangePoll, FleetSnapshot, ServingCertificate};
+pub use edge::{Change, ChangePoll, FleetSnapshot, RegisteredName, ServingCertificate};
 pub use events::Event;
 pub use file_path::{FilePath, FilePathError, choose_content_type};
 pub use files::{FileLimits, FileMeta, StoredFile};
