@@ -37,9 +37,10 @@ pub struct EdgeConfig {
     pub master_key: MasterKey,
     /// Bytes of certificates (chains, keys, TLS configuration) kept in memory at most.
     pub cert_cache_bytes: u64,
-    /// Bytes of files (content, paths, headers) and remembered missing paths at most.
+    /// Bytes of files (content, paths, headers) kept in memory at most.
     pub file_cache_bytes: u64,
-    /// Bytes of remembered "registered but no certificate yet" names at most.
+    /// Bytes of remembered misses at most: half for "registered but no certificate yet"
+    /// names, half for missing paths.
     pub miss_cache_bytes: u64,
     /// How long "registered but no certificate yet" is remembered.
     pub negative_ttl: Duration,
@@ -128,7 +129,10 @@ pub struct Directory {
     challenges: RwLock<HashMap<String, Challenges>>,
     certs: Cache<String, Arc<CertEntry>>,
     misses: Cache<String, ()>,
-    files: Cache<(Uuid, String), Option<Arc<FileEntry>>>,
+    files: Cache<(Uuid, String), Arc<FileEntry>>,
+    /// Paths known to be missing, apart from `files`: a flood of random paths can fill
+    /// this, never push real files out.
+    missing_files: Cache<(Uuid, String), ()>,
     /// Turns for the queries visitors cause (see the module doc).
     db: Semaphore,
     ticketer: Arc<dyn rustls::server::ProducesTickets>,
@@ -159,21 +163,23 @@ impl Directory {
         let challenges = by_hostname(store.published_challenges(None).await?);
         let files = Cache::builder()
             .max_capacity(config.file_cache_bytes)
-            .weigher(|key: &(Uuid, String), v: &Option<Arc<FileEntry>>| {
-                let value = v.as_ref().map_or(0, |f| {
-                    f.body.len()
-                        + 2 * f.etag.len()
-                        + f.content_type_header.as_ref().map_or(0, |h| h.len())
-                });
+            .weigher(|key: &(Uuid, String), f: &Arc<FileEntry>| {
+                let value = f.body.len()
+                    + 2 * f.etag.len()
+                    + f.content_type_header.as_ref().map_or(0, |h| h.len());
                 weight(16 + key.1.len() + value)
             })
+            .build();
+        let missing_files = Cache::builder()
+            .max_capacity(config.miss_cache_bytes / 2)
+            .weigher(|key: &(Uuid, String), _: &()| weight(16 + key.1.len()))
             .build();
         let certs = Cache::builder()
             .max_capacity(config.cert_cache_bytes)
             .weigher(|key: &String, v: &Arc<CertEntry>| v.weight.saturating_add(weight(key.len())))
             .build();
         let misses = Cache::builder()
-            .max_capacity(config.miss_cache_bytes)
+            .max_capacity(config.miss_cache_bytes / 2)
             .weigher(|key: &String, _: &()| weight(key.len()))
             .time_to_live(config.negative_ttl)
             .build();
@@ -181,6 +187,7 @@ impl Directory {
             certs,
             misses,
             files,
+            missing_files,
             names: RwLock::new(names),
             challenges: RwLock::new(challenges),
             db: Semaphore::new(config.db_concurrency.max(1)),
@@ -209,10 +216,11 @@ impl Directory {
         self.certs.run_pending_tasks().await;
         self.files.run_pending_tasks().await;
         self.misses.run_pending_tasks().await;
+        self.missing_files.run_pending_tasks().await;
         let sizes = (
             self.certs.weighted_size(),
             self.files.weighted_size(),
-            self.misses.weighted_size(),
+            self.misses.weighted_size() + self.missing_files.weighted_size(),
         );
         for (cache, bytes) in [
             ("certificates", sizes.0),
@@ -389,8 +397,12 @@ impl Directory {
         tenant: Uuid,
         path: &str,
     ) -> Result<Option<Arc<FileEntry>>, Unavailable> {
-        if let Some(hit) = self.files.get(&FileKey(tenant, path)).await {
-            return Ok(hit);
+        let key = FileKey(tenant, path);
+        if let Some(hit) = self.files.get(&key).await {
+            return Ok(Some(hit));
+        }
+        if self.missing_files.contains_key(&key) {
+            return Ok(None);
         }
         let Ok(path) = FilePath::parse(path) else {
             return Ok(None);
@@ -410,9 +422,11 @@ impl Directory {
                         body: f.body.into(),
                     })
                 });
-                self.files
-                    .insert((tenant, path.as_str().to_owned()), entry.clone())
-                    .await;
+                let key = (tenant, path.as_str().to_owned());
+                match &entry {
+                    Some(file) => self.files.insert(key, file.clone()).await,
+                    None => self.missing_files.insert(key, ()).await,
+                }
                 Ok(entry)
             }
             Err(e) => {
@@ -474,6 +488,7 @@ impl Directory {
         self.certs.invalidate_all();
         self.misses.invalidate_all();
         self.files.invalidate_all();
+        self.missing_files.invalidate_all();
         Ok(())
     }
 
@@ -484,6 +499,7 @@ impl Directory {
 
     pub(crate) async fn file_changed(&self, tenant: Uuid, path: &str) {
         self.files.invalidate(&FileKey(tenant, path)).await;
+        self.missing_files.invalidate(&FileKey(tenant, path)).await;
     }
 }
 

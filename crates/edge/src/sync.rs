@@ -57,6 +57,7 @@ pub async fn follow(
             tracing::warn!(error = %e, "reading the change log failed; serving from memory");
         }
         dir.cache_bytes().await;
+        metrics::gauge!("landlord_edge_change_position").set(follower.position() as f64);
     }
 }
 
