@@ -47,6 +47,12 @@ bench-issuance N="100":
 bench *ARGS:
     python3 scripts/bench-edge.py --command-label "just bench {{ARGS}}" {{ARGS}}
 
+# Attack benchmark: a legitimate client's p50/p99 and success against `landlord edge` and
+# nginx (its usual limits) under idle-connection, bogus-SNI, random-path and challenge floods
+# from 127.0.0.2, then testssl.sh against the edge. Results: target/bench/attack-results.md.
+attack *ARGS:
+    python3 scripts/attack.py --command-label "just attack {{ARGS}}" {{ARGS}}
+
 # Soak: 24 domains with 4-minute certificates, two workers SIGKILLed at random, two edges,
 # continuous handshakes; fails on any expired or refused handshake or double renewal.
 # Not part of `just test` (10 minutes). Results: target/soak/soak-results.md.

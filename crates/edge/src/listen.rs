@@ -689,9 +689,45 @@ pub fn http2_settings<E>(
         .max_concurrent_streams(128);
 }
 
-/// Serve a plain-HTTP (HTTP/1.1) listener with these limits until `shutdown` resolves,
-/// then finish in-flight requests (for at most 10 s). For the API, the edge's
-/// plain-HTTP listener and `/metrics`.
+/// Accept on `listener` through its gate until `shutdown` resolves, running
+/// `connection` in a task of its own for each admitted connection (holding its slot
+/// until it returns); then close the listening socket (new connections are refused rather
+/// than left in the backlog) and let the connections watched by `graceful` finish, for
+/// at most 10 s.
+pub async fn run<F, Fut>(
+    listener: TcpListener,
+    name: &'static str,
+    limits: &Limits,
+    shutdown: impl Future<Output = ()>,
+    connection: F,
+) -> io::Result<()>
+where
+    F: Fn(TcpStream, &hyper_util::server::graceful::GracefulShutdown) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut acceptor = Acceptor::new(listener, Gate::new(name, limits));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            (stream, _, permit) = acceptor.accept() => {
+                let _ = stream.set_nodelay(true);
+                let task = connection(stream, &graceful);
+                tokio::spawn(async move {
+                    task.await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(acceptor);
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    Ok(())
+}
+
+/// Serve a plain-HTTP (HTTP/1.1) listener with these limits until `shutdown` resolves
+/// (see [`run`]). For the API, the edge's plain-HTTP listener and `/metrics`.
 pub async fn serve<S, B>(
     listener: TcpListener,
     name: &'static str,
@@ -709,35 +745,29 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut acceptor = Acceptor::new(listener, Gate::new(name, &limits));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            (stream, _, permit) = acceptor.accept() => {
-                let _ = stream.set_nodelay(true);
-                let activity = Activity::new(false);
-                let io = TokioIo::new(Tracked::new(stream, activity.clone()));
-                let service = Watched::new(
-                    hyper_util::service::TowerToHyperService::new(service.clone()),
-                    activity.clone(),
-                );
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(io, service);
-                let connection = graceful.watch(connection);
-                let limits = limits.clone();
-                tokio::spawn(async move {
-                    drive(connection, &activity, &limits, name).await;
-                    drop(permit);
-                });
+    run(
+        listener,
+        name,
+        &limits.clone(),
+        shutdown,
+        |stream, graceful| {
+            let activity = Activity::new(false);
+            let io = TokioIo::new(Tracked::new(stream, activity.clone()));
+            let service = Watched::new(
+                hyper_util::service::TowerToHyperService::new(service.clone()),
+                activity.clone(),
+            );
+            let connection = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(io, service);
+            let connection = graceful.watch(connection);
+            let limits = limits.clone();
+            async move {
+                drive(connection, &activity, &limits, name).await;
             }
-        }
-    }
-    drop(acceptor);
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
-    Ok(())
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

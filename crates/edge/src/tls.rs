@@ -7,7 +7,6 @@
 //! any default certificate.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
@@ -18,7 +17,7 @@ use tokio_rustls::LazyConfigAcceptor;
 use landlord_store::Hostname;
 
 use crate::directory::Directory;
-use crate::listen::{self, Acceptor, Activity, Gate, Limits, Tracked, Watched};
+use crate::listen::{self, Activity, Limits, Tracked, Watched};
 use crate::pages;
 use crate::streams::{Driven, StreamExecutor};
 
@@ -36,42 +35,32 @@ pub async fn serve_https(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let limits = Arc::new(dir.config.limits.clone());
-    let mut acceptor = Acceptor::new(listener, Gate::new("https", &limits));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            (stream, _, permit) = acceptor.accept() => {
-                let _ = stream.set_nodelay(true);
-                let dir = dir.clone();
-                let watcher = graceful.watcher();
-                let limits = limits.clone();
-                tokio::spawn(async move {
-                    let Some((tls, host, tenant, activity)) = handshake(stream, &dir, &limits).await
-                    else {
-                        return;
-                    };
-                    let service = Watched::new(pages::service(dir, host, tenant), activity.clone());
-                    // HTTP/2 streams run in this connection's task (see `streams`).
-                    let executor = StreamExecutor::default();
-                    let mut builder = auto::Builder::new(executor.clone());
-                    listen::http2_settings(&mut builder, &limits);
-                    let conn = builder
-                        .serve_connection(TokioIo::new(tls), service)
-                        .into_owned();
-                    let conn = Driven::new(watcher.watch(conn), executor);
-                    listen::drive(conn, &activity, &limits, "https").await;
-                    drop(permit);
-                });
+    listen::run(
+        listener,
+        "https",
+        &limits.clone(),
+        shutdown,
+        |stream, graceful| {
+            let (dir, limits, watcher) = (dir.clone(), limits.clone(), graceful.watcher());
+            async move {
+                let Some((tls, host, tenant, activity)) = handshake(stream, &dir, &limits).await
+                else {
+                    return;
+                };
+                let service = Watched::new(pages::service(dir, host, tenant), activity.clone());
+                // HTTP/2 streams run in this connection's task (see `streams`).
+                let executor = StreamExecutor::default();
+                let mut builder = auto::Builder::new(executor.clone());
+                listen::http2_settings(&mut builder, &limits);
+                let conn = builder
+                    .serve_connection(TokioIo::new(tls), service)
+                    .into_owned();
+                let conn = Driven::new(watcher.watch(conn), executor);
+                listen::drive(conn, &activity, &limits, "https").await;
             }
-        }
-    }
-    // Stop accepting (close the listening socket, so new connections are refused rather
-    // than left in the backlog), then let in-flight requests finish (bounded).
-    drop(acceptor);
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
-    Ok(())
+        },
+    )
+    .await
 }
 
 async fn handshake(

@@ -173,6 +173,13 @@ async fn idle_half_open_connections_are_closed_within_the_header_timeout(pool: P
         s.write_all(&[22, 3, 1]).await.unwrap();
         flood.push(s);
     }
+    // The API's listener is held to the same limits.
+    let api_port: u16 = p.api.rsplit(':').next().unwrap().parse().unwrap();
+    for _ in 0..50 {
+        let mut s = connect_from_flood(api_port).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHo").await.unwrap();
+        flood.push(s);
+    }
     let opened = flood_started.elapsed();
     assert!(
         metric(&metrics, "landlord_connections_open", &[]).await >= 1900.0,
