@@ -121,7 +121,8 @@ def flood_paths(port, host, seconds):
     while time.monotonic() < end:
         try:
             if conn is None:
-                conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=ctx,
+                # By name (the run's /etc/hosts line), so that it sends SNI.
+                conn = http.client.HTTPSConnection(host, port, timeout=5, context=ctx,
                                                    source_address=(FLOOD_FROM, 0))
             conn.request("GET", "/" + "%x" % random.getrandbits(800) + ".html", headers={"Host": host})
             conn.getresponse().read()

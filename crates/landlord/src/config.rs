@@ -316,20 +316,13 @@ impl Settings {
                 "LANDLORD_EDGE_MISS_CACHE_BYTES",
             ),
         ] {
-            match value {
-                Some(0) => return Err(Fatal::Config(format!("{name} must be above zero"))),
-                Some(n) => *setting = n,
-                None => {}
-            }
+            set_positive(setting, value, name)?;
         }
-        if let Some(n) = self.edge_db_concurrency {
-            if n == 0 {
-                return Err(Fatal::Config(
-                    "LANDLORD_EDGE_DB_CONCURRENCY must be above zero".into(),
-                ));
-            }
-            config.db_concurrency = n;
-        }
+        set_positive(
+            &mut config.db_concurrency,
+            self.edge_db_concurrency,
+            "LANDLORD_EDGE_DB_CONCURRENCY",
+        )?;
         config.limits = self.limits()?;
         config.hsts = match self.hsts.as_deref() {
             None => config.hsts,
@@ -391,11 +384,7 @@ impl Settings {
                 "LANDLORD_MAX_CONNECTIONS_PER_IP",
             ),
         ] {
-            match value {
-                Some(0) => return Err(Fatal::Config(format!("{name} must be above zero"))),
-                Some(n) => *setting = n,
-                None => {}
-            }
+            set_positive(setting, value, name)?;
         }
         if limits.max_connections_per_ip > limits.max_connections {
             return Err(Fatal::Config(format!(
@@ -485,6 +474,22 @@ impl Settings {
                 .context("applying database migrations")?;
         }
         Ok(store)
+    }
+}
+
+/// Overwrite `setting` with `value` when one is given; zero is refused.
+fn set_positive<T: Copy + PartialEq + Default>(
+    setting: &mut T,
+    value: Option<T>,
+    name: &str,
+) -> Result<(), Fatal> {
+    match value {
+        Some(v) if v == T::default() => Err(Fatal::Config(format!("{name} must be above zero"))),
+        Some(v) => {
+            *setting = v;
+            Ok(())
+        }
+        None => Ok(()),
     }
 }
 

@@ -15,14 +15,6 @@ use support::*;
 
 const ISSUE_DEADLINE: Duration = Duration::from_secs(60);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A connection from 127.0.0.2 to `port` on 127.0.0.1.
 async fn connect_from_flood(port: u16) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;

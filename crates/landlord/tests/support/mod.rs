@@ -90,7 +90,7 @@ pub async fn db_url(pool: &PgPool) -> String {
     format!("{server}/{db}")
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
