@@ -122,8 +122,8 @@ async fn idle_half_open_connections_are_closed_within_the_header_timeout(pool: P
     let (p, host, https, metrics) = serving(
         pool,
         &[
-            ("LANDLORD_HEADER_READ_TIMEOUT", "3s"),
-            ("LANDLORD_TLS_HANDSHAKE_TIMEOUT", "3s"),
+            ("LANDLORD_HEADER_READ_TIMEOUT", "8s"),
+            ("LANDLORD_TLS_HANDSHAKE_TIMEOUT", "8s"),
             ("LANDLORD_MAX_CONNECTIONS_PER_IP", "5000"),
         ],
     )
@@ -173,16 +173,18 @@ async fn idle_half_open_connections_are_closed_within_the_header_timeout(pool: P
         flood.push(s);
     }
     let opened = flood_started.elapsed();
-    assert!(
-        metric(&metrics, "landlord_connections_open", &[]).await >= 1900.0,
-        "the flood is open"
-    );
+    // All of it is held at once (unless opening it took longer than the timeout, on a
+    // busy machine: then the first ones are gone already, as they should be).
+    if opened < Duration::from_secs(6) {
+        let open = metric(&metrics, "landlord_connections_open", &[]).await;
+        assert!(open >= 1900.0, "only {open} flood connections are open");
+    }
     // During the flood, visitors from elsewhere are served.
     legitimate_requests(&p, &host, https, 20).await;
 
     // Each flood connection is closed within the header (or handshake) timeout of its
     // own start; the flood took `opened` to open.
-    let limit = Duration::from_secs(3) + opened + Duration::from_secs(2);
+    let limit = Duration::from_secs(8) + opened + Duration::from_secs(2);
     let waits = flood.into_iter().map(|s| closed_within(s, limit));
     for (i, closed) in futures::future::join_all(waits)
         .await
