@@ -113,6 +113,8 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
 }
 
 /// Serve `router` on `listener` until `shutdown` resolves, then finish in-flight requests.
+/// For this crate's tests: `landlord api` serves the router through the edge crate's
+/// hardened listener (`landlord_edge::listen::serve`), which this crate cannot depend on.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,

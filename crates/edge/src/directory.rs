@@ -102,10 +102,6 @@ pub struct Counters {
     pub negative_hits: AtomicU64,
     pub unknown_names: AtomicU64,
     pub db_lookups: AtomicU64,
-    pub file_lookups: AtomicU64,
-    pub challenge_lookups: AtomicU64,
-    /// Misses answered as unavailable because no database turn came in time.
-    pub db_busy: AtomicU64,
 }
 
 /// A registered hostname: its tenant, and whether the CA may come for a challenge.
@@ -154,13 +150,7 @@ impl Directory {
     /// Load the allowlist and the published challenges; certificates and files are
     /// loaded on demand.
     pub async fn load(store: Store, config: EdgeConfig) -> anyhow::Result<Arc<Self>> {
-        let names = store
-            .all_hostnames()
-            .await?
-            .into_iter()
-            .map(name_entry)
-            .collect();
-        let challenges = by_hostname(store.published_challenges(None).await?);
+        let (names, challenges) = load_names(&store).await?;
         let files = Cache::builder()
             .max_capacity(config.file_cache_bytes)
             .weigher(|key: &(Uuid, String), f: &Arc<FileEntry>| {
@@ -203,7 +193,6 @@ impl Directory {
         match tokio::time::timeout(self.config.db_wait, self.db.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => {
-                self.counters.db_busy.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("landlord_edge_db_busy_total").increment(1);
                 Err(Unavailable::Busy)
             }
@@ -280,9 +269,6 @@ impl Directory {
             return Ok(None);
         }
         let _turn = self.db_turn().await?;
-        self.counters
-            .challenge_lookups
-            .fetch_add(1, Ordering::Relaxed);
         metrics::counter!("landlord_edge_db_queries_total", "kind" => "challenge").increment(1);
         match self.store.challenge_response(token, hostname).await {
             Ok(found) => Ok(found),
@@ -408,7 +394,6 @@ impl Directory {
             return Ok(None);
         };
         let _turn = self.db_turn().await?;
-        self.counters.file_lookups.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("landlord_edge_db_queries_total", "kind" => "file").increment(1);
         match self.store.get_file(TenantId(tenant), &path).await {
             Ok(found) => {
@@ -441,11 +426,8 @@ impl Directory {
         let entry = self.store.registered_name(hostname).await?;
         {
             let mut names = self.names.write().expect("names lock");
-            match entry {
-                Some(e) => {
-                    let (hostname, name) = name_entry(e);
-                    names.insert(hostname, name)
-                }
+            match entry.map(name_entry) {
+                Some((hostname, name)) => names.insert(hostname, name),
                 None => names.remove(hostname),
             };
         }
@@ -455,19 +437,12 @@ impl Directory {
 
     /// The challenges published for a hostname changed: load them again.
     pub(crate) async fn challenges_changed(&self, hostname: &str) -> anyhow::Result<()> {
-        let list: Challenges = self
-            .store
-            .published_challenges(Some(hostname))
-            .await?
-            .into_iter()
-            .map(|(_, token, answer)| (token, answer))
-            .collect();
+        let rows = self.store.published_challenges(Some(hostname)).await?;
         let mut challenges = self.challenges.write().expect("challenges lock");
-        if list.is_empty() {
-            challenges.remove(hostname);
-        } else {
-            challenges.insert(hostname.to_owned(), list);
-        }
+        match by_hostname(rows).remove(hostname) {
+            Some(list) => challenges.insert(hostname.to_owned(), list),
+            None => challenges.remove(hostname),
+        };
         Ok(())
     }
 
@@ -475,14 +450,7 @@ impl Directory {
     /// certificate, miss and file (after the change log was pruned past this edge's
     /// position).
     pub async fn reload_all(&self) -> anyhow::Result<()> {
-        let names: HashMap<String, Name> = self
-            .store
-            .all_hostnames()
-            .await?
-            .into_iter()
-            .map(name_entry)
-            .collect();
-        let challenges = by_hostname(self.store.published_challenges(None).await?);
+        let (names, challenges) = load_names(&self.store).await?;
         *self.names.write().expect("names lock") = names;
         *self.challenges.write().expect("challenges lock") = challenges;
         self.certs.invalidate_all();
@@ -501,6 +469,20 @@ impl Directory {
         self.files.invalidate(&FileKey(tenant, path)).await;
         self.missing_files.invalidate(&FileKey(tenant, path)).await;
     }
+}
+
+/// Every registered name and every published challenge (at start, and to start over).
+async fn load_names(
+    store: &Store,
+) -> anyhow::Result<(HashMap<String, Name>, HashMap<String, Challenges>)> {
+    let names = store
+        .all_hostnames()
+        .await?
+        .into_iter()
+        .map(name_entry)
+        .collect();
+    let challenges = by_hostname(store.published_challenges(None).await?);
+    Ok((names, challenges))
 }
 
 fn name_entry(r: RegisteredName) -> (String, Name) {
