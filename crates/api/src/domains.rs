@@ -34,6 +34,7 @@ pub struct NewDomain {
         (status = 201, description = "Registered", body = DomainView),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The tenant holds the most domains allowed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another tenant (or you) holds this hostname", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than 2 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
@@ -55,7 +56,10 @@ pub async fn create(
             ),
         ));
     }
-    let domain = state.store.create_domain(tenant, &hostname).await?;
+    let domain = state
+        .store
+        .create_domain(tenant, &hostname, state.config.limits.max_domains)
+        .await?;
     tracing::info!(domain = %domain.id, %hostname, "domain registered");
     Ok((
         StatusCode::CREATED,
@@ -87,13 +91,7 @@ pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<JsonResponse<DomainList>, Problem> {
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::invalid(
-            "invalid-limit",
-            format!("limit must be between 1 and {MAX_PAGE}; it was {limit}."),
-        ));
-    }
+    let limit = page_size(params.limit)?;
     let page = state
         .store
         .list_domains(tenant, limit, params.cursor)
@@ -107,6 +105,18 @@ pub async fn list(
         domains,
         next_cursor: page.next_cursor,
     }))
+}
+
+/// A listing's `limit`: 1 to 1000, 100 when not given.
+pub(crate) fn page_size(limit: Option<u32>) -> Result<u32, Problem> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Problem::invalid(
+            "invalid-limit",
+            format!("limit must be between 1 and {MAX_PAGE}; it was {limit}."),
+        ));
+    }
+    Ok(limit)
 }
 
 /// One of the caller's domains.
@@ -153,7 +163,8 @@ pub async fn delete(
     }
 }
 
-/// Re-check DNS now instead of waiting for the next retry.
+/// Re-check DNS now instead of waiting for the next retry; accepted once per a few
+/// seconds per domain (429 with `Retry-After` otherwise).
 #[utoipa::path(post, path = "/v1/domains/{id}/check", tag = "domains", operation_id = "check_domain",
     params(("id" = Uuid, Path, description = "Domain id")),
     security(("api_key" = [])),
@@ -161,6 +172,7 @@ pub async fn delete(
         (status = 202, body = DomainView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "A check of this domain was requested moments ago; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn check(
     Caller(tenant): Caller,
@@ -169,7 +181,7 @@ pub async fn check(
 ) -> Result<(StatusCode, JsonResponse<DomainView>), Problem> {
     let domain = state
         .store
-        .request_check(tenant, id)
+        .request_check(tenant, id, state.config.check_interval)
         .await?
         .ok_or_else(|| no_domain(id))?;
     Ok((

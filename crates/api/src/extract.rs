@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::problem::Problem;
-use landlord_store::TenantId;
+use landlord_store::{Authenticated, TenantId};
 
 /// `axum::Json` with problem+json rejections.
 #[derive(FromRequest)]
@@ -79,9 +79,25 @@ impl FromRequestParts<AppState> for Caller {
         let token = bearer(parts).ok_or_else(|| {
             Problem::unauthorized("Send your API key as the header Authorization: Bearer <key>.")
         })?;
-        match state.store.authenticate(token).await? {
-            Some(tenant) => Ok(Caller(tenant)),
-            None => Err(Problem::unauthorized(
+        match state
+            .store
+            .authenticate_metered(token, state.config.api_rate)
+            .await?
+        {
+            Authenticated::Tenant(tenant) => Ok(Caller(tenant)),
+            Authenticated::Limited(_, retry_after) => {
+                let rate = state.config.api_rate.unwrap_or(crate::DEFAULT_API_RATE);
+                Err(Problem::too_many(
+                    "rate-limited",
+                    format!(
+                        "Your account sent more than {} API requests in {} (the limit per account). Retry after the Retry-After header's seconds.",
+                        rate.limit,
+                        crate::problem::human_secs(rate.window)
+                    ),
+                    retry_after,
+                ))
+            }
+            Authenticated::Unknown => Err(Problem::unauthorized(
                 "The API key is not valid (unknown or revoked).",
             )),
         }

@@ -1,13 +1,18 @@
 //! `/v1/files`: the tenant's static pages.
 
 use crate::AppState;
-use crate::extract::{Caller, Path};
+use crate::extract::{Caller, Path, Query};
 use crate::problem::Problem;
 use crate::views::{FileBytes, FileList, FileUsage, FileView};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use landlord_store::{FilePath, choose_content_type};
+use landlord_store::{FILE_OVERHEAD_BYTES, FilePath, choose_content_type};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+/// The longest Content-Type stored with a file (the header is served back on every hit).
+pub const MAX_CONTENT_TYPE_BYTES: usize = 255;
 
 /// How `{path}` is validated (422 `invalid-path` otherwise), for the OpenAPI document. Its
 /// `pattern` states the part a regular expression can state exactly: no control characters
@@ -22,13 +27,15 @@ const PATH_RULES: &str = "File path, e.g. `index.html` or `css/site.css` (one le
     params(("path" = String, Path, description = PATH_RULES, min_length = 1, pattern = r"^[^\x00-\x1f\x7f-\x9f\\]+$")),
     request_body(content = inline(Option<FileBytes>), content_type = "application/octet-stream",
         description = "The file's bytes; an empty or missing body stores an empty file. Any \
-            Content-Type is accepted and served back with the file."),
+            valid media type of at most 255 bytes is accepted as Content-Type and served back \
+            with the file."),
     security(("api_key" = [])),
     responses(
         (status = 204, description = "Stored"),
         (status = 400, description = "The body could not be read", body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The path is not valid UTF-8 once percent-decoded", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The tenant holds the most files allowed", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than the per-file limit or the tenant quota", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid path or Content-Type", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -40,7 +47,7 @@ pub async fn put(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode, Problem> {
     let path = parse_path(&raw)?;
-    let limits = state.config.file_limits;
+    let limits = state.config.limits;
     let too_large = |size: Option<u64>| {
         let size = size
             .map(|s| format!("{s} bytes"))
@@ -82,6 +89,17 @@ pub async fn put(
             })
         })
         .transpose()?;
+    if let Some(t) = declared_type
+        && t.len() > MAX_CONTENT_TYPE_BYTES
+    {
+        return Err(Problem::invalid(
+            "invalid-content-type",
+            format!(
+                "The Content-Type header is {} bytes long; the limit is {MAX_CONTENT_TYPE_BYTES} bytes.",
+                t.len()
+            ),
+        ));
+    }
     let content_type = choose_content_type(declared_type, &path)
         .map_err(|detail| Problem::invalid("invalid-content-type", detail))?;
     let meta = state
@@ -92,26 +110,47 @@ pub async fn put(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The caller's files and storage usage.
-#[utoipa::path(get, path = "/v1/files", tag = "files", operation_id = "list_files",
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The caller's files by path, a page at a time, and its storage usage.
+#[utoipa::path(get, path = "/v1/files", tag = "files", operation_id = "list_files", params(ListParams),
     security(("api_key" = [])),
     responses(
         (status = 200, body = FileList),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list(
     Caller(tenant): Caller,
     State(state): State<AppState>,
+    Query(params): Query<ListParams>,
 ) -> Result<axum::Json<FileList>, Problem> {
-    let files = state.store.list_files(tenant).await?;
-    let used: i64 = files.iter().map(|f| f.size).sum();
-    let limits = state.config.file_limits;
+    let limit = crate::domains::page_size(params.limit)?;
+    let page = state
+        .store
+        .list_files(tenant, limit, params.cursor.as_deref())
+        .await?;
+    let usage = state.store.tenant_usage(tenant).await?;
+    let limits = state.config.limits;
     Ok(axum::Json(FileList {
-        files: files.iter().map(FileView::from).collect(),
+        files: page.items.iter().map(FileView::from).collect(),
+        next_cursor: page.next_cursor,
         usage: FileUsage {
-            used_bytes: used,
+            used_bytes: usage.used_bytes,
             quota_bytes: limits.quota_bytes,
             max_file_bytes: limits.max_file_bytes,
+            file_overhead_bytes: FILE_OVERHEAD_BYTES,
+            files: usage.files,
+            max_files: limits.max_files,
         },
     }))
 }

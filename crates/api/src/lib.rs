@@ -8,6 +8,7 @@ mod dashboard;
 mod domains;
 mod extract;
 mod files;
+mod limits;
 mod live;
 mod metrics;
 mod openapi;
@@ -17,6 +18,7 @@ mod views;
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -25,7 +27,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use landlord_store::{FileLimits, Hostname, Store};
+use landlord_store::{Budget, Hostname, Store, TenantLimits};
 
 pub use metrics::render_metrics;
 pub use problem::Problem;
@@ -39,7 +41,14 @@ pub struct ApiConfig {
     pub edge_ips: Vec<IpAddr>,
     /// SHA-256 of `LANDLORD_ADMIN_TOKEN`; `None` disables the admin endpoints.
     pub admin_token_hash: Option<Vec<u8>>,
-    pub file_limits: FileLimits,
+    /// What one tenant may hold (files, bytes, domains).
+    pub limits: TenantLimits,
+    /// API requests per tenant (every request its key authorizes); `None`: unlimited.
+    pub api_rate: Option<Budget>,
+    /// "Check now" is accepted at most once per this per domain.
+    pub check_interval: Duration,
+    /// Open `GET /v1/events` streams per tenant on this API process.
+    pub max_event_streams: usize,
     /// This process's metrics recorder, rendered under the fleet gauges at `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Whether the API's own address serves `/metrics` (not when `LANDLORD_METRICS_ADDR`
@@ -47,13 +56,25 @@ pub struct ApiConfig {
     pub serve_metrics: bool,
 }
 
+/// 1 200 requests per minute per tenant (20 per second on average, and bursts of up to
+/// the whole minute's allowance): far above what a dashboard or an integration needs.
+pub const DEFAULT_API_RATE: Budget = Budget {
+    limit: 1200,
+    window: Duration::from_secs(60),
+};
+pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_EVENT_STREAMS: usize = 10;
+
 impl ApiConfig {
     pub fn new(cname_target: Hostname, edge_ips: Vec<IpAddr>, admin_token: Option<&str>) -> Self {
         Self {
             cname_target,
             edge_ips,
             admin_token_hash: admin_token.map(extract::hash_admin_token),
-            file_limits: FileLimits::default(),
+            limits: TenantLimits::default(),
+            api_rate: Some(DEFAULT_API_RATE),
+            check_interval: DEFAULT_CHECK_INTERVAL,
+            max_event_streams: DEFAULT_MAX_EVENT_STREAMS,
             metrics: None,
             serve_metrics: true,
         }
@@ -69,7 +90,7 @@ pub struct AppState {
 
 /// The whole HTTP surface of `landlord api`.
 pub fn router(store: Store, config: ApiConfig) -> Router {
-    let max_file = usize::try_from(config.file_limits.max_file_bytes).unwrap_or(usize::MAX);
+    let max_file = usize::try_from(config.limits.max_file_bytes).unwrap_or(usize::MAX);
     let serve_metrics = config.serve_metrics;
     let state = AppState {
         store,
@@ -99,6 +120,7 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
         .route("/v1/domains/{id}/check", post(domains::check))
         .route("/v1/domains/{id}/events", get(domains::events))
         .route("/v1/events", get(live::stream))
+        .route("/v1/limits", get(limits::show))
         .merge(files)
         .merge(metrics)
         .fallback(problem::not_found_fallback)

@@ -2,9 +2,17 @@
 //!
 //! One LISTEN connection per API process (started by the first subscriber) fans
 //! notifications out to every open stream; each stream keeps only its tenant's. Events:
-//! `domain` `{"id","kind":"changed"|"deleted"}` and `timeline` `{"domain_id"}`.
+//! `domain` `{"id","kind":"changed"|"deleted"}`, `timeline` `{"domain_id"}`, and
+//! `resync` `{"reason"}` when changes may have been missed: the stream fell behind the
+//! fan-out buffer, or the LISTEN connection was lost and reconnected (PostgreSQL does not
+//! replay notifications). A client re-reads its state on `resync`, as on `ready`.
+//!
+//! Open streams per tenant are capped per process (`max_event_streams`): with N API
+//! processes a tenant may hold up to N times the cap.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -12,44 +20,127 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::extract::Caller;
+use crate::problem::Problem;
+use landlord_store::TenantId;
 
 pub const DOMAINS_CHANNEL: &str = "landlord_domains";
 pub const EVENTS_CHANNEL: &str = "landlord_events";
 
+/// Notices buffered per stream before it counts as lagging.
+const FAN_OUT_BUFFER: usize = 1024;
+
 #[derive(Debug, Clone)]
 pub struct Notice {
-    tenant: Uuid,
+    /// `None`: for every tenant (a `resync`).
+    tenant: Option<Uuid>,
     event: &'static str,
     data: String,
 }
 
-pub type Hub = tokio::sync::OnceCell<broadcast::Sender<Notice>>;
+/// The fan-out and the open-stream counts.
+#[derive(Default)]
+pub struct Hub {
+    sender: tokio::sync::OnceCell<broadcast::Sender<Notice>>,
+    open: Arc<Mutex<HashMap<Uuid, usize>>>,
+}
+
+impl Hub {
+    /// Open streams of `tenant` on this process.
+    pub fn open_streams(&self, tenant: TenantId) -> usize {
+        lock(&self.open).get(&tenant.0).copied().unwrap_or(0)
+    }
+
+    /// Count one more stream for `tenant`, unless it holds `max` already.
+    fn admit(&self, tenant: TenantId, max: usize) -> Option<StreamSlot> {
+        let mut open = lock(&self.open);
+        let n = open.entry(tenant.0).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot {
+            open: self.open.clone(),
+            tenant: tenant.0,
+        })
+    }
+}
+
+fn lock(m: &Mutex<HashMap<Uuid, usize>>) -> std::sync::MutexGuard<'_, HashMap<Uuid, usize>> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One counted stream; dropped with the stream (the client went away).
+struct StreamSlot {
+    open: Arc<Mutex<HashMap<Uuid, usize>>>,
+    tenant: Uuid,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.open);
+        if let Some(n) = open.get_mut(&self.tenant) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.tenant);
+            }
+        }
+    }
+}
 
 pub async fn stream(
     Caller(tenant): Caller,
     State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
+    let max = state.config.max_event_streams;
+    let slot = state.hub.admit(tenant, max).ok_or_else(|| {
+        Problem::too_many(
+            "too-many-streams",
+            format!(
+                "You already have {max} event streams open, the limit per account ({max}). Close one (e.g. another dashboard tab) and retry."
+            ),
+            Duration::from_secs(5),
+        )
+    })?;
     let sender = state
         .hub
+        .sender
         .get_or_init(|| async { start(state.store.clone()) })
         .await;
-    let updates = BroadcastStream::new(sender.subscribe()).filter_map(move |notice| async move {
-        let notice = notice.ok()?;
-        (notice.tenant == tenant.0)
-            .then(|| Ok(Event::default().event(notice.event).data(notice.data)))
+    let updates = BroadcastStream::new(sender.subscribe()).filter_map(move |notice| {
+        // The slot lives as long as the stream.
+        let _slot = &slot;
+        let event = match notice {
+            Ok(n) if n.tenant.is_none_or(|t| t == tenant.0) => {
+                Some(Event::default().event(n.event).data(n.data))
+            }
+            Ok(_) => None,
+            Err(BroadcastStreamRecvError::Lagged(missed)) => Some(resync(&format!(
+                "this stream fell {missed} notifications behind"
+            ))),
+        };
+        futures::future::ready(event.map(Ok))
     });
     let hello = futures::stream::once(async { Ok(Event::default().event("ready").data("{}")) });
-    Sse::new(hello.chain(updates)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(hello.chain(updates))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn resync(reason: &str) -> Event {
+    Event::default()
+        .event("resync")
+        .data(serde_json::json!({ "reason": reason }).to_string())
 }
 
 fn start(store: landlord_store::Store) -> broadcast::Sender<Notice> {
-    let (tx, _) = broadcast::channel(1024);
+    let (tx, _) = broadcast::channel(FAN_OUT_BUFFER);
     let sender = tx.clone();
     tokio::spawn(async move {
+        let mut connected_before = false;
         loop {
             let mut listener = match store.listen(&[DOMAINS_CHANNEL, EVENTS_CHANNEL]).await {
                 Ok(l) => l,
@@ -59,14 +150,40 @@ fn start(store: landlord_store::Store) -> broadcast::Sender<Notice> {
                     continue;
                 }
             };
-            while let Ok(n) = listener.recv().await {
-                if let Some(notice) = parse(n.channel(), n.payload()) {
-                    let _ = sender.send(notice);
+            if connected_before {
+                let _ = sender.send(reconnected());
+            }
+            connected_before = true;
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(n)) => {
+                        if let Some(notice) = parse(n.channel(), n.payload()) {
+                            let _ = sender.send(notice);
+                        }
+                    }
+                    // The connection was lost; `try_recv` reconnects on its next call.
+                    Ok(None) => {
+                        tracing::warn!("live updates: LISTEN connection lost; reconnected");
+                        let _ = sender.send(reconnected());
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "live updates: LISTEN failed; reconnecting");
+                        break;
+                    }
                 }
             }
         }
     });
     tx
+}
+
+fn reconnected() -> Notice {
+    Notice {
+        tenant: None,
+        event: "resync",
+        data: serde_json::json!({ "reason": "the server's database notifications reconnected" })
+            .to_string(),
+    }
 }
 
 fn parse(channel: &str, payload: &str) -> Option<Notice> {
@@ -81,13 +198,13 @@ fn parse(channel: &str, payload: &str) -> Option<Notice> {
                 "changed"
             };
             Some(Notice {
-                tenant,
+                tenant: Some(tenant),
                 event: "domain",
                 data: serde_json::json!({ "id": domain, "kind": kind }).to_string(),
             })
         }
         EVENTS_CHANNEL => Some(Notice {
-            tenant,
+            tenant: Some(tenant),
             event: "timeline",
             data: serde_json::json!({ "domain_id": domain }).to_string(),
         }),

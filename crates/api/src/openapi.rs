@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::problem::Problem;
 use crate::views::*;
-use crate::{domains, files, tenants};
+use crate::{domains, files, limits, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,16 +20,18 @@ use crate::{domains, files, tenants};
         tenants::create,
         domains::create, domains::list, domains::get, domains::delete, domains::check,
         domains::events,
-        files::put, files::list, files::delete,
+        files::put, files::list, files::delete, limits::show,
         crate::healthz, events_stream, metrics,
     ),
     components(schemas(Problem, DomainView, Status, DnsInstructions, DnsRecord, CheckView,
         CertificateView, RenewalWindowView, QueuedView, DomainList, EventView, EventList, FileView, FileUsage, FileList,
+        Allowance, RateView, LimitsView,
         TenantCreated, Health, LiveEvent, LiveEventKind)),
-    modifiers(&Security, &ResponseDescriptions),
+    modifiers(&Security, &RateLimited, &ResponseDescriptions),
     tags(
         (name = "domains", description = "Custom hostnames and their certificates"),
         (name = "files", description = "The tenant's static pages"),
+        (name = "tenant", description = "The caller's account: limits and usage"),
         (name = "admin", description = "Operator endpoints (LANDLORD_ADMIN_TOKEN)"),
         (name = "ops", description = "Health and metrics"),
     )
@@ -46,6 +48,47 @@ impl Modify for Security {
                 name,
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
+        }
+    }
+}
+
+/// Every operation a tenant's API key authorizes counts against the tenant's request
+/// rate, so each may answer 429 (documented once here rather than on every handler).
+struct RateLimited;
+
+impl Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let metered = operation
+                    .security
+                    .iter()
+                    .flatten()
+                    .any(|s| serde_json::to_value(s).is_ok_and(|v| v.get("api_key").is_some()));
+                if metered && !operation.responses.responses.contains_key("429") {
+                    let response = ResponseBuilder::new()
+                        .description("Too many requests: the tenant's API request rate (or this endpoint's own limit) was exceeded; retry after `Retry-After` seconds")
+                        .content(
+                            "application/problem+json",
+                            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                        )
+                        .build();
+                    operation
+                        .responses
+                        .responses
+                        .insert("429".into(), response.into());
+                }
+            }
         }
     }
 }
@@ -89,12 +132,14 @@ impl Modify for ResponseDescriptions {
     }
 }
 
-/// The caller's domain changes as Server-Sent Events (`domain`, `timeline`, `ready`).
+/// The caller's domain changes as Server-Sent Events (`ready`, `domain`, `timeline`,
+/// `resync`). Open streams per tenant are capped per API server.
 #[utoipa::path(get, path = "/v1/events", tag = "domains", operation_id = "events_stream",
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Event stream; the schema is that of one event", content_type = "text/event-stream", body = LiveEvent),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many open streams, or the API request rate; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 #[allow(dead_code)]
 fn events_stream() {}

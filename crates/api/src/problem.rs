@@ -4,6 +4,8 @@
 //! rejections of axum's extractors, unknown routes and wrong methods, so a client never
 //! has to parse anything but a problem document.
 
+use std::time::Duration;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -20,6 +22,10 @@ pub struct Problem {
     #[serde(skip)]
     #[schema(ignore)]
     www_authenticate: bool,
+    /// Seconds for the `Retry-After` header.
+    #[serde(skip)]
+    #[schema(ignore)]
+    retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -31,6 +37,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             www_authenticate: false,
+            retry_after: None,
         }
     }
 
@@ -42,6 +49,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             www_authenticate: false,
+            retry_after: None,
         }
     }
 
@@ -76,6 +84,18 @@ impl Problem {
             "Bad request",
             detail,
         )
+    }
+
+    /// 429 with `Retry-After` (whole seconds, at least 1).
+    pub fn too_many(slug: &str, detail: impl Into<String>, retry_after: Duration) -> Self {
+        let mut p = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            slug,
+            "Too many requests",
+            detail,
+        );
+        p.retry_after = Some(retry_secs(retry_after));
+        p
     }
 
     /// A failure of ours. The cause goes to the log, never to the client.
@@ -114,13 +134,16 @@ impl IntoResponse for Problem {
         if self.www_authenticate {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }
 
 impl From<landlord_store::StoreError> for Problem {
     fn from(err: landlord_store::StoreError) -> Self {
-        use landlord_store::StoreError;
+        use landlord_store::{Limit, StoreError};
         match err {
             StoreError::HostnameAlreadyYours(h, id) => Problem::new(
                 StatusCode::CONFLICT,
@@ -151,9 +174,52 @@ impl From<landlord_store::StoreError> for Problem {
                     (quota - used).max(0)
                 ),
             ),
+            StoreError::LimitReached { limit, max } => {
+                let (what, advice) = match limit {
+                    Limit::Files => ("files", "Delete files you no longer need first."),
+                    Limit::Domains => ("domains", "Delete a domain you no longer need first."),
+                };
+                Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "limit-reached",
+                    "Limit reached",
+                    format!(
+                        "You have {max} {what}, the limit per account on this platform ({max} {what}). {advice}"
+                    ),
+                )
+            }
+            StoreError::TooSoon {
+                interval,
+                retry_after,
+            } => Problem::too_many(
+                "check-too-soon",
+                format!(
+                    "A check of this domain was requested less than {} ago; \"check now\" is accepted once per {} per domain (the limit). Retry in {} s; the worker keeps re-checking on its own meanwhile.",
+                    human_secs(interval),
+                    human_secs(interval),
+                    retry_secs(retry_after)
+                ),
+                retry_after,
+            ),
             StoreError::Database(e) if is_unavailable(&e) => Problem::unavailable(&e),
             StoreError::Database(e) => Problem::internal(&e),
         }
+    }
+}
+
+/// Whole seconds to wait, rounded up, at least 1.
+fn retry_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// "10 seconds", "1 minute", "1.5 seconds".
+pub fn human_secs(d: Duration) -> String {
+    let whole = d.subsec_nanos() == 0;
+    match d.as_secs() {
+        60 if whole => "1 minute".into(),
+        s if whole && s >= 120 && s % 60 == 0 => format!("{} minutes", s / 60),
+        1 if whole => "1 second".into(),
+        _ => format!("{} seconds", d.as_secs_f64()),
     }
 }
 

@@ -156,13 +156,16 @@ pub struct FileBytes(Vec<u8>);
 pub struct LiveEvent {
     pub event: LiveEventKind,
     /// JSON: `{}` for `ready`; `{"id": "<domain id>", "kind": "changed" | "deleted"}` for
-    /// `domain`; `{"domain_id": "<domain id>"}` for `timeline`.
+    /// `domain`; `{"domain_id": "<domain id>"}` for `timeline`; `{"reason": "..."}` for
+    /// `resync`.
     #[schema(content_media_type = "application/json", example = "{}")]
     pub data: String,
 }
 
 /// `ready` once, first, when the stream is live; then `domain` when one of the caller's
 /// domains changes or is deleted and `timeline` when an entry is added to its timeline.
+/// `resync` means changes may have been missed (the stream fell behind, or the server's
+/// database notifications reconnected): re-read what you show.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub enum LiveEventKind {
@@ -172,6 +175,8 @@ pub enum LiveEventKind {
     Domain,
     #[schema(rename = "timeline")]
     Timeline,
+    #[schema(rename = "resync")]
+    Resync,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -185,17 +190,58 @@ pub struct FileView {
     pub updated_at: String,
 }
 
+/// Storage used and allowed. `used_bytes` counts, per file, its body, path and
+/// Content-Type plus a fixed overhead (`file_overhead_bytes`).
 #[derive(Serialize, ToSchema)]
 pub struct FileUsage {
     pub used_bytes: i64,
     pub quota_bytes: i64,
     pub max_file_bytes: i64,
+    pub file_overhead_bytes: i64,
+    pub files: i64,
+    pub max_files: i64,
 }
 
+/// One page of the caller's files, by path.
 #[derive(Serialize, ToSchema)]
 pub struct FileList {
     pub files: Vec<FileView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
     pub usage: FileUsage,
+}
+
+/// A count against its limit.
+#[derive(Serialize, ToSchema)]
+pub struct Allowance {
+    pub used: i64,
+    pub limit: i64,
+}
+
+/// A rate: at most `limit` per `window_seconds`.
+#[derive(Serialize, ToSchema)]
+pub struct RateView {
+    pub limit: u32,
+    pub window_seconds: u64,
+}
+
+/// What the caller may hold and do, and what it holds now.
+#[derive(Serialize, ToSchema)]
+pub struct LimitsView {
+    pub domains: Allowance,
+    pub files: Allowance,
+    /// Bytes counted against the storage quota (see `FileUsage`).
+    pub storage_bytes: Allowance,
+    pub max_file_bytes: i64,
+    pub file_overhead_bytes: i64,
+    /// Open `GET /v1/events` streams on this API server, and the most allowed.
+    pub event_streams: Allowance,
+    /// API requests per tenant; absent when unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_requests: Option<RateView>,
+    /// "Check now" is accepted once per this many seconds per domain.
+    pub check_interval_seconds: f64,
 }
 
 /// A new tenant. `api_key` is shown only here.

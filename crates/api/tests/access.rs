@@ -357,7 +357,7 @@ async fn metrics_parse_as_prometheus_text(pool: PgPool) {
     let (tenant, _) = store.create_tenant("t").await.unwrap();
     let h = landlord_store::Hostname::parse("m.example.com").unwrap();
     store
-        .create_domain(landlord_store::TenantId(tenant.id), &h)
+        .create_domain(landlord_store::TenantId(tenant.id), &h, 100)
         .await
         .unwrap();
 

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{problem, raw_request, spawn_app, spawn_app_with};
-use landlord_store::FileLimits;
+use landlord_store::{FILE_OVERHEAD_BYTES, file_cost};
 use reqwest::Method;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -66,7 +66,24 @@ async fn files_are_stored_listed_replaced_and_deleted(pool: PgPool) {
         etag.starts_with('"') && etag.ends_with('"') && etag.len() == 66,
         "strong ETag: {etag}"
     );
-    assert_eq!(list["usage"]["used_bytes"], 11 + 3 + 1);
+    let used: i64 = files
+        .iter()
+        .map(|f| {
+            file_cost(
+                f["path"].as_str().unwrap(),
+                f["content_type"].as_str().unwrap(),
+                f["size"].as_u64().unwrap() as usize,
+            )
+        })
+        .sum();
+    assert_eq!(
+        used,
+        11 + 3 + 1 + 3 * FILE_OVERHEAD_BYTES + (12 + 8 + 10) + (8 + 20 + 24)
+    );
+    assert_eq!(
+        list["usage"]["used_bytes"], used,
+        "bodies, paths, types and overhead"
+    );
 
     // replacing changes the ETag, not the count
     put("/v1/files/index.html")
@@ -153,14 +170,18 @@ async fn evil_paths_are_refused(pool: PgPool) {
 
 #[sqlx::test(migrator = "landlord_store::MIGRATOR")]
 async fn file_size_limit_and_quota_are_413(pool: PgPool) {
-    let limits = FileLimits {
-        max_file_bytes: 1000,
-        quota_bytes: 2500,
-    };
-    let app = spawn_app_with(pool, limits).await;
+    // Each file costs its body, path and type plus the fixed overhead.
+    let cost = |path: &str, size: usize| file_cost(path, "application/octet-stream", size);
+    let quota = cost("a", 1000) + cost("b", 1000);
+    let app = spawn_app_with(pool, |c| {
+        c.limits.max_file_bytes = 1000;
+        c.limits.quota_bytes = quota;
+    })
+    .await;
     let t = app.tenant("acme").await;
     let put = |path: &str, size: usize| {
         app.as_tenant(&t, Method::PUT, &format!("/v1/files/{path}"))
+            .header("content-type", "application/octet-stream")
             .body(vec![b'x'; size])
             .send()
     };
@@ -169,11 +190,19 @@ async fn file_size_limit_and_quota_are_413(pool: PgPool) {
 
     assert_eq!(put("a", 1000).await.unwrap().status(), 204);
     assert_eq!(put("b", 1000).await.unwrap().status(), 204);
-    let body = problem(put("c", 1000).await.unwrap(), 413).await;
-    assert!(body["detail"].as_str().unwrap().contains("2500"), "{body}");
+    let body = problem(put("c", 0).await.unwrap(), 413).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&quota.to_string()),
+        "{body}"
+    );
     // replacing an existing file counts only the difference
-    assert_eq!(put("b", 900).await.unwrap().status(), 204);
-    assert_eq!(put("c", 600).await.unwrap().status(), 204);
+    assert_eq!(put("b", 400).await.unwrap().status(), 204);
+    let room = (quota - cost("a", 1000) - cost("b", 400)) as usize;
+    let fits = room - (cost("c", 0) as usize);
+    assert_eq!(put("c", fits).await.unwrap().status(), 204);
     let list: Value = app
         .as_tenant(&t, Method::GET, "/v1/files")
         .send()
@@ -182,21 +211,26 @@ async fn file_size_limit_and_quota_are_413(pool: PgPool) {
         .json()
         .await
         .unwrap();
-    assert_eq!(list["usage"]["used_bytes"], 2500);
+    assert_eq!(list["usage"]["used_bytes"], quota);
+    assert_eq!(list["usage"]["files"], 3);
 }
 
 #[sqlx::test(migrator = "landlord_store::MIGRATOR")]
 async fn concurrent_uploads_cannot_overshoot_the_quota(pool: PgPool) {
-    let limits = FileLimits {
-        max_file_bytes: 1000,
-        quota_bytes: 5000,
-    };
-    let app = std::sync::Arc::new(spawn_app_with(pool, limits).await);
+    let one = file_cost("f0", "application/octet-stream", 1000);
+    let app = std::sync::Arc::new(
+        spawn_app_with(pool, |c| {
+            c.limits.max_file_bytes = 1000;
+            c.limits.quota_bytes = 5 * one + 5;
+        })
+        .await,
+    );
     let t = std::sync::Arc::new(app.tenant("acme").await);
     let uploads = (0..12).map(|i| {
         let (app, t) = (app.clone(), t.clone());
         tokio::spawn(async move {
             app.as_tenant(&t, Method::PUT, &format!("/v1/files/f{i}"))
+                .header("content-type", "application/octet-stream")
                 .body(vec![0u8; 1000])
                 .send()
                 .await

@@ -31,7 +31,7 @@ async fn seed(
     let (tenant, _) = store.create_tenant("t").await.unwrap();
     let tenant = TenantId(tenant.id);
     store
-        .create_domain(tenant, &Hostname::parse(hostname).unwrap())
+        .create_domain(tenant, &Hostname::parse(hostname).unwrap(), 100)
         .await
         .unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
@@ -225,7 +225,7 @@ async fn late_deletion(
         .await
         .unwrap();
     store
-        .create_domain(tenant, &Hostname::parse("other.example.com").unwrap())
+        .create_domain(tenant, &Hostname::parse("other.example.com").unwrap(), 100)
         .await
         .unwrap();
     slow
@@ -270,7 +270,7 @@ async fn an_edge_behind_the_pruned_change_log_reloads_everything(pool: PgPool) {
         .await
         .unwrap();
     store
-        .create_domain(tenant, &Hostname::parse("new.example.com").unwrap())
+        .create_domain(tenant, &Hostname::parse("new.example.com").unwrap(), 100)
         .await
         .unwrap();
     let pruned = store.prune_changes(Duration::ZERO).await.unwrap();
@@ -324,7 +324,11 @@ async fn a_registered_name_without_certificate_is_looked_up_once_per_negative_tt
     let store = Store::from_pool(pool);
     let (tenant, der) = seed(&store, "real.example.com").await;
     store
-        .create_domain(tenant, &Hostname::parse("pending.example.com").unwrap())
+        .create_domain(
+            tenant,
+            &Hostname::parse("pending.example.com").unwrap(),
+            100,
+        )
         .await
         .unwrap();
     let edge = start_edge(store, der).await;

@@ -155,15 +155,46 @@ pub struct Settings {
     /// Largest accepted file upload, in bytes.
     #[arg(long, env = "LANDLORD_MAX_FILE_BYTES", global = true)]
     pub max_file_bytes: Option<i64>,
-    /// Storage quota per tenant, in bytes.
+    /// Storage quota per tenant, in bytes (bodies, paths, types and 256 bytes per file).
     #[arg(long, env = "LANDLORD_TENANT_QUOTA_BYTES", global = true)]
     pub tenant_quota_bytes: Option<i64>,
+    /// Files per tenant.
+    #[arg(long, env = "LANDLORD_TENANT_MAX_FILES", global = true)]
+    pub tenant_max_files: Option<i64>,
+    /// Domains per tenant.
+    #[arg(long, env = "LANDLORD_TENANT_MAX_DOMAINS", global = true)]
+    pub tenant_max_domains: Option<i64>,
+    /// API requests per tenant, as N/DURATION (e.g. 1200/1m) or `off`.
+    #[arg(long, env = "LANDLORD_TENANT_API_RATE", global = true)]
+    pub tenant_api_rate: Option<String>,
+    /// "Check now" is accepted once per this per domain (e.g. 10s).
+    #[arg(long, env = "LANDLORD_CHECK_NOW_INTERVAL", global = true)]
+    pub check_now_interval: Option<String>,
+    /// Open `GET /v1/events` streams per tenant, per API process.
+    #[arg(long, env = "LANDLORD_TENANT_MAX_EVENT_STREAMS", global = true)]
+    pub tenant_max_event_streams: Option<usize>,
+    /// The most of a CA order budget window one tenant may use, in percent (100: off).
+    #[arg(long, env = "LANDLORD_CA_BUDGET_TENANT_SHARE", global = true)]
+    pub ca_budget_tenant_share: Option<String>,
+    /// The longest the DNS part of a worker round may take (default 30 s, at most a third
+    /// of the lease).
+    #[arg(long, env = "LANDLORD_DNS_DEADLINE", global = true)]
+    pub dns_deadline: Option<String>,
+    /// Timeline events older than this are pruned (e.g. 90d).
+    #[arg(long, env = "LANDLORD_EVENT_RETENTION", global = true)]
+    pub event_retention: Option<String>,
+    /// Timeline events kept per domain (the newest).
+    #[arg(long, env = "LANDLORD_EVENTS_PER_DOMAIN", global = true)]
+    pub events_per_domain: Option<u32>,
 }
 
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:80";
 pub const DEFAULT_HTTPS_ADDR: &str = "0.0.0.0:443";
 pub const DEFAULT_DATABASE_POOL: u32 = 10;
+pub const DEFAULT_DNS_DEADLINE: Duration = Duration::from_secs(30);
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+pub const DEFAULT_EVENTS_PER_DOMAIN: u32 = 500;
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 impl Settings {
@@ -245,6 +276,32 @@ impl Settings {
                 )));
             }
         };
+        let lease = Duration::from_secs(self.worker_lease_seconds.unwrap_or(120).max(5));
+        let dns_deadline = match &self.dns_deadline {
+            None => DEFAULT_DNS_DEADLINE.min(lease / 3),
+            Some(raw) => {
+                let d = parse_duration(raw)
+                    .map_err(|e| Fatal::Config(format!("LANDLORD_DNS_DEADLINE: {e}")))?;
+                if d > lease / 2 {
+                    return Err(Fatal::Config(format!(
+                        "LANDLORD_DNS_DEADLINE ({raw}) must be at most half the lease (LANDLORD_WORKER_LEASE_SECONDS={})",
+                        lease.as_secs()
+                    )));
+                }
+                d
+            }
+        };
+        let event_retention = match &self.event_retention {
+            None => DEFAULT_EVENT_RETENTION,
+            Some(raw) => parse_duration(raw)
+                .map_err(|e| Fatal::Config(format!("LANDLORD_EVENT_RETENTION: {e}")))?,
+        };
+        let mut events_per_domain = DEFAULT_EVENTS_PER_DOMAIN;
+        set_positive(
+            &mut events_per_domain,
+            self.events_per_domain,
+            "LANDLORD_EVENTS_PER_DOMAIN",
+        )?;
         Ok(WorkerConfig {
             dns: DnsConfig {
                 cname_target: self.cname_target()?.to_string(),
@@ -256,7 +313,7 @@ impl Settings {
             issuer,
             master_key: MasterKey::new(self.master_key()?),
             concurrency: self.worker_concurrency.unwrap_or(8).max(1),
-            lease: Duration::from_secs(self.worker_lease_seconds.unwrap_or(120).max(5)),
+            lease,
             recheck_active: Duration::from_secs(
                 self.recheck_active_seconds.unwrap_or(86_400).max(1),
             ),
@@ -266,6 +323,9 @@ impl Settings {
             change_retention: Duration::from_secs(
                 self.change_retention_seconds.unwrap_or(7 * 86_400).max(60),
             ),
+            dns_deadline,
+            event_retention,
+            events_per_domain,
         })
     }
 
@@ -292,7 +352,21 @@ impl Settings {
                 "LANDLORD_CA_BUDGET_FAILED_VALIDATIONS",
                 defaults.failed_validations_per_hostname,
             )?,
+            tenant_share_percent: match &self.ca_budget_tenant_share {
+                None => defaults.tenant_share_percent,
+                Some(raw) => parse_percent(raw)
+                    .map_err(|e| Fatal::Config(format!("LANDLORD_CA_BUDGET_TENANT_SHARE: {e}")))?,
+            },
         })
+    }
+
+    /// The per-tenant API request rate (`None`: unlimited).
+    pub fn api_rate(&self) -> Result<Option<Budget>, Fatal> {
+        match &self.tenant_api_rate {
+            None => Ok(Some(landlord_api::DEFAULT_API_RATE)),
+            Some(raw) => Budget::parse(raw)
+                .map_err(|e| Fatal::Config(format!("LANDLORD_TENANT_API_RATE: {e}"))),
+        }
     }
 
     /// Everything `landlord edge` needs, validated.
@@ -435,16 +509,35 @@ impl Settings {
         })
     }
 
-    pub fn file_limits(&self) -> Result<landlord_store::FileLimits, Fatal> {
-        let mut limits = landlord_store::FileLimits::default();
-        if let Some(n) = self.max_file_bytes {
-            limits.max_file_bytes = n;
-        }
-        if let Some(n) = self.tenant_quota_bytes {
-            limits.quota_bytes = n;
-        }
-        if limits.max_file_bytes <= 0 || limits.quota_bytes <= 0 {
-            return Err(Fatal::Config("file size limits must be positive".into()));
+    /// What one tenant may hold.
+    pub fn tenant_limits(&self) -> Result<landlord_store::TenantLimits, Fatal> {
+        let mut limits = landlord_store::TenantLimits::default();
+        for (setting, value, name) in [
+            (
+                &mut limits.max_file_bytes,
+                self.max_file_bytes,
+                "LANDLORD_MAX_FILE_BYTES",
+            ),
+            (
+                &mut limits.quota_bytes,
+                self.tenant_quota_bytes,
+                "LANDLORD_TENANT_QUOTA_BYTES",
+            ),
+            (
+                &mut limits.max_files,
+                self.tenant_max_files,
+                "LANDLORD_TENANT_MAX_FILES",
+            ),
+            (
+                &mut limits.max_domains,
+                self.tenant_max_domains,
+                "LANDLORD_TENANT_MAX_DOMAINS",
+            ),
+        ] {
+            if value.is_some_and(|v| v < 0) {
+                return Err(Fatal::Config(format!("{name} must be above zero")));
+            }
+            set_positive(setting, value, name)?;
         }
         Ok(limits)
     }
@@ -478,7 +571,7 @@ impl Settings {
 }
 
 /// Overwrite `setting` with `value` when one is given; zero is refused.
-fn set_positive<T: Copy + PartialEq + Default>(
+pub fn set_positive<T: Copy + PartialEq + Default>(
     setting: &mut T,
     value: Option<T>,
     name: &str,
@@ -508,13 +601,28 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
         "ms" => 0.001,
         "m" => 60.0,
         "h" => 3600.0,
-        _ => return Err(format!("`{raw}`: the unit must be ms, s, m or h")),
+        "d" => 86_400.0,
+        _ => return Err(format!("`{raw}`: the unit must be ms, s, m, h or d")),
     };
     let secs = amount * scale;
     if !(secs > 0.0 && secs < 1e9) {
         return Err(format!("`{raw}` must be above zero"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A percentage: `50`, `50%`, `12.5 %` is refused (whole percents, 1 to 100).
+pub fn parse_percent(raw: &str) -> Result<u8, String> {
+    let n: u8 = raw
+        .trim()
+        .trim_end_matches('%')
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a whole percentage from 1 to 100 (e.g. 50%)"))?;
+    if !(1..=100).contains(&n) {
+        return Err(format!("`{raw}` must be from 1 to 100 %"));
+    }
+    Ok(n)
 }
 
 /// `RUST_LOG` filters (default `info`); `LANDLORD_LOG_FORMAT=json` writes JSON lines.
@@ -569,8 +677,22 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration(" 1h ").unwrap(), Duration::from_secs(3600));
+        assert_eq!(
+            parse_duration("90d").unwrap(),
+            Duration::from_secs(90 * 86_400)
+        );
         for bad in ["", "0", "-1", "ten", "5 fortnights", "1e999"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn percentages_are_whole_and_in_range() {
+        assert_eq!(parse_percent("50"), Ok(50));
+        assert_eq!(parse_percent(" 100% "), Ok(100));
+        assert_eq!(parse_percent("1 %"), Ok(1));
+        for bad in ["", "0", "101", "12.5", "-5", "half"] {
+            assert!(parse_percent(bad).is_err(), "{bad}");
         }
     }
 }

@@ -40,7 +40,17 @@ pub fn api_config(settings: &Settings) -> Result<ApiConfig, Fatal> {
         settings.edge_ips()?,
         settings.admin_token.as_deref().filter(|t| !t.is_empty()),
     );
-    config.file_limits = settings.file_limits()?;
+    config.limits = settings.tenant_limits()?;
+    config.api_rate = settings.api_rate()?;
+    if let Some(raw) = &settings.check_now_interval {
+        config.check_interval = crate::config::parse_duration(raw)
+            .map_err(|e| Fatal::Config(format!("LANDLORD_CHECK_NOW_INTERVAL: {e}")))?;
+    }
+    crate::config::set_positive(
+        &mut config.max_event_streams,
+        settings.tenant_max_event_streams,
+        "LANDLORD_TENANT_MAX_EVENT_STREAMS",
+    )?;
     Ok(config)
 }
 

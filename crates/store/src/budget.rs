@@ -13,7 +13,13 @@
 //!   leaves the window (conservative: Let's Encrypt counts issued certificates);
 //! - failed validations per hostname: every refusal by the CA.
 //!
-//! Renewals are exempt from the first two (Let's Encrypt exempts renewals of the same
+//! - a tenant's share of the new orders per account: no tenant places more than
+//!   `tenant_share_percent` of a window's budget (at least one order), so one tenant
+//!   registering hundreds of names cannot starve every other tenant's first certificate.
+//!   Round-robin among due domains would not do: the budget may be spent before the
+//!   second tenant even arrives.
+//!
+//! Renewals are exempt from the first two and the share (Let's Encrypt exempts renewals of the same
 //! identifiers from them, and ARI renewals naming what they replace from every limit).
 
 use std::time::Duration;
@@ -71,6 +77,25 @@ pub struct Budgets {
     pub orders_per_account: Option<Budget>,
     pub certificates_per_registered_domain: Option<Budget>,
     pub failed_validations_per_hostname: Option<Budget>,
+    /// The most of `orders_per_account` one tenant may use per window, in percent; 100
+    /// turns the share off (a single-tenant deployment).
+    pub tenant_share_percent: u8,
+}
+
+impl Budgets {
+    /// The share of `orders_per_account` one tenant may place per window, when shares
+    /// apply: at least one order.
+    pub fn tenant_share(&self) -> Option<Budget> {
+        let budget = self.orders_per_account?;
+        if self.tenant_share_percent >= 100 {
+            return None;
+        }
+        let limit = (u64::from(budget.limit) * u64::from(self.tenant_share_percent) / 100).max(1);
+        Some(Budget {
+            limit: u32::try_from(limit).unwrap_or(budget.limit),
+            window: budget.window,
+        })
+    }
 }
 
 impl Default for Budgets {
@@ -89,6 +114,7 @@ impl Default for Budgets {
                 limit: 5,
                 window: Duration::from_secs(3600),
             }),
+            tenant_share_percent: 50,
         }
     }
 }
@@ -97,6 +123,8 @@ impl Default for Budgets {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BudgetKind {
     OrdersPerAccount,
+    /// The tenant placed its share of `OrdersPerAccount`.
+    TenantShare,
     CertificatesPerRegisteredDomain,
     FailedValidationsPerHostname,
 }
@@ -119,6 +147,7 @@ pub enum Reservation {
 #[derive(Debug, Clone)]
 pub struct OrderRequest<'a> {
     pub ca: &'a str,
+    pub tenant_id: Uuid,
     pub domain_id: Uuid,
     pub hostname: &'a str,
     pub registered_domain: &'a str,
@@ -143,6 +172,9 @@ impl Store {
             if let Some(b) = budgets.orders_per_account {
                 checks.push((BudgetKind::OrdersPerAccount, b, "order", "ca", order.ca));
             }
+            if let Some(b) = budgets.tenant_share() {
+                checks.push((BudgetKind::TenantShare, b, "order", "tenant_id", ""));
+            }
             if let Some(b) = budgets.certificates_per_registered_domain {
                 checks.push((
                     BudgetKind::CertificatesPerRegisteredDomain,
@@ -165,15 +197,18 @@ impl Store {
         for (kind, budget, entry_kind, column, value) in checks {
             let sql = match column {
                 "ca" => SPENT_BY_CA,
+                "tenant_id" => SPENT_BY_TENANT,
                 "registered_domain" => SPENT_BY_REGISTERED_DOMAIN,
                 _ => SPENT_BY_HOSTNAME,
             };
             // Entries in the window, and when the oldest one that must leave for a new
             // entry to fit (the limit-th newest) leaves it.
-            let (used, until): (i64, Option<OffsetDateTime>) = sqlx::query_as(sql)
-                .bind(order.ca)
-                .bind(entry_kind)
-                .bind(value)
+            let query = sqlx::query_as(sql).bind(order.ca).bind(entry_kind);
+            let query = match column {
+                "tenant_id" => query.bind(order.tenant_id.to_string()),
+                _ => query.bind(value.to_owned()),
+            };
+            let (used, until): (i64, Option<OffsetDateTime>) = query
                 .bind(budget.window.as_secs_f64())
                 .bind(i64::from(budget.limit))
                 .fetch_one(&mut *tx)
@@ -209,8 +244,8 @@ impl Store {
 /// Append one ledger entry of `kind` for `order`.
 async fn record(conn: &mut sqlx::PgConnection, kind: &str, order: &OrderRequest<'_>) -> Result<()> {
     sqlx::query(
-        "INSERT INTO ca_ledger (ca, kind, hostname, registered_domain, domain_id, renewal) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO ca_ledger (ca, kind, hostname, registered_domain, domain_id, renewal, \
+             tenant_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(order.ca)
     .bind(kind)
@@ -218,6 +253,7 @@ async fn record(conn: &mut sqlx::PgConnection, kind: &str, order: &OrderRequest<
     .bind(order.registered_domain)
     .bind(order.domain_id)
     .bind(order.renewal)
+    .bind(order.tenant_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -238,6 +274,7 @@ macro_rules! spent {
 // Renewal orders are exempt from the order and registered-domain budgets; every failed
 // validation counts.
 const SPENT_BY_CA: &str = spent!("ca = $3 AND NOT renewal");
+const SPENT_BY_TENANT: &str = spent!("tenant_id = $3::uuid AND NOT renewal");
 const SPENT_BY_REGISTERED_DOMAIN: &str = spent!("registered_domain = $3 AND NOT renewal");
 const SPENT_BY_HOSTNAME: &str = spent!("hostname = $3");
 

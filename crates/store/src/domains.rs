@@ -1,9 +1,12 @@
 //! Domains: registration, listing, deletion, and the tenant's "check now".
 
+use std::time::Duration;
+
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::limits::{Limit, lock_tenant};
 use crate::{Hostname, Result, Store, StoreError, TenantId, WAKE_CHANNEL, is_unique_violation};
 
 /// Where a domain is in its life; see the contract's status table.
@@ -89,10 +92,10 @@ impl Domain {
 
 /// One page of a cursor-paginated listing.
 #[derive(Debug)]
-pub struct Page<T> {
+pub struct Page<T, C = Uuid> {
     pub items: Vec<T>,
     /// Pass back as `cursor` to get the next page; `None` on the last page.
-    pub next_cursor: Option<Uuid>,
+    pub next_cursor: Option<C>,
 }
 
 /// The columns of [`Domain`], as a macro so queries stay `&'static str` (sqlx audits
@@ -113,8 +116,25 @@ macro_rules! domain_columns {
 impl Store {
     /// Register `hostname` for `tenant`. Uniqueness across all tenants is enforced by the
     /// database, so two concurrent registrations cannot both succeed.
-    pub async fn create_domain(&self, tenant: TenantId, hostname: &Hostname) -> Result<Domain> {
+    /// At most `max_domains` per tenant, counted under the tenant's row lock.
+    pub async fn create_domain(
+        &self,
+        tenant: TenantId,
+        hostname: &Hostname,
+        max_domains: i64,
+    ) -> Result<Domain> {
         let mut tx = self.pool.begin().await?;
+        lock_tenant(&mut tx, tenant).await?;
+        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM domains WHERE tenant_id = $1")
+            .bind(tenant.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        if held >= max_domains {
+            return Err(StoreError::LimitReached {
+                limit: Limit::Domains,
+                max: max_domains,
+            });
+        }
         let inserted = sqlx::query_as::<_, Domain>(concat!(
             "WITH d AS (INSERT INTO domains (id, tenant_id, hostname) VALUES ($1, $2, $3) \
              RETURNING *) SELECT ",
@@ -214,36 +234,63 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// "Check now": make the domain due immediately and wake the workers. Returns the
-    /// domain, or `None` when it is not the caller's.
-    pub async fn request_check(&self, tenant: TenantId, id: Uuid) -> Result<Option<Domain>> {
+    /// "Check now": make the domain due immediately and wake the workers, at most once
+    /// per `interval` per domain (counted in PostgreSQL, so across every API process).
+    /// `None` when the domain is not the caller's.
+    pub async fn request_check(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        interval: Duration,
+    ) -> Result<Option<Domain>> {
         let mut tx = self.pool.begin().await?;
         let domain = sqlx::query_as::<_, Domain>(concat!(
-            "WITH d AS (UPDATE domains SET next_attempt_at = now(), updated_at = now() \
-             WHERE id = $1 AND tenant_id = $2 RETURNING *) SELECT ",
+            "WITH d AS (UPDATE domains SET next_attempt_at = now(), check_requested_at = now(), \
+                 updated_at = now() \
+             WHERE id = $1 AND tenant_id = $2 AND (check_requested_at IS NULL \
+                 OR check_requested_at <= now() - make_interval(secs => $3)) RETURNING *) SELECT ",
             domain_columns!(),
             " FROM d LEFT JOIN certificates c ON c.domain_id = d.id"
         ))
         .bind(id)
         .bind(tenant.0)
+        .bind(interval.as_secs_f64())
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(d) = &domain {
-            crate::events::record(
-                &mut tx,
-                d.id,
-                tenant,
-                "check_requested",
-                "A DNS check was requested.",
+        let Some(d) = domain else {
+            // Not the caller's, or asked too recently: which?
+            let wait: Option<f64> = sqlx::query_scalar(
+                "SELECT GREATEST(0, EXTRACT(EPOCH FROM check_requested_at \
+                     + make_interval(secs => $3) - now()))::float8 \
+                 FROM domains WHERE id = $1 AND tenant_id = $2",
             )
+            .bind(id)
+            .bind(tenant.0)
+            .bind(interval.as_secs_f64())
+            .fetch_optional(&mut *tx)
             .await?;
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(WAKE_CHANNEL)
-                .bind(d.id.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
+            return match wait {
+                None => Ok(None),
+                Some(secs) => Err(StoreError::TooSoon {
+                    interval,
+                    retry_after: Duration::from_secs_f64(secs),
+                }),
+            };
+        };
+        crate::events::record(
+            &mut tx,
+            d.id,
+            tenant,
+            "check_requested",
+            "A DNS check was requested.",
+        )
+        .await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(WAKE_CHANNEL)
+            .bind(d.id.to_string())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(domain)
+        Ok(Some(d))
     }
 }

@@ -57,3 +57,34 @@ impl Store {
         Ok(Some(events))
     }
 }
+
+impl Store {
+    /// Keep timelines bounded: drop events older than `retention`, and all but the newest
+    /// `per_domain` of each domain. Returns how many were dropped.
+    pub async fn prune_events(
+        &self,
+        retention: std::time::Duration,
+        per_domain: u32,
+    ) -> Result<u64> {
+        let old = sqlx::query("DELETE FROM events WHERE at < now() - make_interval(secs => $1)")
+            .bind(retention.as_secs_f64())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        // Only domains over the count are ranked (`events_domain` serves both steps).
+        let surplus = sqlx::query(
+            "DELETE FROM events e USING ( \
+                 SELECT id FROM ( \
+                     SELECT id, row_number() OVER (PARTITION BY domain_id ORDER BY id DESC) AS n \
+                     FROM events WHERE domain_id IN ( \
+                         SELECT domain_id FROM events GROUP BY domain_id HAVING count(*) > $1)) r \
+                 WHERE n > $1) x \
+             WHERE e.id = x.id",
+        )
+        .bind(i64::from(per_domain))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(old + surplus)
+    }
+}

@@ -3,23 +3,8 @@
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::{FilePath, Result, Store, StoreError, TenantId};
-
-/// Per-file and per-tenant size limits, in bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct FileLimits {
-    pub max_file_bytes: i64,
-    pub quota_bytes: i64,
-}
-
-impl Default for FileLimits {
-    fn default() -> Self {
-        Self {
-            max_file_bytes: 10 * 1024 * 1024,
-            quota_bytes: 100 * 1024 * 1024,
-        }
-    }
-}
+use crate::limits::{Limit, TenantLimits, file_cost, file_cost_sum, lock_tenant};
+use crate::{FilePath, Page, Result, Store, StoreError, TenantId};
 
 /// A file without its body.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -45,8 +30,8 @@ pub fn etag_of(body: &[u8]) -> String {
 }
 
 impl Store {
-    /// Create or replace a file. The quota check and the write happen in one transaction
-    /// that holds the tenant's row lock, so concurrent uploads cannot overshoot the quota.
+    /// Create or replace a file. The limit checks and the write happen in one transaction
+    /// that holds the tenant's row lock, so concurrent uploads cannot overshoot a limit.
     /// The caller enforces `max_file_bytes` before reading the whole body.
     pub async fn put_file(
         &self,
@@ -54,26 +39,42 @@ impl Store {
         path: &FilePath,
         content_type: &str,
         body: &[u8],
-        limits: FileLimits,
+        limits: TenantLimits,
     ) -> Result<FileMeta> {
         let size = body.len() as i64;
+        let needed = file_cost(path.as_str(), content_type, body.len());
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE")
-            .bind(tenant.0)
-            .execute(&mut *tx)
-            .await?;
-        let (used,): (i64,) = sqlx::query_as(
-            "SELECT COALESCE(SUM(size), 0)::bigint FROM files WHERE tenant_id = $1 AND path <> $2",
-        )
+        lock_tenant(&mut tx, tenant).await?;
+        // Everything but the file being replaced: its old cost is given back.
+        let (others, used): (i64, i64) = sqlx::query_as(concat!(
+            "SELECT count(*), ",
+            file_cost_sum!(),
+            " FROM files WHERE tenant_id = $1 AND path <> $2"
+        ))
         .bind(tenant.0)
         .bind(path.as_str())
         .fetch_one(&mut *tx)
         .await?;
-        if used + size > limits.quota_bytes {
+        if others >= limits.max_files {
+            let exists: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM files WHERE tenant_id = $1 AND path = $2)",
+            )
+            .bind(tenant.0)
+            .bind(path.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            if !exists {
+                return Err(StoreError::LimitReached {
+                    limit: Limit::Files,
+                    max: limits.max_files,
+                });
+            }
+        }
+        if used + needed > limits.quota_bytes {
             return Err(StoreError::QuotaExceeded {
                 used,
                 quota: limits.quota_bytes,
-                needed: size,
+                needed,
             });
         }
         let meta = sqlx::query_as::<_, FileMeta>(
@@ -95,25 +96,30 @@ impl Store {
         Ok(meta)
     }
 
-    /// All of the caller's files, by path.
-    pub async fn list_files(&self, tenant: TenantId) -> Result<Vec<FileMeta>> {
-        Ok(sqlx::query_as::<_, FileMeta>(
+    /// The caller's files by path, `limit` at a time after the path `cursor`.
+    pub async fn list_files(
+        &self,
+        tenant: TenantId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<FileMeta, String>> {
+        let mut items = sqlx::query_as::<_, FileMeta>(
             "SELECT path, size, content_type, etag, updated_at FROM files \
-             WHERE tenant_id = $1 ORDER BY path",
+             WHERE tenant_id = $1 AND ($2::text IS NULL OR path > $2) \
+             ORDER BY path LIMIT $3",
         )
         .bind(tenant.0)
+        .bind(cursor)
+        .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// Bytes used by the caller's files.
-    pub async fn files_usage(&self, tenant: TenantId) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COALESCE(SUM(size), 0)::bigint FROM files WHERE tenant_id = $1",
-        )
-        .bind(tenant.0)
-        .fetch_one(&self.pool)
-        .await?)
+        .await?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|f| f.path.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
     }
 
     /// Delete one of the caller's files; false when there was none at that path.

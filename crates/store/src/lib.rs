@@ -11,6 +11,7 @@ mod events;
 pub mod file_path;
 mod files;
 pub mod hostname;
+mod limits;
 pub mod sealing;
 mod tenants;
 mod work;
@@ -25,10 +26,11 @@ pub use domains::{CertificateSummary, Domain, DomainStatus, Page, RenewalWindow}
 pub use edge::{Change, ChangePoll, FleetSnapshot, RegisteredName, ServingCertificate};
 pub use events::Event;
 pub use file_path::{FilePath, FilePathError, choose_content_type};
-pub use files::{FileLimits, FileMeta, StoredFile};
+pub use files::{FileMeta, StoredFile};
 pub use hostname::{Hostname, HostnameError};
+pub use limits::{FILE_OVERHEAD_BYTES, Limit, TenantLimits, Usage, file_cost};
 pub use sealing::{MasterKey, SealError, certificate_key_context};
-pub use tenants::{ApiKey, Tenant, TenantId};
+pub use tenants::{ApiKey, Authenticated, Tenant, TenantId};
 pub use work::{AdvisoryLock, CheckRecord, Claimed, NewCertificate, Outcome, RenewalInfoRecord};
 
 /// The migrations in `migrations/`, embedded at build time.
@@ -47,6 +49,13 @@ pub enum StoreError {
     HostnameAlreadyYours(String, uuid::Uuid),
     #[error("file quota exceeded: {used} bytes used of {quota}, this upload needs {needed}")]
     QuotaExceeded { used: i64, quota: i64, needed: i64 },
+    #[error("the tenant holds the most {limit:?} allowed ({max})")]
+    LimitReached { limit: Limit, max: i64 },
+    #[error("asked again too soon (once per {interval:?}); retry in {retry_after:?}")]
+    TooSoon {
+        interval: std::time::Duration,
+        retry_after: std::time::Duration,
+    },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

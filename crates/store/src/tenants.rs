@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{Result, Store};
+use crate::{Budget, Result, Store};
 
 /// The id of a tenant, obtained only from a successful authentication or creation, so a
 /// `TenantId` in a handler always means "the caller".
@@ -20,6 +20,16 @@ pub struct Tenant {
     pub name: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// Who a request's API key belongs to, and whether its tenant's request rate allows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authenticated {
+    /// Unknown or revoked key.
+    Unknown,
+    Tenant(TenantId),
+    /// Over the request rate: retry after this long.
+    Limited(TenantId, std::time::Duration),
 }
 
 /// A freshly minted API key. The secret exists only in this value: the database keeps
@@ -78,16 +88,68 @@ impl Store {
 
     /// The tenant an API key belongs to, if the key is known and not revoked.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<TenantId>> {
+        Ok(match self.authenticate_metered(secret, None).await? {
+            Authenticated::Unknown => None,
+            Authenticated::Tenant(t) | Authenticated::Limited(t, _) => Some(t),
+        })
+    }
+
+    /// Authenticate an API key and charge one request to its tenant's `rate` (`None`:
+    /// unmetered), in one statement. The rate is a GCRA (the generic cell rate algorithm
+    /// of ATM networks, as in Redis-Cell or Stripe's limiter): `limit` requests per
+    /// `window` on average, and never more than `limit` in any `window`. A refused
+    /// request is not charged.
+    pub async fn authenticate_metered(
+        &self,
+        secret: &str,
+        rate: Option<Budget>,
+    ) -> Result<Authenticated> {
         if !secret.starts_with(KEY_PREFIX) || secret.len() > 200 {
-            return Ok(None);
+            return Ok(Authenticated::Unknown);
         }
-        let id: Option<Uuid> = sqlx::query_scalar(
-            "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        let hash = ApiKey::hash(secret);
+        let Some(rate) = rate else {
+            let id: Option<Uuid> = sqlx::query_scalar(
+                "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            )
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+            return Ok(id.map_or(Authenticated::Unknown, |t| {
+                Authenticated::Tenant(TenantId(t))
+            }));
+        };
+        // Emission interval T = window / limit; tolerance tau = window - T. A request at
+        // `now` fits when max(tat, now) - now <= tau, and moves tat on by T.
+        let interval = rate.window.as_secs_f64() / f64::from(rate.limit.max(1));
+        let tolerance = rate.window.as_secs_f64() - interval;
+        let row: Option<(Uuid, bool, f64)> = sqlx::query_as(
+            "WITH k AS (SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL), \
+             charged AS ( \
+                 INSERT INTO api_rate AS r (tenant_id, tat) \
+                 SELECT tenant_id, now() + make_interval(secs => $2) FROM k \
+                 ON CONFLICT (tenant_id) DO UPDATE \
+                     SET tat = GREATEST(r.tat, now()) + make_interval(secs => $2) \
+                     WHERE GREATEST(r.tat, now()) - now() <= make_interval(secs => $3) \
+                 RETURNING tenant_id) \
+             SELECT k.tenant_id, EXISTS (SELECT 1 FROM charged), \
+                 COALESCE((SELECT EXTRACT(EPOCH FROM r.tat - now())::float8 - $3 \
+                     FROM api_rate r WHERE r.tenant_id = k.tenant_id), 0) \
+             FROM k",
         )
-        .bind(ApiKey::hash(secret))
+        .bind(hash)
+        .bind(interval)
+        .bind(tolerance)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(id.map(TenantId))
+        Ok(match row {
+            None => Authenticated::Unknown,
+            Some((tenant, true, _)) => Authenticated::Tenant(TenantId(tenant)),
+            Some((tenant, false, wait)) => Authenticated::Limited(
+                TenantId(tenant),
+                std::time::Duration::from_secs_f64(wait.max(0.0)),
+            ),
+        })
     }
 
     /// The first tenant with this name, for `landlord dev`'s demo tenant.

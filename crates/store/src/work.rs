@@ -4,9 +4,10 @@
 //! Claims use `FOR UPDATE SKIP LOCKED` plus a lease (`lease_owner`, `lease_expires_at`):
 //! the row lock makes concurrent claims disjoint, the lease keeps a domain reserved while
 //! the worker talks to DNS and the CA without holding a transaction open, and its expiry
-//! lets another worker take over after a `kill -9`. Every write made on behalf of a
-//! claim is fenced with `lease_owner = $owner`: a worker whose lease was taken over can
-//! no longer change the domain, so no domain is issued for twice.
+//! lets another worker take over after a `kill -9`. Every claim gets a lease name of its
+//! own (`{worker}/{random}`), and every write made on behalf of a claim is fenced with
+//! `lease_owner = $lease`: a claim whose lease expired and was taken over, even by the
+//! same worker, can no longer change the domain, so no domain is issued for twice.
 
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ use crate::{DomainStatus, Result, Store};
 /// A domain reserved for one worker.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Claimed {
+    /// This claim's lease: the fencing token every write on its behalf carries.
+    pub lease: String,
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub hostname: String,
@@ -44,7 +47,8 @@ pub struct Claimed {
 /// What DNS showed, as the tenant sees it in `check`.
 #[derive(Debug, Clone)]
 pub struct CheckRecord {
-    pub found: serde_json::Value,
+    /// `None` keeps what the last conclusive check found.
+    pub found: Option<serde_json::Value>,
     pub problem: Option<String>,
 }
 
@@ -120,10 +124,10 @@ impl Store {
                    AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
                  ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
              d AS ( \
-                 UPDATE domains SET lease_owner = $1, \
+                 UPDATE domains SET lease_owner = $1 || '/' || gen_random_uuid()::text, \
                      lease_expires_at = now() + make_interval(secs => $2) \
                  FROM due WHERE domains.id = due.id RETURNING domains.*) \
-             SELECT d.id, d.tenant_id, d.hostname, d.status, d.attempts, d.ca_failures, \
+             SELECT d.lease_owner AS lease, d.id, d.tenant_id, d.hostname, d.status, d.attempts, d.ca_failures, \
                  d.dns_misses, d.order_url, d.order_key_sealed, d.check_problem, d.last_error, d.created_at, \
                  d.queued_reason, c.not_before AS cert_not_before, \
                  c.not_after AS cert_not_after, c.renew_at AS cert_renew_at, \
@@ -150,6 +154,47 @@ impl Store {
         Ok(secs.map(Duration::from_secs_f64))
     }
 
+    /// Extend a claim's lease by `lease` from now; false when it was lost.
+    pub async fn renew_lease(&self, id: Uuid, lease: &str, duration: Duration) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE domains SET lease_expires_at = now() + make_interval(secs => $3) \
+             WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(lease)
+        .bind(duration.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Forget the order in flight (e.g. finalized with a key that is lost), with an event
+    /// saying so; false when the lease was lost.
+    pub async fn forget_order(&self, id: Uuid, lease: &str, message: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let tenant: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE domains SET order_url = NULL, order_key_sealed = NULL \
+             WHERE id = $1 AND lease_owner = $2 RETURNING tenant_id",
+        )
+        .bind(id)
+        .bind(lease)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(tenant) = tenant else {
+            return Ok(false);
+        };
+        crate::events::record(
+            &mut tx,
+            id,
+            crate::TenantId(tenant),
+            "order_dropped",
+            message,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Mark the domain `issuing` (with its event) while keeping the lease.
     pub async fn start_issuing(
         &self,
@@ -160,7 +205,8 @@ impl Store {
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let tenant: Option<Uuid> = sqlx::query_scalar(
-            "UPDATE domains SET status = 'issuing', checked_at = now(), check_found = $3, \
+            "UPDATE domains SET status = 'issuing', checked_at = now(), \
+                 check_found = COALESCE($3, check_found), \
                  check_problem = $4, dns_misses = 0, updated_at = now() \
              WHERE id = $1 AND lease_owner = $2 RETURNING tenant_id",
         )
@@ -241,14 +287,14 @@ impl Store {
         Ok(true)
     }
 
-    /// Append an event to a claimed domain's timeline.
+    /// Append an event to a claimed domain's timeline; false when the lease was lost.
     pub async fn record_event(
         &self,
         id: Uuid,
         owner: &str,
         kind: &str,
         message: &str,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let tenant: Option<Uuid> =
             sqlx::query_scalar("SELECT tenant_id FROM domains WHERE id = $1 AND lease_owner = $2")
@@ -256,11 +302,12 @@ impl Store {
                 .bind(owner)
                 .fetch_optional(&mut *tx)
                 .await?;
-        if let Some(tenant) = tenant {
-            crate::events::record(&mut tx, id, crate::TenantId(tenant), kind, message).await?;
-        }
+        let Some(tenant) = tenant else {
+            return Ok(false);
+        };
+        crate::events::record(&mut tx, id, crate::TenantId(tenant), kind, message).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Apply `outcome` and release the lease. False when the lease was lost (another
@@ -296,7 +343,7 @@ impl Store {
         // certificate, whatever happened to the leases.
         let ledger = sqlx::query(
             "INSERT INTO ca_ledger (ca, kind, hostname, registered_domain, domain_id, renewal, \
-                 serial, replaces) VALUES ($1, 'certificate', $2, $3, $4, $5, $6, $7)",
+                 serial, replaces, tenant_id) VALUES ($1, 'certificate', $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&cert.ca)
         .bind(&hostname)
@@ -305,6 +352,7 @@ impl Store {
         .bind(cert.replaces.is_some())
         .bind(&cert.serial)
         .bind(&cert.replaces)
+        .bind(tenant)
         .execute(&mut *tx)
         .await;
         match ledger {
@@ -398,26 +446,30 @@ impl Store {
         Ok(())
     }
 
-    /// Publish an HTTP-01 challenge response for every edge.
+    /// Publish an HTTP-01 challenge response for every edge, while `lease` holds the
+    /// domain; false when the lease was lost.
     pub async fn save_challenge(
         &self,
         token: &str,
         domain: Uuid,
+        lease: &str,
         hostname: &str,
         key_authorization: &str,
-    ) -> Result<()> {
-        sqlx::query(
+    ) -> Result<bool> {
+        let done = sqlx::query(
             "INSERT INTO acme_challenges (token, domain_id, hostname, key_authorization) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (token) DO UPDATE \
-             SET key_authorization = excluded.key_authorization",
+             SELECT $1, $2, $3, $4 WHERE EXISTS \
+                 (SELECT 1 FROM domains WHERE id = $2 AND lease_owner = $5) \
+             ON CONFLICT (token) DO UPDATE SET key_authorization = excluded.key_authorization",
         )
         .bind(token)
         .bind(domain)
         .bind(hostname)
         .bind(key_authorization)
+        .bind(lease)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// The key authorization for `token` when it was issued for `hostname`.
@@ -502,7 +554,7 @@ async fn apply_outcome(
     let tenant: Option<Uuid> = sqlx::query_scalar(
         "UPDATE domains SET status = $3, \
              checked_at = CASE WHEN $4 THEN now() ELSE checked_at END, \
-             check_found = CASE WHEN $4 THEN $5 ELSE check_found END, \
+             check_found = CASE WHEN $4 THEN COALESCE($5, check_found) ELSE check_found END, \
              check_problem = CASE WHEN $4 THEN $6 ELSE check_problem END, \
              last_error = $7, next_attempt_at = $8, attempts = $9, ca_failures = $10, \
              dns_misses = $11, \
@@ -516,7 +568,7 @@ async fn apply_outcome(
     .bind(owner)
     .bind(o.status)
     .bind(o.check.is_some())
-    .bind(o.check.as_ref().map(|c| &c.found))
+    .bind(o.check.as_ref().and_then(|c| c.found.as_ref()))
     .bind(o.check.as_ref().and_then(|c| c.problem.as_deref()))
     .bind(o.last_error.as_deref())
     .bind(o.next_attempt_at)

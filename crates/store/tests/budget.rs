@@ -12,6 +12,7 @@ const CA: &str = "https://ca.test/dir";
 fn order<'a>(hostname: &'a str, registered_domain: &'a str, renewal: bool) -> OrderRequest<'a> {
     OrderRequest {
         ca: CA,
+        tenant_id: Uuid::nil(),
         domain_id: Uuid::new_v4(),
         hostname,
         registered_domain,
@@ -42,6 +43,7 @@ async fn orders_per_account_queue_until_the_oldest_leaves_the_window(pool: PgPoo
         orders_per_account: budget(2, 3600),
         certificates_per_registered_domain: None,
         failed_validations_per_hostname: None,
+        tenant_share_percent: 100,
     };
     for host in ["a.one.test", "b.two.test"] {
         let r = store
@@ -91,6 +93,7 @@ async fn certificates_per_registered_domain_are_counted_per_etld_plus_one(pool: 
         orders_per_account: None,
         certificates_per_registered_domain: budget(2, 7 * 86_400),
         failed_validations_per_hostname: None,
+        tenant_share_percent: 100,
     };
     for host in ["a.shop.co.uk", "b.shop.co.uk"] {
         let r = store
@@ -128,6 +131,7 @@ async fn failed_validations_hold_back_renewals_too(pool: PgPool) {
         orders_per_account: budget(100, 3600),
         certificates_per_registered_domain: budget(100, 3600),
         failed_validations_per_hostname: budget(2, 3600),
+        tenant_share_percent: 100,
     };
     let host = order("flaky.example.com", "example.com", true);
     store.record_failed_validation(&host).await.unwrap();
@@ -165,6 +169,7 @@ async fn concurrent_reservations_never_exceed_the_budget(pool: PgPool) {
         orders_per_account: budget(5, 3600),
         certificates_per_registered_domain: None,
         failed_validations_per_hostname: None,
+        tenant_share_percent: 100,
     };
     let tasks: Vec<_> = (0..20)
         .map(|i| {
@@ -185,4 +190,56 @@ async fn concurrent_reservations_never_exceed_the_budget(pool: PgPool) {
         }
     }
     assert_eq!(granted, 5);
+}
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn one_tenant_gets_at_most_its_share_of_a_window(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let budgets = Budgets {
+        orders_per_account: budget(10, 3600),
+        certificates_per_registered_domain: None,
+        failed_validations_per_hostname: None,
+        tenant_share_percent: 50,
+    };
+    let (greedy, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let ask = |tenant: Uuid, i: usize| {
+        let store = store.clone();
+        async move {
+            let host = format!("n{i}.example.test");
+            let mut request = order(&host, "example.test", false);
+            request.tenant_id = tenant;
+            store.reserve_order(&budgets, &request).await.unwrap()
+        }
+    };
+    let mut granted = 0;
+    for i in 0..30 {
+        match ask(greedy, i).await {
+            Reservation::Granted => granted += 1,
+            Reservation::Queued {
+                kind, budget, used, ..
+            } => {
+                assert_eq!(kind, BudgetKind::TenantShare);
+                assert_eq!((budget.limit, used), (5, 5));
+            }
+        }
+    }
+    assert_eq!(granted, 5, "half of the window's 10 orders");
+    // The other half stays for everyone else.
+    for i in 0..5 {
+        assert_eq!(ask(other, 100 + i).await, Reservation::Granted);
+    }
+    assert!(matches!(
+        ask(Uuid::new_v4(), 200).await,
+        Reservation::Queued {
+            kind: BudgetKind::OrdersPerAccount,
+            ..
+        }
+    ));
+    // Renewals are exempt from the share too.
+    let mut renewal = order("n0.example.test", "example.test", true);
+    renewal.tenant_id = greedy;
+    assert_eq!(
+        store.reserve_order(&budgets, &renewal).await.unwrap(),
+        Reservation::Granted
+    );
 }

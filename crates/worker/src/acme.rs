@@ -11,13 +11,14 @@ use std::time::Duration;
 use anyhow::Context;
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
-    NewOrder, Order, OrderStatus, RetryPolicy,
+    NewOrder, Order, OrderStatus,
 };
 use rcgen::{CertificateParams, DistinguishedName, KeyPair};
 
 use landlord_store::{Budgets, MasterKey, OrderRequest, Reservation, Store};
 
 use crate::IssueError;
+use crate::lease::Progress;
 
 pub struct AcmeIssuer {
     account: Account,
@@ -31,11 +32,16 @@ pub struct AcmeConfig {
     pub contact: Option<String>,
 }
 
+/// How long an order may take from this round's first request to its certificate.
+const ORDER_DEADLINE: Duration = Duration::from_secs(90);
+
 /// The part of a claimed domain the order flow needs.
 pub struct OrderContext<'a> {
     pub store: &'a Store,
     pub key: &'a MasterKey,
-    pub owner: &'a str,
+    /// The claim's lease: every write is fenced with it.
+    pub lease: &'a str,
+    pub tenant: uuid::Uuid,
     pub domain: uuid::Uuid,
     pub hostname: &'a str,
     pub order_url: Option<&'a str>,
@@ -46,6 +52,8 @@ pub struct OrderContext<'a> {
     pub renewal: bool,
     pub registered_domain: &'a str,
     pub budgets: &'a Budgets,
+    /// Marked at every answer from the CA (the lease is renewed while it moves).
+    pub progress: &'a Progress,
 }
 
 impl AcmeIssuer {
@@ -115,45 +123,53 @@ impl AcmeIssuer {
     }
 
     /// Run (or resume) the order for one hostname to a certificate chain. Returns the
-    /// chain PEM and the PKCS#8 PEM of its key.
+    /// chain PEM and the PKCS#8 PEM of its key. Each arm handles one order status; the
+    /// loop polls the order itself (rather than instant-acme's `poll_*`), so every answer
+    /// from the CA marks progress and every write is fenced by the lease.
     pub async fn obtain(&self, ctx: &OrderContext<'_>) -> Result<(String, String), IssueError> {
-        let mut order = self.open_order(ctx).await?;
         let key_context = format!("order-key:{}", ctx.hostname);
-        let mut key_pem: Option<String> = match ctx.order_key_sealed {
-            Some(sealed) => Some(
-                String::from_utf8(
-                    ctx.key
-                        .open(sealed, &key_context)
-                        .map_err(IssueError::internal)?,
-                )
-                .map_err(IssueError::internal)?,
-            ),
-            None => None,
-        };
-        let poll = RetryPolicy::new()
-            .initial_delay(Duration::from_millis(250))
-            .backoff(1.5)
-            .timeout(Duration::from_secs(90));
+        // The CSR's key, when an earlier round finalized this order. A key that cannot be
+        // opened (lost, or sealed under another master key) is as good as missing.
+        let mut key_pem: Option<String> = ctx.order_key_sealed.and_then(|sealed| {
+            match ctx.key.open(sealed, &key_context).map(String::from_utf8) {
+                Ok(Ok(pem)) => Some(pem),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "the stored order key is not PEM");
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the stored order key cannot be opened");
+                    None
+                }
+            }
+        });
+        let mut order = self.open_order(ctx).await?;
+        let deadline = tokio::time::Instant::now() + ORDER_DEADLINE;
+        let mut delay = Duration::from_millis(250);
+        let mut answered = false;
         loop {
             let status = order.refresh().await.map_err(IssueError::from_acme)?.status;
+            ctx.progress.mark();
             match status {
-                OrderStatus::Pending => {
+                OrderStatus::Pending if !answered => {
                     self.answer_challenges(&mut order, ctx).await?;
-                    order
-                        .poll_ready(&poll)
-                        .await
-                        .map_err(IssueError::from_acme)?;
+                    answered = true;
                 }
+                OrderStatus::Pending => wait(&mut delay, deadline).await?,
                 OrderStatus::Ready => {
                     let key = KeyPair::generate().map_err(IssueError::internal)?;
                     let pem = key.serialize_pem();
                     // Persist the key before finalizing: a worker taking over a finalized
                     // order needs it to use the certificate.
                     let sealed = ctx.key.seal(pem.as_bytes(), &key_context);
-                    ctx.store
-                        .save_order(ctx.domain, ctx.owner, order.url(), Some(&sealed))
+                    if !ctx
+                        .store
+                        .save_order(ctx.domain, ctx.lease, order.url(), Some(&sealed))
                         .await
-                        .map_err(IssueError::internal)?;
+                        .map_err(IssueError::internal)?
+                    {
+                        return Err(IssueError::LeaseLost);
+                    }
                     let mut params = CertificateParams::new(vec![ctx.hostname.to_owned()])
                         .map_err(IssueError::internal)?;
                     params.distinguished_name = DistinguishedName::new();
@@ -164,16 +180,41 @@ impl AcmeIssuer {
                         .finalize_csr(csr.der())
                         .await
                         .map_err(IssueError::from_acme)?;
+                    ctx.progress.mark();
                     key_pem = Some(pem);
                 }
-                OrderStatus::Processing | OrderStatus::Valid => {
-                    let chain = order
-                        .poll_certificate(&poll)
+                OrderStatus::Processing | OrderStatus::Valid if key_pem.is_none() => {
+                    // Finalized by a round whose key is gone: the certificate is useless
+                    // to us. Drop the order and place a new one now.
+                    tracing::warn!(
+                        "the order in flight was finalized with a key that is lost; placing a new order"
+                    );
+                    if !ctx
+                        .store
+                        .forget_order(
+                            ctx.domain,
+                            ctx.lease,
+                            "The order in flight was finalized with a key that is no longer available; placing a new order.",
+                        )
                         .await
-                        .map_err(IssueError::from_acme)?;
-                    let key = key_pem.ok_or_else(|| {
-                        IssueError::Transient("the order was finalized by a worker whose key is lost; starting a new order".into())
-                    })?;
+                        .map_err(IssueError::internal)?
+                    {
+                        return Err(IssueError::LeaseLost);
+                    }
+                    order = self.new_order(ctx).await?;
+                    answered = false;
+                }
+                OrderStatus::Processing => wait(&mut delay, deadline).await?,
+                OrderStatus::Valid => {
+                    let Some(chain) = order.certificate().await.map_err(IssueError::from_acme)?
+                    else {
+                        wait(&mut delay, deadline).await?;
+                        continue;
+                    };
+                    ctx.progress.mark();
+                    let key = key_pem
+                        .take()
+                        .ok_or_else(|| IssueError::internal("no key"))?;
                     return Ok((chain, key));
                 }
                 OrderStatus::Invalid => return Err(self.why_invalid(&mut order).await),
@@ -181,10 +222,12 @@ impl AcmeIssuer {
         }
     }
 
+    /// Resume the order in flight, or place a new one.
     async fn open_order(&self, ctx: &OrderContext<'_>) -> Result<Order, IssueError> {
         if let Some(url) = ctx.order_url {
             match self.account.order(url.to_owned()).await {
                 Ok(mut order) => {
+                    ctx.progress.mark();
                     if order.state().status != OrderStatus::Invalid {
                         tracing::info!(hostname = ctx.hostname, "resuming the order in flight");
                         return Ok(order);
@@ -195,8 +238,14 @@ impl AcmeIssuer {
                 }
             }
         }
+        self.new_order(ctx).await
+    }
+
+    /// Reserve a new order against the budgets, place it, and record it.
+    async fn new_order(&self, ctx: &OrderContext<'_>) -> Result<Order, IssueError> {
         let request = OrderRequest {
             ca: &self.directory_url,
+            tenant_id: ctx.tenant,
             domain_id: ctx.domain,
             hostname: ctx.hostname,
             registered_domain: ctx.registered_domain,
@@ -222,15 +271,20 @@ impl AcmeIssuer {
             }
         }
         let order = self.place_order(ctx.hostname, ctx.replaces).await?;
-        ctx.store
+        ctx.progress.mark();
+        if !ctx
+            .store
             .record_order_placed(
                 ctx.domain,
-                ctx.owner,
+                ctx.lease,
                 order.url(),
                 "Certificate ordered from the CA.",
             )
             .await
-            .map_err(IssueError::internal)?;
+            .map_err(IssueError::internal)?
+        {
+            return Err(IssueError::LeaseLost);
+        }
         Ok(order)
     }
 
@@ -305,20 +359,35 @@ impl AcmeIssuer {
             })?;
             let token = challenge.token.clone();
             let key_authorization = challenge.key_authorization().as_str().to_owned();
-            ctx.store
-                .save_challenge(&token, ctx.domain, ctx.hostname, &key_authorization)
+            if !ctx
+                .store
+                .save_challenge(
+                    &token,
+                    ctx.domain,
+                    ctx.lease,
+                    ctx.hostname,
+                    &key_authorization,
+                )
                 .await
-                .map_err(IssueError::internal)?;
+                .map_err(IssueError::internal)?
+            {
+                return Err(IssueError::LeaseLost);
+            }
             challenge.set_ready().await.map_err(IssueError::from_acme)?;
-            ctx.store
+            ctx.progress.mark();
+            if !ctx
+                .store
                 .record_event(
                     ctx.domain,
-                    ctx.owner,
+                    ctx.lease,
                     "challenge_ready",
                     "HTTP-01 challenge published; the CA is checking it.",
                 )
                 .await
-                .map_err(IssueError::internal)?;
+                .map_err(IssueError::internal)?
+            {
+                return Err(IssueError::LeaseLost);
+            }
         }
         Ok(())
     }
@@ -338,6 +407,19 @@ impl AcmeIssuer {
         }
         IssueError::Refused("The CA marked the order invalid without saying why.".into())
     }
+}
+
+/// Sleep before polling the order again (backing off to 5 s), unless that would pass
+/// `deadline`.
+async fn wait(delay: &mut Duration, deadline: tokio::time::Instant) -> Result<(), IssueError> {
+    if tokio::time::Instant::now() + *delay > deadline {
+        return Err(IssueError::Transient(
+            "The CA did not finish the order in time; Landlord retries automatically.".into(),
+        ));
+    }
+    tokio::time::sleep(*delay).await;
+    *delay = (*delay * 3 / 2).min(Duration::from_secs(5));
+    Ok(())
 }
 
 /// The SubjectPublicKeyInfo DER of a PEM key, to match it with the certificate.

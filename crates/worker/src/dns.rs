@@ -36,7 +36,14 @@ pub enum Verdict {
     NotPointed { found: Value, problem: String },
     /// Timeout, SERVFAIL, network trouble: say nothing new to the tenant, retry soon.
     Transient(String),
+    /// The check hit one of its bounds (the round's DNS deadline, the CAA climb's label
+    /// limit): retry later, and tell the tenant in plain words (never a silent pass).
+    TooSlow(String),
 }
+
+/// Names climbed for CAA at most (RFC 8659 climbs label by label towards the root; all
+/// of them are asked at once, so the climb takes one lookup's time, not one per label).
+pub const MAX_CAA_NAMES: usize = 10;
 
 pub struct DnsChecker {
     resolver: TokioResolver,
@@ -164,17 +171,28 @@ impl DnsChecker {
         match self.caa_problem(hostname).await {
             Ok(None) => Verdict::Pointed { found },
             Ok(Some(problem)) => not_pointed(problem),
-            Err(e) => Verdict::Transient(e),
+            Err(CaaError::Lookup(e)) => Verdict::Transient(e),
+            Err(CaaError::TooDeep(n)) => Verdict::TooSlow(format!(
+                "{hostname} is {n} labels below its top-level domain; Landlord checks CAA records for at most {MAX_CAA_NAMES} names per hostname, so it cannot confirm the CA may issue. Use a hostname with fewer labels."
+            )),
         }
     }
 
     /// RFC 8659: the first non-empty CAA set climbing from the name towards the root
-    /// decides. `None` when our CA may issue.
-    async fn caa_problem(&self, hostname: &str) -> Result<Option<String>, String> {
+    /// decides. `None` when our CA may issue. Every name of the climb is asked at once.
+    async fn caa_problem(&self, hostname: &str) -> Result<Option<String>, CaaError> {
         let labels: Vec<&str> = hostname.split('.').collect();
-        for i in 0..labels.len().saturating_sub(1) {
-            let name = labels[i..].join(".");
-            let records = self.records(&name, RecordType::CAA).await?;
+        let names: Vec<String> = (0..labels.len().saturating_sub(1))
+            .map(|i| labels[i..].join("."))
+            .collect();
+        if names.len() > MAX_CAA_NAMES {
+            return Err(CaaError::TooDeep(names.len()));
+        }
+        let answers =
+            futures::future::join_all(names.iter().map(|name| self.records(name, RecordType::CAA)))
+                .await;
+        for (name, records) in names.iter().zip(answers) {
+            let records = records.map_err(CaaError::Lookup)?;
             let issuers: Vec<String> = records
                 .iter()
                 .filter_map(|r| match r {
@@ -232,13 +250,23 @@ impl DnsChecker {
         match self.resolver.lookup(format!("{name}."), kind).await {
             Ok(lookup) => Ok(lookup.answers().iter().map(|r| r.data.clone()).collect()),
             Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(Vec::new()),
-            Err(e) => Err(format!("DNS lookup of {name} {kind} failed: {e}")),
+            Err(e) => Err(format!(
+                "The DNS lookup of {name} ({kind}) failed: {e}. Landlord retries automatically."
+            )),
         }
     }
 
     fn ours(&self) -> String {
         join(&self.config.edge_ips)
     }
+}
+
+/// Why the CAA climb could not decide.
+enum CaaError {
+    /// A lookup failed (timeout, SERVFAIL): plain words for the tenant.
+    Lookup(String),
+    /// More names to climb than [`MAX_CAA_NAMES`].
+    TooDeep(usize),
 }
 
 fn normalise(name: &str) -> String {

@@ -9,6 +9,7 @@ mod acme;
 pub mod ari;
 mod certificate;
 pub mod dns;
+mod lease;
 mod local;
 mod process;
 pub mod schedule;
@@ -63,6 +64,13 @@ pub struct WorkerConfig {
     pub budgets: Budgets,
     /// How long the edges' change log is kept (pruned hourly by every worker).
     pub change_retention: Duration,
+    /// The longest the DNS part of a round (tenant-controlled nameservers) may take;
+    /// well inside `lease`.
+    pub dns_deadline: Duration,
+    /// Timeline events older than this are pruned (hourly).
+    pub event_retention: Duration,
+    /// Timeline events kept per domain (the newest; pruned hourly).
+    pub events_per_domain: u32,
 }
 
 /// Why an issuance attempt did not produce a certificate.
@@ -74,9 +82,16 @@ pub enum IssueError {
     /// The CA's rate limit: wait at least this long.
     #[error("{0}")]
     RateLimited(String, Duration),
-    /// Network trouble, timeouts, our own database: retry soon.
+    /// Network trouble, timeouts: retry soon. Written for the tenant.
     #[error("{0}")]
     Transient(String),
+    /// Our own trouble (database, sealing): retry soon. The cause is for the operator's
+    /// log only; the tenant reads [`IssueError::INTERNAL_MESSAGE`].
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The claim's lease was taken over: stop without writing anything more.
+    #[error("the lease on this domain was lost")]
+    LeaseLost,
     /// No order placed: a CA budget is spent until `until`.
     #[error("{reason}")]
     Queued {
@@ -86,8 +101,19 @@ pub enum IssueError {
 }
 
 impl IssueError {
+    /// What a tenant reads when our own trouble interrupted issuance.
+    pub const INTERNAL_MESSAGE: &'static str = "Issuance was interrupted by a problem on our side; it has been logged and Landlord retries automatically.";
+
     fn internal(e: impl std::fmt::Display) -> Self {
-        IssueError::Transient(e.to_string())
+        IssueError::Internal(e.to_string())
+    }
+
+    /// The sentence a tenant may read about this error.
+    pub fn for_tenant(&self) -> String {
+        match self {
+            IssueError::Internal(_) | IssueError::LeaseLost => Self::INTERNAL_MESSAGE.to_owned(),
+            other => other.to_string(),
+        }
     }
 
     fn from_acme(e: instant_acme::Error) -> Self {
@@ -96,7 +122,13 @@ impl IssueError {
             instant_acme::Error::Timeout(_) => {
                 IssueError::Transient("The CA did not finish in time; retrying.".into())
             }
-            other => IssueError::Transient(format!("Could not talk to the CA: {other}")),
+            other => {
+                tracing::info!(error = %other, "the CA could not be reached");
+                IssueError::Transient(
+                    "Could not reach the certificate authority; Landlord retries automatically."
+                        .into(),
+                )
+            }
         }
     }
 
@@ -155,6 +187,9 @@ pub(crate) fn queued_reason(
         BudgetKind::OrdersPerAccount => format!(
             "{used} new certificate orders were placed in the last {window}, as many as this platform allows ({limit} per {window}; Let's Encrypt's limit is 300 per account per 3 hours)"
         ),
+        BudgetKind::TenantShare => format!(
+            "your account placed {used} of the new certificate orders in the last {window}, its share of this platform's budget ({limit} per {window}, so that other accounts get certificates too)"
+        ),
         BudgetKind::CertificatesPerRegisteredDomain => format!(
             "{used} certificates were ordered for names under {} in the last {window}, as many as this platform allows ({limit} per {window}; Let's Encrypt's limit is 50 per registered domain per week)",
             request.registered_domain
@@ -200,13 +235,9 @@ pub async fn run(
         std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let ctx = Arc::new(process::Context::new(
-        store.clone(),
-        config.clone(),
-        owner.clone(),
-    )?);
+    let ctx = Arc::new(process::Context::new(store.clone(), config.clone())?);
     let mut listener = store.listen(&[WAKE_CHANNEL]).await?;
-    let pruner = tokio::spawn(prune_change_log(store.clone(), config.change_retention));
+    let pruner = tokio::spawn(prune(store.clone(), config.clone()));
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let finished = Arc::new(tokio::sync::Notify::new());
     tracing::info!(%owner, concurrency = config.concurrency, "worker started");
@@ -258,15 +289,25 @@ pub async fn run(
     Ok(())
 }
 
-/// Keep the edges' change log bounded: hourly, drop entries older than `retention`.
-async fn prune_change_log(store: Store, retention: Duration) {
+/// Keep the edges' change log and the timelines bounded: hourly, drop change-log entries
+/// older than `change_retention`, and events past `event_retention` or beyond the newest
+/// `events_per_domain` of a domain.
+async fn prune(store: Store, config: WorkerConfig) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        match store.prune_changes(retention).await {
+        match store.prune_changes(config.change_retention).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "change log pruned"),
             Err(e) => tracing::warn!(error = %e, "pruning the change log failed"),
+        }
+        match store
+            .prune_events(config.event_retention, config.events_per_domain)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "timeline events pruned"),
+            Err(e) => tracing::warn!(error = %e, "pruning timeline events failed"),
         }
     }
 }

@@ -12,6 +12,7 @@ use landlord_store::{
 
 use crate::acme::{AcmeIssuer, OrderContext, spki_of};
 use crate::dns::{DnsChecker, Verdict};
+use crate::lease::Progress;
 use crate::local::LocalCa;
 use crate::{IssueError, IssuerConfig, WorkerConfig, certificate, schedule};
 
@@ -23,18 +24,16 @@ enum Issuer {
 pub struct Context {
     store: Store,
     config: WorkerConfig,
-    owner: String,
     dns: DnsChecker,
     issuer: OnceCell<Issuer>,
 }
 
 impl Context {
-    pub fn new(store: Store, config: WorkerConfig, owner: String) -> anyhow::Result<Self> {
+    pub fn new(store: Store, config: WorkerConfig) -> anyhow::Result<Self> {
         let dns = DnsChecker::new(config.dns.clone())?;
         Ok(Self {
             store,
             config,
-            owner,
             dns,
             issuer: OnceCell::new(),
         })
@@ -54,29 +53,59 @@ impl Context {
 
     async fn step(&self, d: &Claimed) -> anyhow::Result<()> {
         let now = OffsetDateTime::now_utc();
-        let outcome = match self.dns.check(&d.hostname).await {
+        // The part of the round that depends on the tenant's nameservers, bounded well
+        // inside the lease.
+        let deadline = self.config.dns_deadline;
+        let verdict = tokio::time::timeout(deadline, self.dns.check(&d.hostname))
+            .await
+            .unwrap_or_else(|_| {
+                Verdict::TooSlow(format!(
+                    "The DNS check of {} did not finish within {}: its nameservers answer too slowly or not at all (a long CNAME chain, or a server that drops some queries, e.g. CAA). Landlord retries automatically.",
+                    d.hostname,
+                    schedule::human(deadline)
+                ))
+            });
+        let outcome = match verdict {
             Verdict::Transient(why) => {
                 tracing::info!(%why, "DNS check inconclusive; retrying soon");
-                Outcome {
-                    status: d.status,
-                    check: None,
-                    last_error: d.last_error.clone(),
-                    next_attempt_at: now + schedule::transient_retry(d.attempts),
-                    attempts: d.attempts + 1,
-                    ca_failures: d.ca_failures,
-                    dns_misses: d.dns_misses,
-                    clear_order: false,
-                    events: vec![],
-                    queued: None,
-                }
+                self.inconclusive(d, now, None)
+            }
+            Verdict::TooSlow(why) => {
+                tracing::info!(%why, "DNS check hit its bound; retrying later");
+                self.inconclusive(d, now, Some(why))
             }
             Verdict::NotPointed { found, problem } => self.not_pointed(d, now, found, problem),
             Verdict::Pointed { found } => return self.pointed(d, now, found).await,
         };
-        self.store
-            .record_outcome(d.id, &self.owner, &outcome)
-            .await?;
+        self.store.record_outcome(d.id, &d.lease, &outcome).await?;
         Ok(())
+    }
+
+    /// DNS did not decide: keep the status and retry. A `problem` (a bound was hit) is
+    /// shown to the tenant as the check's result, with an event when it is new; a plain
+    /// transient failure (one lost packet) changes nothing the tenant sees.
+    fn inconclusive(&self, d: &Claimed, now: OffsetDateTime, problem: Option<String>) -> Outcome {
+        let mut events = Vec::new();
+        if let Some(p) = &problem
+            && d.check_problem.as_deref() != Some(p.as_str())
+        {
+            events.push(("dns_slow".to_owned(), p.clone()));
+        }
+        Outcome {
+            status: d.status,
+            check: problem.map(|p| CheckRecord {
+                found: None,
+                problem: Some(p),
+            }),
+            last_error: d.last_error.clone(),
+            next_attempt_at: now + schedule::transient_retry(d.attempts),
+            attempts: d.attempts + 1,
+            ca_failures: d.ca_failures,
+            dns_misses: d.dns_misses,
+            clear_order: false,
+            events,
+            queued: None,
+        }
     }
 
     fn not_pointed(
@@ -132,7 +161,7 @@ impl Context {
         Outcome {
             status,
             check: Some(CheckRecord {
-                found,
+                found: Some(found),
                 problem: Some(problem),
             }),
             last_error: d.last_error.clone(),
@@ -153,7 +182,7 @@ impl Context {
         found: serde_json::Value,
     ) -> anyhow::Result<()> {
         let check = CheckRecord {
-            found,
+            found: Some(found),
             problem: None,
         };
         let has_valid_cert = d.cert_not_after.is_some_and(|t| t > now);
@@ -200,9 +229,7 @@ impl Context {
                 events,
                 queued: None,
             };
-            self.store
-                .record_outcome(d.id, &self.owner, &outcome)
-                .await?;
+            self.store.record_outcome(d.id, &d.lease, &outcome).await?;
             return Ok(());
         }
 
@@ -212,7 +239,7 @@ impl Context {
             let message = "DNS points at us. Requesting a certificate.";
             if !self
                 .store
-                .start_issuing(d.id, &self.owner, &check, message)
+                .start_issuing(d.id, &d.lease, &check, message)
                 .await?
             {
                 return Ok(());
@@ -220,15 +247,35 @@ impl Context {
         }
         let in_flight = metrics::gauge!("landlord_worker_orders_in_flight");
         in_flight.increment(1.0);
-        let result = self.issue(d).await;
+        let progress = Progress::new();
+        let result = crate::lease::hold(
+            &self.store,
+            d.id,
+            &d.lease,
+            self.config.lease,
+            &progress,
+            self.issue(d, &progress),
+        )
+        .await;
         in_flight.decrement(1.0);
         let outcome = match &result {
             Ok(_) => "issued",
             Err(IssueError::Refused(_)) => "refused",
             Err(IssueError::RateLimited(..)) => "rate_limited",
-            Err(IssueError::Transient(_)) => "interrupted",
+            Err(IssueError::Transient(_) | IssueError::Internal(_)) => "interrupted",
             Err(IssueError::Queued { .. }) => "queued",
+            Err(IssueError::LeaseLost) => "lease_lost",
         };
+        if let Err(IssueError::LeaseLost) = &result {
+            metrics::counter!("landlord_worker_certificates_total", "kind" => "any", "outcome" => outcome).increment(1);
+            tracing::warn!(
+                "lost the lease (taken over after this worker stalled, or the domain was deleted); stopping without writing"
+            );
+            return Ok(());
+        }
+        if let Err(IssueError::Internal(cause)) = &result {
+            tracing::error!(error = %cause, "issuance interrupted by an internal error");
+        }
         let kind = if renewing { "renewal" } else { "issuance" };
         metrics::counter!("landlord_worker_certificates_total", "kind" => kind, "outcome" => outcome).increment(1);
         // While renewing, every retry must come well before the served certificate expires.
@@ -340,7 +387,11 @@ impl Context {
                         false,
                     )
                 }
-                Err(IssueError::Transient(why)) => {
+                Err(
+                    e
+                    @ (IssueError::Transient(_) | IssueError::Internal(_) | IssueError::LeaseLost),
+                ) => {
+                    let why = e.for_tenant();
                     tracing::info!(%why, "issuance interrupted; retrying soon");
                     let status = if renewing {
                         DomainStatus::Active
@@ -366,13 +417,15 @@ impl Context {
         // certificate's life is left (half of the renewal window).
         if let (Err(e), Some(until)) = (&result, until_expiry) {
             let failing = matches!(e, IssueError::Refused(_))
-                || (matches!(e, IssueError::Transient(_)) && d.attempts == 2);
+                || (matches!(e, IssueError::Transient(_) | IssueError::Internal(_))
+                    && d.attempts == 2);
             if failing && until < lifetime / 6 {
                 tracing::warn!(error = %e, expires_in = ?until, "renewal keeps failing; the certificate expires soon");
                 events.push((
                     "expiry_warning".to_owned(),
                     format!(
-                        "Warning: renewal keeps failing ({e}). {} Landlord keeps retrying.",
+                        "Warning: renewal keeps failing ({}). {} Landlord keeps retrying.",
+                        e.for_tenant(),
                         expiry_note(until)
                     ),
                 ));
@@ -393,14 +446,10 @@ impl Context {
         let applied = match &result {
             Ok(cert) => {
                 self.store
-                    .install_certificate(d.id, &self.owner, cert, &outcome)
+                    .install_certificate(d.id, &d.lease, cert, &outcome)
                     .await?
             }
-            Err(_) => {
-                self.store
-                    .record_outcome(d.id, &self.owner, &outcome)
-                    .await?
-            }
+            Err(_) => self.store.record_outcome(d.id, &d.lease, &outcome).await?,
         };
         if !applied {
             tracing::warn!("lost the lease (domain deleted or taken over); result discarded");
@@ -408,7 +457,7 @@ impl Context {
         Ok(())
     }
 
-    async fn issue(&self, d: &Claimed) -> Result<NewCertificate, IssueError> {
+    async fn issue(&self, d: &Claimed, progress: &Progress) -> Result<NewCertificate, IssueError> {
         let issuer = self
             .issuer
             .get_or_try_init(|| self.connect_issuer())
@@ -419,7 +468,8 @@ impl Context {
                 let ctx = OrderContext {
                     store: &self.store,
                     key: &self.config.master_key,
-                    owner: &self.owner,
+                    lease: &d.lease,
+                    tenant: d.tenant_id,
                     domain: d.id,
                     hostname: &d.hostname,
                     order_url: d.order_url.as_deref(),
@@ -428,6 +478,7 @@ impl Context {
                     renewal: d.cert_serial.is_some(),
                     registered_domain: &registered_domain,
                     budgets: &self.config.budgets,
+                    progress,
                 };
                 let (chain, key) = acme.obtain(&ctx).await?;
                 (acme.directory_url().to_owned(), (chain, key, "acme"))
@@ -496,7 +547,7 @@ impl Context {
                     .increment(1);
                 if self
                     .store
-                    .record_renewal_info(d.id, &self.owner, serial, &record)
+                    .record_renewal_info(d.id, &d.lease, serial, &record)
                     .await?
                 {
                     let first = d.cert_ari_next_check_at.is_none();
@@ -512,7 +563,7 @@ impl Context {
                             message.push_str(&format!(" The CA explains why: {url}"));
                         }
                         self.store
-                            .record_event(d.id, &self.owner, "renewal_window", &message)
+                            .record_event(d.id, &d.lease, "renewal_window", &message)
                             .await?;
                     }
                     return Ok(Some((record.renew_at, record.next_check_at)));
@@ -545,6 +596,7 @@ impl Context {
         };
         let request = landlord_store::OrderRequest {
             ca: &acme.directory_url,
+            tenant_id: d.tenant_id,
             domain_id: d.id,
             hostname: &d.hostname,
             registered_domain: &registered_domain(&d.hostname),
@@ -569,8 +621,8 @@ impl Context {
             }
         };
         result.map_err(|e| {
-            IssueError::Transient(format!(
-                "The certificate authority is not reachable yet: {e:#}"
+            IssueError::Internal(format!(
+                "the certificate authority is not usable yet: {e:#}"
             ))
         })
     }

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use landlord_api::ApiConfig;
-use landlord_store::{FileLimits, Hostname, Store};
+use landlord_store::{Hostname, Store};
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -22,10 +22,11 @@ pub struct TestTenant {
 }
 
 pub async fn spawn_app(pool: PgPool) -> TestApp {
-    spawn_app_with(pool, FileLimits::default()).await
+    spawn_app_with(pool, |_| {}).await
 }
 
-pub async fn spawn_app_with(pool: PgPool, limits: FileLimits) -> TestApp {
+/// The API with `configure` applied to its configuration (limits, rates).
+pub async fn spawn_app_with(pool: PgPool, configure: impl FnOnce(&mut ApiConfig)) -> TestApp {
     let store = Store::from_pool(pool);
     let mut config = ApiConfig::new(
         Hostname::parse(CNAME_TARGET).unwrap(),
@@ -35,7 +36,7 @@ pub async fn spawn_app_with(pool: PgPool, limits: FileLimits) -> TestApp {
         ],
         Some(ADMIN_TOKEN),
     );
-    config.file_limits = limits;
+    configure(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = landlord_api::router(store.clone(), config);
