@@ -609,7 +609,15 @@ async fn a_domain_whose_dns_moves_away_becomes_moved_and_comes_back(pool: PgPool
 async fn a_spent_ca_budget_queues_domains_until_the_window_passes(pool: PgPool) {
     let _turn = EDGE_PORT_LOCK.lock().await;
     // Two new orders per 10 seconds: five domains need three windows.
-    let mut p = Platform::start(pool.clone(), &[("LANDLORD_CA_BUDGET_ORDERS", "2/10s")]).await;
+    // One tenant: its share of the budget is the whole budget here.
+    let mut p = Platform::start(
+        pool.clone(),
+        &[
+            ("LANDLORD_CA_BUDGET_ORDERS", "2/10s"),
+            ("LANDLORD_CA_BUDGET_TENANT_SHARE", "100"),
+        ],
+    )
+    .await;
     p.spawn_edge().await;
     p.spawn("worker", &[("LANDLORD_WORKER_CONCURRENCY", "8")]);
     let key = p.tenant().await;

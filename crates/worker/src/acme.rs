@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
-    NewOrder, Order, OrderStatus,
+    Account, AccountCredentials, AuthorizationStatus, ChallengeStatus, ChallengeType, Identifier,
+    NewAccount, NewOrder, Order, OrderStatus,
 };
 use rcgen::{CertificateParams, DistinguishedName, KeyPair};
 
@@ -372,6 +372,10 @@ impl AcmeIssuer {
                 .map_err(IssueError::internal)?
             {
                 return Err(IssueError::LeaseLost);
+            }
+            // A resumed order's challenge may already be with the CA.
+            if challenge.status != ChallengeStatus::Pending {
+                continue;
             }
             challenge.set_ready().await.map_err(IssueError::from_acme)?;
             ctx.progress.mark();

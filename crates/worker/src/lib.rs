@@ -334,6 +334,18 @@ mod tests {
     }
 
     #[test]
+    fn internal_errors_are_a_plain_sentence_for_tenants() {
+        let e = IssueError::internal("sealed with another master key (id 3f2a)");
+        assert_eq!(e.for_tenant(), IssueError::INTERNAL_MESSAGE);
+        assert!(
+            e.to_string().contains("another master key"),
+            "kept for the log"
+        );
+        let e = IssueError::Transient("The CA did not finish the order in time.".into());
+        assert_eq!(e.for_tenant(), "The CA did not finish the order in time.");
+    }
+
+    #[test]
     fn ca_problems_become_plain_words() {
         let e =
             IssueError::from_problem(&problem("unauthorized", "Invalid response from http://x/"));

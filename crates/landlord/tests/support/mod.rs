@@ -159,7 +159,9 @@ impl Platform {
                 "LANDLORD_HTTP_ADDR",
                 format!("127.0.0.1:{}", self.env.http01_port),
             )
-            .env("LANDLORD_WORKER_LEASE_SECONDS", "5");
+            .env("LANDLORD_WORKER_LEASE_SECONDS", "5")
+            // Tests poll the API hard; the rate has API tests of its own.
+            .env("LANDLORD_TENANT_API_RATE", "off");
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
@@ -188,6 +190,23 @@ impl Platform {
         self.procs.len() - 1
     }
 
+    /// What process `i` logged so far.
+    pub fn log(&self, i: usize) -> String {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
+        std::fs::read_to_string(dir.join(format!("{}.log", self.procs[i].name))).unwrap_or_default()
+    }
+
+    /// Freeze (`SIGSTOP`) or thaw (`SIGCONT`) process `i`, as a stalled VM or a long GC
+    /// pause would.
+    pub fn signal(&self, i: usize, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.procs[i].child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal}");
+    }
+
     /// Start `landlord edge` with plain HTTP on Pebble's HTTP-01 port; returns its
     /// HTTPS port once both listeners answer.
     pub async fn spawn_edge(&mut self) -> u16 {
@@ -200,7 +219,8 @@ impl Platform {
         self.spawn_edge_on(free_port()).await
     }
 
-    async fn spawn_edge_on(&mut self, http: u16) -> u16 {
+    /// An edge with plain HTTP on `http`; returns its HTTPS port once both answer.
+    pub async fn spawn_edge_on(&mut self, http: u16) -> u16 {
         let https = free_port();
         self.spawn(
             "edge",
@@ -392,4 +412,122 @@ fn uuid_like() -> String {
             .as_nanos(),
     );
     format!("{:016x}", h.finish())
+}
+
+/// A TCP relay from `127.0.0.1:listen` to `127.0.0.1:target` that holds every new
+/// connection for `hold` before relaying: put in front of an edge's HTTP port, it holds
+/// up the CA's HTTP-01 validation (and with it the ACME exchange) for as long as a test
+/// needs. `connections` counts what arrived.
+pub struct HeldRelay {
+    pub hold: std::sync::Arc<std::sync::Mutex<Duration>>,
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for HeldRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn held_relay(listen: u16, target: u16, hold: Duration) -> HeldRelay {
+    use std::sync::atomic::Ordering;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", listen))
+        .await
+        .unwrap();
+    let hold = std::sync::Arc::new(std::sync::Mutex::new(hold));
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (h, n) = (hold.clone(), connections.clone());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                continue;
+            };
+            n.fetch_add(1, Ordering::SeqCst);
+            let wait = *h.lock().unwrap();
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                if let Ok(mut outbound) =
+                    tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    HeldRelay {
+        hold,
+        connections,
+        task,
+    }
+}
+
+/// A DNS resolver address that relays to `upstream` but drops (never answers) the
+/// queries `drop` picks, over UDP and TCP alike: a nameserver that loses some packets.
+/// Returns its address; it runs until the test ends.
+pub async fn dropping_resolver(
+    upstream: std::net::SocketAddr,
+    drop: fn(qname: &str, qtype: u16) -> bool,
+) -> std::net::SocketAddr {
+    // UDP and TCP on one port number.
+    let (udp, tcp) = loop {
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if let Ok(tcp) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            break (udp, tcp);
+        }
+    };
+    let addr = udp.local_addr().unwrap();
+    let udp = std::sync::Arc::new(udp);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = tcp.accept().await {
+            held.push(conn); // accepted, never answered
+        }
+    });
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, from)) = udp.recv_from(&mut buf).await else {
+                continue;
+            };
+            let packet = buf[..n].to_vec();
+            if let Some((qname, qtype)) = question(&packet)
+                && drop(&qname, qtype)
+            {
+                continue;
+            }
+            let udp = udp.clone();
+            tokio::spawn(async move {
+                let relay = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                if relay.send_to(&packet, upstream).await.is_err() {
+                    return;
+                }
+                let mut answer = vec![0u8; 4096];
+                if let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_secs(5), relay.recv(&mut answer)).await
+                {
+                    let _ = udp.send_to(&answer[..n], from).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The first question of a DNS message: (name, type).
+fn question(packet: &[u8]) -> Option<(String, u16)> {
+    let mut i = 12;
+    let mut labels = Vec::new();
+    loop {
+        let len = *packet.get(i)? as usize;
+        i += 1;
+        if len == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(packet.get(i..i + len)?).to_ascii_lowercase());
+        i += len;
+    }
+    let qtype = u16::from_be_bytes([*packet.get(i)?, *packet.get(i + 1)?]);
+    Some((labels.join("."), qtype))
 }
