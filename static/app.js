@@ -35,6 +35,7 @@ const state = {
   detail: null, // { id, domain, events, error, eventsError }
   files: null,
   usage: null,
+  limits: null,
   filesError: null,
   uploads: [],
   signOutMessage: null,
@@ -326,6 +327,7 @@ function resetData() {
   state.detail = null;
   state.files = null;
   state.usage = null;
+  state.limits = null;
   state.filesError = null;
   for (const upload of state.uploads) upload.xhr?.abort();
   state.uploads = [];
@@ -1807,10 +1809,18 @@ function updateUploadRow(u) {
 async function loadFiles() {
   const epoch = listEpoch;
   try {
-    const data = await api('/v1/files');
+    // Every page (the listing is paginated; the tenant's file limit bounds the pages).
+    let data = await api('/v1/files?limit=1000');
+    const files = [...(data.files || [])];
+    while (data.next_cursor && epoch === listEpoch) {
+      data = await api(`/v1/files?limit=1000&cursor=${encodeURIComponent(data.next_cursor)}`);
+      files.push(...(data.files || []));
+    }
+    const limits = await api('/v1/limits').catch(() => null);
     if (epoch !== listEpoch) return;
-    state.files = (data.files || []).slice().sort((a, b) => a.path.localeCompare(b.path));
+    state.files = files.sort((a, b) => a.path.localeCompare(b.path));
     state.usage = data.usage || null;
+    state.limits = limits;
     state.filesError = null;
   } catch (err) {
     if (epoch !== listEpoch || err.status === 401) return;
@@ -1909,7 +1919,7 @@ function renderUsage() {
     h(
       'div',
       { class: 'usage-head' },
-      h('h2', { class: 'card-title' }, 'Storage'),
+      h('h2', { class: 'card-title' }, 'Storage and limits'),
       h(
         'p',
         { class: 'usage-text', 'data-testid': 'usage-text' },
@@ -1931,6 +1941,25 @@ function renderUsage() {
       usageFill(ratio),
     ),
     u.max_file_bytes ? h('p', { class: 'hint' }, `Each file can be up to ${humanSize(u.max_file_bytes)}.`) : null,
+    limitsList(state.limits),
+  );
+}
+
+// The account's limits beside what it uses (GET /v1/limits).
+function limitsList(l) {
+  if (!l) return null;
+  const count = (a, noun) => `${a.used.toLocaleString()} of ${a.limit.toLocaleString()} ${noun}`;
+  const rows = [
+    ['Domains', count(l.domains, 'domains')],
+    ['Files', count(l.files, 'files')],
+    ['Live update streams', count(l.event_streams, 'open')],
+    ['API requests', l.api_requests ? `${l.api_requests.limit.toLocaleString()} per ${l.api_requests.window_seconds} s` : 'unlimited'],
+    ['"Check now"', `once per ${l.check_interval_seconds} s per domain`],
+  ];
+  return h(
+    'dl',
+    { class: 'limits', 'data-testid': 'limits' },
+    rows.flatMap(([term, value]) => [h('dt', null, term), h('dd', null, value)]),
   );
 }
 
@@ -2120,6 +2149,9 @@ const live = {
       else scheduleDomainRefresh(payload.id);
     } else if (event === 'timeline' && typeof payload.domain_id === 'string') {
       scheduleDomainRefresh(payload.domain_id);
+    } else if (event === 'resync') {
+      // Changes may have been missed: re-read what is on screen.
+      refreshVisible();
     }
     // Anything else ("ready", future event types) is ignored.
   },

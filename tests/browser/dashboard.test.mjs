@@ -296,12 +296,16 @@ describe('tenant dashboard in Chromium against the real platform', () => {
     const row = page.locator('[data-testid="file-row"][data-path="index.html"]');
     await row.waitFor();
     await page.locator('[data-testid="upload-row"][data-path="index.html"][data-state="done"]').waitFor();
-    await usage.filter({ hasText: new RegExp(`^${INDEX_HTML.length} B of `) }).waitFor();
     assert.match(await row.textContent(), /text\/html/);
     const listed = await (await apiGet('/v1/files')).json();
     const file = listed.files.find((f) => f.path === 'index.html');
     assert.equal(file?.size, INDEX_HTML.length);
-    assert.equal(listed.usage.used_bytes, INDEX_HTML.length);
+    // The quota counts the body, the path, the type and a fixed overhead per file.
+    const cost = file.size + file.path.length + file.content_type.length + listed.usage.file_overhead_bytes;
+    assert.equal(listed.usage.used_bytes, cost);
+    await usage.filter({ hasText: new RegExp(`^${cost} B of `) }).waitFor();
+    // The account's limits, beside its usage.
+    await byTestId('limits').filter({ hasText: /Files\s*1 of [\d,.]+ files/ }).waitFor();
     await screenshot('files');
   });
 

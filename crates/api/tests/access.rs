@@ -427,6 +427,7 @@ async fn openapi_document_covers_every_endpoint(pool: PgPool) {
         ("/v1/domains/{id}/events", &["get"]),
         ("/v1/events", &["get"]),
         ("/v1/files", &["get"]),
+        ("/v1/limits", &["get"]),
         ("/v1/files/{path}", &["put", "delete"]),
         ("/healthz", &["get"]),
         ("/metrics", &["get"]),
@@ -441,6 +442,7 @@ async fn openapi_document_covers_every_endpoint(pool: PgPool) {
         "CheckView",
         "CertificateView",
         "FileList",
+        "LimitsView",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),
