@@ -54,6 +54,9 @@ pub struct OrderContext<'a> {
     pub budgets: &'a Budgets,
     /// Marked at every answer from the CA (the lease is renewed while it moves).
     pub progress: &'a Progress,
+    /// The longest wait between two polls of the order: well under the silence after
+    /// which the exchange counts as stalled.
+    pub max_poll_interval: Duration,
 }
 
 impl AcmeIssuer {
@@ -155,21 +158,18 @@ impl AcmeIssuer {
                     self.answer_challenges(&mut order, ctx).await?;
                     answered = true;
                 }
-                OrderStatus::Pending => wait(&mut delay, deadline).await?,
+                OrderStatus::Pending => wait(&mut delay, ctx.max_poll_interval, deadline).await?,
                 OrderStatus::Ready => {
                     let key = KeyPair::generate().map_err(IssueError::internal)?;
                     let pem = key.serialize_pem();
                     // Persist the key before finalizing: a worker taking over a finalized
                     // order needs it to use the certificate.
                     let sealed = ctx.key.seal(pem.as_bytes(), &key_context);
-                    if !ctx
-                        .store
-                        .save_order(ctx.domain, ctx.lease, order.url(), Some(&sealed))
-                        .await
-                        .map_err(IssueError::internal)?
-                    {
-                        return Err(IssueError::LeaseLost);
-                    }
+                    fenced(
+                        ctx.store
+                            .save_order(ctx.domain, ctx.lease, order.url(), Some(&sealed))
+                            .await,
+                    )?;
                     let mut params = CertificateParams::new(vec![ctx.hostname.to_owned()])
                         .map_err(IssueError::internal)?;
                     params.distinguished_name = DistinguishedName::new();
@@ -189,26 +189,25 @@ impl AcmeIssuer {
                     tracing::warn!(
                         "the order in flight was finalized with a key that is lost; placing a new order"
                     );
-                    if !ctx
-                        .store
-                        .forget_order(
-                            ctx.domain,
-                            ctx.lease,
-                            "The order in flight was finalized with a key that is no longer available; placing a new order.",
-                        )
-                        .await
-                        .map_err(IssueError::internal)?
-                    {
-                        return Err(IssueError::LeaseLost);
-                    }
+                    fenced(
+                        ctx.store
+                            .forget_order(
+                                ctx.domain,
+                                ctx.lease,
+                                "The order in flight was finalized with a key that is no longer available; placing a new order.",
+                            )
+                            .await,
+                    )?;
                     order = self.new_order(ctx).await?;
                     answered = false;
                 }
-                OrderStatus::Processing => wait(&mut delay, deadline).await?,
+                OrderStatus::Processing => {
+                    wait(&mut delay, ctx.max_poll_interval, deadline).await?
+                }
                 OrderStatus::Valid => {
                     let Some(chain) = order.certificate().await.map_err(IssueError::from_acme)?
                     else {
-                        wait(&mut delay, deadline).await?;
+                        wait(&mut delay, ctx.max_poll_interval, deadline).await?;
                         continue;
                     };
                     ctx.progress.mark();
@@ -272,19 +271,16 @@ impl AcmeIssuer {
         }
         let order = self.place_order(ctx.hostname, ctx.replaces).await?;
         ctx.progress.mark();
-        if !ctx
-            .store
-            .record_order_placed(
-                ctx.domain,
-                ctx.lease,
-                order.url(),
-                "Certificate ordered from the CA.",
-            )
-            .await
-            .map_err(IssueError::internal)?
-        {
-            return Err(IssueError::LeaseLost);
-        }
+        fenced(
+            ctx.store
+                .record_order_placed(
+                    ctx.domain,
+                    ctx.lease,
+                    order.url(),
+                    "Certificate ordered from the CA.",
+                )
+                .await,
+        )?;
         Ok(order)
     }
 
@@ -359,39 +355,33 @@ impl AcmeIssuer {
             })?;
             let token = challenge.token.clone();
             let key_authorization = challenge.key_authorization().as_str().to_owned();
-            if !ctx
-                .store
-                .save_challenge(
-                    &token,
-                    ctx.domain,
-                    ctx.lease,
-                    ctx.hostname,
-                    &key_authorization,
-                )
-                .await
-                .map_err(IssueError::internal)?
-            {
-                return Err(IssueError::LeaseLost);
-            }
+            fenced(
+                ctx.store
+                    .save_challenge(
+                        &token,
+                        ctx.domain,
+                        ctx.lease,
+                        ctx.hostname,
+                        &key_authorization,
+                    )
+                    .await,
+            )?;
             // A resumed order's challenge may already be with the CA.
             if challenge.status != ChallengeStatus::Pending {
                 continue;
             }
             challenge.set_ready().await.map_err(IssueError::from_acme)?;
             ctx.progress.mark();
-            if !ctx
-                .store
-                .record_event(
-                    ctx.domain,
-                    ctx.lease,
-                    "challenge_ready",
-                    "HTTP-01 challenge published; the CA is checking it.",
-                )
-                .await
-                .map_err(IssueError::internal)?
-            {
-                return Err(IssueError::LeaseLost);
-            }
+            fenced(
+                ctx.store
+                    .record_event(
+                        ctx.domain,
+                        ctx.lease,
+                        "challenge_ready",
+                        "HTTP-01 challenge published; the CA is checking it.",
+                    )
+                    .await,
+            )?;
         }
         Ok(())
     }
@@ -413,16 +403,29 @@ impl AcmeIssuer {
     }
 }
 
-/// Sleep before polling the order again (backing off to 5 s), unless that would pass
+/// A fenced write's answer: `false` means the claim's lease was lost.
+fn fenced(written: Result<bool, landlord_store::StoreError>) -> Result<(), IssueError> {
+    match written {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(IssueError::LeaseLost),
+        Err(e) => Err(IssueError::internal(e)),
+    }
+}
+
+/// Sleep before polling the order again (backing off to `cap`), unless that would pass
 /// `deadline`.
-async fn wait(delay: &mut Duration, deadline: tokio::time::Instant) -> Result<(), IssueError> {
+async fn wait(
+    delay: &mut Duration,
+    cap: Duration,
+    deadline: tokio::time::Instant,
+) -> Result<(), IssueError> {
     if tokio::time::Instant::now() + *delay > deadline {
         return Err(IssueError::Transient(
             "The CA did not finish the order in time; Landlord retries automatically.".into(),
         ));
     }
     tokio::time::sleep(*delay).await;
-    *delay = (*delay * 3 / 2).min(Duration::from_secs(5));
+    *delay = (*delay * 3 / 2).min(cap);
     Ok(())
 }
 

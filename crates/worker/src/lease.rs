@@ -43,6 +43,12 @@ impl Progress {
     }
 }
 
+/// How long an exchange may wait between two requests to the CA under `lease` without
+/// looking stalled: a third of the stall threshold, at most 5 s.
+pub fn max_poll_interval(lease: Duration) -> Duration {
+    (lease / 6).min(Duration::from_secs(5))
+}
+
 /// Run `work` while renewing the claim's lease as long as `progress` shows the CA
 /// answering; see the module documentation.
 pub async fn hold<T>(

@@ -479,6 +479,7 @@ impl Context {
                     registered_domain: &registered_domain,
                     budgets: &self.config.budgets,
                     progress,
+                    max_poll_interval: crate::lease::max_poll_interval(self.config.lease),
                 };
                 let (chain, key) = acme.obtain(&ctx).await?;
                 (acme.directory_url().to_owned(), (chain, key, "acme"))
