@@ -46,7 +46,9 @@ where
     Ok(())
 }
 
-/// Load the allowlist and start following the change log.
+/// Load the allowlist and start following the change log; returns once the follower
+/// is live (or after [`READY_WAIT`] if the database keeps it from connecting: the edge
+/// then serves from what it loaded and catches up when it can).
 pub async fn start(
     store: Store,
     config: EdgeConfig,
@@ -54,9 +56,16 @@ pub async fn start(
 ) -> anyhow::Result<Arc<Directory>> {
     let last = store.latest_change().await?;
     let dir = Directory::load(store, config).await?;
-    tokio::spawn(sync::follow(dir.clone(), last, shutdown));
+    let (ready, live) = tokio::sync::oneshot::channel();
+    tokio::spawn(sync::follow(dir.clone(), last, ready, shutdown));
+    if tokio::time::timeout(READY_WAIT, live).await.is_err() {
+        tracing::warn!("the change-log follower is not live yet; serving from what was loaded");
+    }
     Ok(dir)
 }
+
+/// How long [`start`] waits for the change-log follower.
+pub const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub use sync::Follower;
 pub use tls::serve_https;

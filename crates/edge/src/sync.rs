@@ -24,18 +24,44 @@ const POLL: Duration = Duration::from_secs(1);
 /// How often `landlord_edge_cache_bytes` is refreshed.
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
 
+/// Follow the change log until `shutdown`. `ready` is told once the first catch-up
+/// after the LISTEN connection is up is done: from then on every change reaches this edge
+/// within a notification (or at worst one poll).
 pub async fn follow(
     dir: Arc<Directory>,
     last: i64,
+    ready: tokio::sync::oneshot::Sender<()>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
     let mut listener = None;
     let mut follower = Follower::new(last);
     let mut gauges_at = Instant::now() - GAUGES_EVERY;
+    let mut ready = Some(ready);
     loop {
+        // After (re)connecting, catch up at once: notifications sent before the LISTEN
+        // took effect are lost, and waiting a poll for them would leave this edge behind
+        // (e.g. a challenge published while it started).
         if listener.is_none() {
             listener = dir.store.listen(&[CHANGES_CHANNEL]).await.ok();
+        }
+        match follower.catch_up(&dir).await {
+            Ok(()) => {
+                if listener.is_some()
+                    && let Some(ready) = ready.take()
+                {
+                    let _ = ready.send(());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the change log failed; serving from memory")
+            }
+        }
+        metrics::gauge!("landlord_edge_change_position").set(follower.position() as f64);
+        // Measuring the caches walks their pending maintenance: not on every poll.
+        if gauges_at.elapsed() >= GAUGES_EVERY {
+            dir.cache_bytes().await;
+            gauges_at = Instant::now();
         }
         let wait = async {
             match listener.as_mut() {
@@ -55,15 +81,6 @@ pub async fn follow(
         tokio::select! {
             () = &mut shutdown => return,
             failed = wait => if failed { listener = None; },
-        }
-        if let Err(e) = follower.catch_up(&dir).await {
-            tracing::warn!(error = %e, "reading the change log failed; serving from memory");
-        }
-        metrics::gauge!("landlord_edge_change_position").set(follower.position() as f64);
-        // Measuring the caches walks their pending maintenance: not on every poll.
-        if gauges_at.elapsed() >= GAUGES_EVERY {
-            dir.cache_bytes().await;
-            gauges_at = Instant::now();
         }
     }
 }

@@ -171,28 +171,8 @@ impl Store {
     /// Forget the order in flight (e.g. finalized with a key that is lost), with an event
     /// saying so; false when the lease was lost.
     pub async fn forget_order(&self, id: Uuid, lease: &str, message: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let tenant: Option<Uuid> = sqlx::query_scalar(
-            "UPDATE domains SET order_url = NULL, order_key_sealed = NULL \
-             WHERE id = $1 AND lease_owner = $2 RETURNING tenant_id",
-        )
-        .bind(id)
-        .bind(lease)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(tenant) = tenant else {
-            return Ok(false);
-        };
-        crate::events::record(
-            &mut tx,
-            id,
-            crate::TenantId(tenant),
-            "order_dropped",
-            message,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        self.replace_order(id, lease, None, "order_dropped", message)
+            .await
     }
 
     /// Mark the domain `issuing` (with its event) while keeping the lease.
@@ -262,27 +242,34 @@ impl Store {
         url: &str,
         message: &str,
     ) -> Result<bool> {
+        self.replace_order(id, owner, Some(url), "order_placed", message)
+            .await
+    }
+
+    /// Set (or clear) the order in flight, forgetting its key, with an event; false when
+    /// the lease was lost.
+    async fn replace_order(
+        &self,
+        id: Uuid,
+        lease: &str,
+        url: Option<&str>,
+        kind: &str,
+        message: &str,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let tenant: Option<Uuid> = sqlx::query_scalar(
             "UPDATE domains SET order_url = $3, order_key_sealed = NULL \
              WHERE id = $1 AND lease_owner = $2 RETURNING tenant_id",
         )
         .bind(id)
-        .bind(owner)
+        .bind(lease)
         .bind(url)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(tenant) = tenant else {
             return Ok(false);
         };
-        crate::events::record(
-            &mut tx,
-            id,
-            crate::TenantId(tenant),
-            "order_placed",
-            message,
-        )
-        .await?;
+        crate::events::record(&mut tx, id, crate::TenantId(tenant), kind, message).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -266,18 +266,20 @@ impl Context {
             Err(IssueError::Queued { .. }) => "queued",
             Err(IssueError::LeaseLost) => "lease_lost",
         };
-        if let Err(IssueError::LeaseLost) = &result {
-            metrics::counter!("landlord_worker_certificates_total", "kind" => "any", "outcome" => outcome).increment(1);
-            tracing::warn!(
-                "lost the lease (taken over after this worker stalled, or the domain was deleted); stopping without writing"
-            );
-            return Ok(());
-        }
-        if let Err(IssueError::Internal(cause)) = &result {
-            tracing::error!(error = %cause, "issuance interrupted by an internal error");
-        }
         let kind = if renewing { "renewal" } else { "issuance" };
         metrics::counter!("landlord_worker_certificates_total", "kind" => kind, "outcome" => outcome).increment(1);
+        match &result {
+            Err(IssueError::LeaseLost) => {
+                tracing::warn!(
+                    "lost the lease (taken over after this worker stalled, or the domain was deleted); stopping without writing"
+                );
+                return Ok(());
+            }
+            Err(IssueError::Internal(cause)) => {
+                tracing::error!(error = %cause, "issuance interrupted by an internal error");
+            }
+            _ => {}
+        }
         // While renewing, every retry must come well before the served certificate expires.
         let until_expiry: Option<Duration> = renewing
             .then(|| d.cert_not_after.and_then(|t| (t - now).try_into().ok()))

@@ -237,6 +237,21 @@ impl Platform {
             })
             .await;
         }
+        // The ports take connections as soon as they are bound; an answer means the edge
+        // loaded its state and follows the change log.
+        self.wait_for(
+            "the edge to answer",
+            Duration::from_secs(30),
+            |p| async move {
+                p.client
+                    .get(format!("http://127.0.0.1:{http}/"))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .is_ok()
+            },
+        )
+        .await;
         https
     }
 
