@@ -366,6 +366,7 @@ class Bench:
             LANDLORD_ISSUER="local",
             LANDLORD_CNAME_TARGET=CNAME_TARGET,
             LANDLORD_EDGE_IPS="127.0.0.1",
+            LANDLORD_EXTRA_SUFFIXES="test",
             LANDLORD_DNS_SERVERS=f"127.0.0.1:{dns_port}",
         )
         all_proc = self.start("landlord all (issuance)", [BINARY, "--no-migrate", "all"], env=env,

@@ -127,6 +127,7 @@ class Soak:
             LANDLORD_LOCAL_CERT_MINUTES=str(self.args.cert_minutes),
             LANDLORD_CNAME_TARGET=CNAME_TARGET,
             LANDLORD_EDGE_IPS="127.0.0.1",
+            LANDLORD_EXTRA_SUFFIXES="test",
             LANDLORD_DNS_SERVERS=f"127.0.0.1:{self.dns_port}",
             LANDLORD_WORKER_LEASE_SECONDS="10",
             LANDLORD_WORKER_CONCURRENCY="4",

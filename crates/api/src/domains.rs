@@ -47,14 +47,8 @@ pub async fn create(
 ) -> Result<(StatusCode, JsonResponse<DomainView>), Problem> {
     let hostname = Hostname::parse(&body.hostname)
         .map_err(|e| Problem::invalid("invalid-hostname", e.to_string()))?;
-    let ours = state.config.cname_target.registrable_domain();
-    if hostname.is_within(ours) {
-        return Err(Problem::invalid(
-            "invalid-hostname",
-            format!(
-                "{hostname} is under {ours}, which belongs to this platform. Use a hostname under your own domain."
-            ),
-        ));
+    if let Some(why) = state.config.hostnames.refusal(&hostname) {
+        return Err(Problem::invalid("invalid-hostname", why));
     }
     let domain = state
         .store

@@ -27,7 +27,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use landlord_store::{Budget, Hostname, Store, TenantLimits};
+use landlord_store::{Budget, Hostname, HostnamePolicy, Store, TenantLimits};
 
 pub use metrics::render_metrics;
 pub use problem::Problem;
@@ -37,6 +37,8 @@ pub use problem::Problem;
 pub struct ApiConfig {
     /// The hostname tenants point their CNAME at.
     pub cname_target: Hostname,
+    /// Which hostnames tenants may register (suffixes, reserved names, the platform's own).
+    pub hostnames: HostnamePolicy,
     /// Addresses an A/AAAA record may point at instead of the CNAME.
     pub edge_ips: Vec<IpAddr>,
     /// SHA-256 of `LANDLORD_ADMIN_TOKEN`; `None` disables the admin endpoints.
@@ -67,7 +69,12 @@ pub const DEFAULT_MAX_EVENT_STREAMS: usize = 10;
 
 impl ApiConfig {
     pub fn new(cname_target: Hostname, edge_ips: Vec<IpAddr>, admin_token: Option<&str>) -> Self {
+        let hostnames = HostnamePolicy {
+            platform_domain: cname_target.registrable_domain().to_owned(),
+            ..HostnamePolicy::default()
+        };
         Self {
+            hostnames,
             cname_target,
             edge_ips,
             admin_token_hash: admin_token.map(extract::hash_admin_token),

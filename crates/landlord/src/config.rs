@@ -183,6 +183,22 @@ pub struct Settings {
     /// Timeline events older than this are pruned (e.g. 90d).
     #[arg(long, env = "LANDLORD_EVENT_RETENTION", global = true)]
     pub event_retention: Option<String>,
+    /// Suffixes accepted besides ICANN's, comma-separated (test beds: `test`).
+    #[arg(
+        long,
+        env = "LANDLORD_EXTRA_SUFFIXES",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub extra_suffixes: Vec<String>,
+    /// Hostnames no tenant may register, comma-separated (the API's own, …).
+    #[arg(
+        long,
+        env = "LANDLORD_RESERVED_HOSTNAMES",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub reserved_hostnames: Vec<String>,
     /// Timeline events kept per domain (the newest).
     #[arg(long, env = "LANDLORD_EVENTS_PER_DOMAIN", global = true)]
     pub events_per_domain: Option<u32>,
@@ -540,6 +556,31 @@ impl Settings {
             set_positive(setting, value, name)?;
         }
         Ok(limits)
+    }
+
+    /// Which hostnames tenants may register.
+    pub fn hostname_policy(&self) -> Result<landlord_store::HostnamePolicy, Fatal> {
+        let reserved = self
+            .reserved_hostnames
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                Hostname::parse(s).map_err(|e| {
+                    Fatal::Config(format!("LANDLORD_RESERVED_HOSTNAMES: \"{s}\": {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(landlord_store::HostnamePolicy {
+            extra_suffixes: self
+                .extra_suffixes
+                .iter()
+                .map(|s| landlord_store::normalise_suffix(s))
+                .filter(|s| !s.is_empty())
+                .collect(),
+            reserved,
+            platform_domain: self.cname_target()?.registrable_domain().to_owned(),
+        })
     }
 
     /// Connections per role's pool.

@@ -57,6 +57,10 @@ async fn run_platform(settings: &mut Settings, migrate: bool, dir: &Path) -> Res
         .https_addr
         .get_or_insert(DEV_HTTPS_ADDR.parse().expect("valid"));
     settings.issuer.get_or_insert_with(|| "local".to_owned());
+    // Names under .localhost (RFC 6761) resolve to this machine: the demo's domains.
+    if !settings.extra_suffixes.iter().any(|s| s == "localhost") {
+        settings.extra_suffixes.push("localhost".to_owned());
+    }
     if settings.master_key.is_none() {
         settings.master_key = Some(read_or_create_secret(&dir.join("master.key"), |b| {
             base64::engine::general_purpose::STANDARD.encode(b)

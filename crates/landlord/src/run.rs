@@ -40,6 +40,7 @@ pub fn api_config(settings: &Settings) -> Result<ApiConfig, Fatal> {
         settings.edge_ips()?,
         settings.admin_token.as_deref().filter(|t| !t.is_empty()),
     );
+    config.hostnames = settings.hostname_policy()?;
     config.limits = settings.tenant_limits()?;
     config.api_rate = settings.api_rate()?;
     if let Some(raw) = &settings.check_now_interval {

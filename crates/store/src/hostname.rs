@@ -19,6 +19,48 @@ pub const MAX_LABEL_LEN: usize = 63;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Hostname(String);
 
+/// Which hostnames tenants may register: names under an ICANN top-level domain or one of
+/// the operator's extra suffixes, except reserved names and anything under the
+/// platform's own registered domain.
+#[derive(Debug, Clone, Default)]
+pub struct HostnamePolicy {
+    /// Suffixes accepted besides ICANN's (test beds: `test`; `landlord dev`: `localhost`).
+    pub extra_suffixes: Vec<String>,
+    /// Exact names no tenant may register (the API's and dashboard's own, …).
+    pub reserved: Vec<Hostname>,
+    /// The platform's registered domain (that of `LANDLORD_CNAME_TARGET`).
+    pub platform_domain: String,
+}
+
+impl HostnamePolicy {
+    /// Why a tenant may not register `h`, in words for that tenant; `None` when it may.
+    pub fn refusal(&self, h: &Hostname) -> Option<String> {
+        let ours = self.platform_domain.as_str();
+        if !ours.is_empty() && h.is_within(ours) {
+            return Some(format!(
+                "{h} is under {ours}, which belongs to this platform. Use a hostname under your own domain."
+            ));
+        }
+        if self.reserved.contains(h) {
+            return Some(format!(
+                "{h} is reserved on this platform. Use a hostname under your own domain."
+            ));
+        }
+        if !h.has_icann_suffix() && !self.extra_suffixes.iter().any(|s| h.is_within(s)) {
+            let tld = h.as_str().rsplit('.').next().unwrap_or_default();
+            return Some(format!(
+                "{h} does not end in a public top-level domain (\"{tld}\" is not one), so no public certificate authority can issue for it. Use a hostname under a domain you registered."
+            ));
+        }
+        None
+    }
+}
+
+/// Normalise a configured suffix (`.Test.` → `test`).
+pub fn normalise_suffix(s: &str) -> String {
+    s.trim().trim_matches('.').to_ascii_lowercase()
+}
+
 /// Why a string is not an acceptable hostname. `Display` is the tenant-facing detail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostnameError {
@@ -161,6 +203,13 @@ impl Hostname {
             || (self.0.len() > other.len()
                 && self.0.ends_with(other)
                 && self.0.as_bytes()[self.0.len() - other.len() - 1] == b'.')
+    }
+
+    /// True when the top-level domain is an ICANN one (`com`, `uk`, `dev`…), so a public
+    /// CA can issue for the name; `internal`, `local`, `test` or `localhost` are not.
+    pub fn has_icann_suffix(&self) -> bool {
+        let tld = self.0.rsplit('.').next().unwrap_or_default();
+        psl::suffix(tld.as_bytes()).is_some_and(|s| s.typ() == Some(psl::Type::Icann))
     }
 
     /// The name as a person would read it (punycode labels decoded), for display only.
@@ -329,6 +378,41 @@ mod tests {
         assert!(h.is_within("a.status.acme.co.uk"));
         assert!(!h.is_within("cme.co.uk"));
         assert!(!h.is_within("b.status.acme.co.uk"));
+    }
+
+    #[test]
+    fn only_icann_suffixes_or_the_operators_extra_ones() {
+        let policy = HostnamePolicy {
+            extra_suffixes: vec!["test".into()],
+            reserved: vec![Hostname::parse("app.saas.com").unwrap()],
+            platform_domain: "saas.com".into(),
+        };
+        let refused = |name: &str| policy.refusal(&Hostname::parse(name).unwrap());
+        for ok in [
+            "status.example.com",
+            "a.b.co.uk",
+            "shop.github.io",
+            "x.customer.test",
+        ] {
+            assert_eq!(refused(ok), None, "{ok}");
+        }
+        for (bad, why) in [
+            ("metadata.google.internal", "top-level domain"),
+            ("db.svc.cluster.local", "top-level domain"),
+            ("printer.lan", "top-level domain"),
+            ("edge.saas.com", "belongs to this platform"),
+            ("app.saas.com", "belongs to this platform"),
+        ] {
+            let r = refused(bad).unwrap_or_default();
+            assert!(r.contains(why), "{bad}: {r}");
+        }
+        let other = HostnamePolicy {
+            reserved: vec![Hostname::parse("dashboard.example.net").unwrap()],
+            ..HostnamePolicy::default()
+        };
+        let r = other.refusal(&Hostname::parse("dashboard.example.net").unwrap());
+        assert!(r.unwrap().contains("reserved"));
+        assert!(other.refusal(&Hostname::parse("x.test").unwrap()).is_some());
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use edge::{Change, ChangePoll, FleetSnapshot, RegisteredName, ServingCertifi
 pub use events::Event;
 pub use file_path::{FilePath, FilePathError, choose_content_type};
 pub use files::{FileMeta, StoredFile};
-pub use hostname::{Hostname, HostnameError};
+pub use hostname::{Hostname, HostnameError, HostnamePolicy, normalise_suffix};
 pub use limits::{FILE_OVERHEAD_BYTES, Limit, TenantLimits, Usage, file_cost};
 pub use sealing::{MasterKey, SealError, certificate_key_context};
 pub use tenants::{ApiKey, Authenticated, Tenant, TenantId};

@@ -117,11 +117,23 @@ impl DnsChecker {
             }
         }
         addresses.dedup();
-        let found = json!({
+        // Private and loopback addresses of a name not pointed at us are nobody's business
+        // but the network's: they are counted, never shown.
+        let edge_ips = &self.config.edge_ips;
+        let shown: Vec<IpAddr> = addresses
+            .iter()
+            .filter(|ip| edge_ips.contains(ip) || !is_internal(ip))
+            .copied()
+            .collect();
+        let mut found = json!({
             "cname": cnames,
-            "a": addresses.iter().filter(|ip| ip.is_ipv4()).map(ToString::to_string).collect::<Vec<_>>(),
-            "aaaa": addresses.iter().filter(|ip| ip.is_ipv6()).map(ToString::to_string).collect::<Vec<_>>(),
+            "a": shown.iter().filter(|ip| ip.is_ipv4()).map(ToString::to_string).collect::<Vec<_>>(),
+            "aaaa": shown.iter().filter(|ip| ip.is_ipv6()).map(ToString::to_string).collect::<Vec<_>>(),
         });
+        let hidden = addresses.len() - shown.len();
+        if hidden > 0 {
+            found["private_addresses"] = json!(hidden);
+        }
         let not_pointed = |problem: String| Verdict::NotPointed {
             found: found.clone(),
             problem,
@@ -146,7 +158,7 @@ impl DnsChecker {
         } else if self.config.edge_ips.is_empty() {
             return not_pointed(format!(
                 "{hostname} has address records ({}), but it must be a CNAME to {target}.",
-                join(&addresses)
+                describe(&addresses, edge_ips)
             ));
         } else {
             let stray: Vec<IpAddr> = addresses
@@ -158,13 +170,13 @@ impl DnsChecker {
                 return not_pointed(format!(
                     "{hostname} points to {}, which is not one of our addresses ({ours}). \
                      Create a CNAME record pointing to {target} instead.",
-                    join(&stray)
+                    describe(&stray, edge_ips)
                 ));
             } else if !stray.is_empty() {
                 let kind = if stray[0].is_ipv4() { "A" } else { "AAAA" };
                 return not_pointed(format!(
                     "The {kind} record {} is not one of our addresses ({ours}). Remove it.",
-                    join(&stray)
+                    describe(&stray, edge_ips)
                 ));
             }
         }
@@ -269,6 +281,46 @@ enum CaaError {
     TooDeep(usize),
 }
 
+/// Loopback, private (RFC 1918, unique local), link-local, shared (CGNAT) or unspecified.
+fn is_internal(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local()
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_internal(&IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// Addresses for a tenant's eyes: public ones listed, private ones only counted.
+fn describe(ips: &[IpAddr], edge_ips: &[IpAddr]) -> String {
+    let (internal, public): (Vec<IpAddr>, Vec<IpAddr>) = ips
+        .iter()
+        .partition(|ip| !edge_ips.contains(ip) && is_internal(ip));
+    let mut parts = Vec::new();
+    if !public.is_empty() {
+        parts.push(join(&public));
+    }
+    match internal.len() {
+        0 => {}
+        1 => parts.push("a private or internal address".to_owned()),
+        n => parts.push(format!("{n} private or internal addresses")),
+    }
+    parts.join(" and ")
+}
+
 fn normalise(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
@@ -278,4 +330,35 @@ fn join(ips: &[IpAddr]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_addresses_are_counted_not_shown() {
+        let ips: Vec<IpAddr> = [
+            "10.1.2.3",
+            "203.0.113.9",
+            "127.0.0.1",
+            "fd00::1",
+            "100.64.0.1",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        assert_eq!(
+            describe(&ips, &[]),
+            "203.0.113.9 and 4 private or internal addresses"
+        );
+        let edge: Vec<IpAddr> = vec!["127.0.0.1".parse().unwrap()];
+        assert_eq!(
+            describe(&ips[2..3], &edge),
+            "127.0.0.1",
+            "our own are ours to show"
+        );
+        assert!(!is_internal(&"8.8.8.8".parse().unwrap()));
+        assert!(is_internal(&"::ffff:192.168.1.1".parse().unwrap()));
+    }
 }

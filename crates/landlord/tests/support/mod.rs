@@ -152,6 +152,7 @@ impl Platform {
             .env("LANDLORD_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("LANDLORD_CNAME_TARGET", TARGET)
             .env("LANDLORD_EDGE_IPS", "127.0.0.1")
+            .env("LANDLORD_EXTRA_SUFFIXES", "test")
             .env("LANDLORD_DNS_SERVERS", &self.env.dns_server)
             .env("LANDLORD_ACME_DIRECTORY", &self.env.acme_directory)
             .env("LANDLORD_ACME_CA_ROOTS", &self.env.acme_roots)
