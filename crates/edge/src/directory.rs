@@ -109,7 +109,14 @@ pub struct Counters {
 struct Name {
     tenant: Uuid,
     validating: bool,
+    pending: bool,
 }
+
+/// A pending hostname's visitors ask the workers for a check at most this often (per
+/// edge).
+pub const NUDGE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// Hostnames remembered as nudged at most (older entries are dropped first).
+const MAX_NUDGED: usize = 10_000;
 
 /// HTTP-01 challenges published for one hostname: (token, key authorization).
 type Challenges = Vec<(String, String)>;
@@ -131,6 +138,10 @@ pub struct Directory {
     missing_files: Cache<(Uuid, String), ()>,
     /// Turns for the queries visitors cause (see the module doc).
     db: Semaphore,
+    /// When each pending hostname last asked the workers for a check.
+    nudged: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    /// Nudges in flight at most (beyond, a nudge is skipped: another visitor retries it).
+    nudges: Arc<Semaphore>,
     ticketer: Arc<dyn rustls::server::ProducesTickets>,
     pub counters: Counters,
 }
@@ -181,6 +192,8 @@ impl Directory {
             names: RwLock::new(names),
             challenges: RwLock::new(challenges),
             db: Semaphore::new(config.db_concurrency.max(1)),
+            nudged: std::sync::Mutex::default(),
+            nudges: Arc::new(Semaphore::new(2)),
             ticketer: rustls::crypto::aws_lc_rs::Ticketer::new()?,
             store,
             config,
@@ -237,6 +250,56 @@ impl Directory {
             .expect("names lock")
             .get(hostname)
             .map(|n| n.tenant)
+    }
+
+    /// A visitor asked for `hostname` (a plain HTTP request or a TLS ClientHello). When
+    /// it is registered and still waiting for its DNS, the visitor's DNS evidently reaches
+    /// an edge: ask the workers to check it now, at most once per [`NUDGE_EVERY`] per
+    /// hostname, decided from memory, never waited for, at most two at a time. An edge
+    /// that cannot write (a read-only replica) simply does not nudge.
+    pub fn visited(&self, hostname: &str) {
+        let pending = self
+            .names
+            .read()
+            .expect("names lock")
+            .get(hostname)
+            .is_some_and(|n| n.pending);
+        if !pending {
+            return;
+        }
+        {
+            let mut nudged = self.nudged.lock().expect("nudged lock");
+            let now = std::time::Instant::now();
+            if nudged
+                .get(hostname)
+                .is_some_and(|at| now.duration_since(*at) < NUDGE_EVERY)
+            {
+                return;
+            }
+            if nudged.len() >= MAX_NUDGED {
+                nudged.retain(|_, at| now.duration_since(*at) < NUDGE_EVERY);
+            }
+            if nudged.len() >= MAX_NUDGED {
+                return;
+            }
+            nudged.insert(hostname.to_owned(), now);
+        }
+        let Ok(turn) = self.nudges.clone().try_acquire_owned() else {
+            return;
+        };
+        let store = self.store.clone();
+        let hostname = hostname.to_owned();
+        tokio::spawn(async move {
+            let _turn = turn;
+            metrics::counter!("landlord_edge_db_queries_total", "kind" => "nudge").increment(1);
+            match store.nudge_check(&hostname).await {
+                Ok(true) => {
+                    tracing::info!(%hostname, "a visitor arrived for a pending hostname; asked for a DNS check")
+                }
+                Ok(false) => {}
+                Err(e) => tracing::debug!(%hostname, error = %e, "could not ask for a DNS check"),
+            }
+        });
     }
 
     /// The key authorization for an HTTP-01 challenge. From memory for a hostname with an
@@ -491,6 +554,7 @@ fn name_entry(r: RegisteredName) -> (String, Name) {
         Name {
             tenant: r.tenant_id,
             validating: r.validating,
+            pending: r.pending,
         },
     )
 }

@@ -53,6 +53,7 @@ async fn redirect(State(dir): State<Arc<Directory>>, headers: HeaderMap, uri: Ur
     let Some(host) = request_host(&headers) else {
         return not_found();
     };
+    dir.visited(host.as_str());
     if dir.tenant_of(host.as_str()).is_none() {
         return not_found();
     }

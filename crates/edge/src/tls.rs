@@ -91,7 +91,10 @@ async fn handshake(
         .server_name()
         .and_then(|n| Hostname::parse(n).ok());
     let entry = match &sni {
-        Some(host) => dir.certificate(host.as_str()).await,
+        Some(host) => {
+            dir.visited(host.as_str());
+            dir.certificate(host.as_str()).await
+        }
         None => None,
     };
     let (Some(host), Some(entry)) = (sni, entry) else {

@@ -22,6 +22,8 @@ pub struct RegisteredName {
     pub tenant_id: Uuid,
     /// An ACME order is in flight: the CA may come for an HTTP-01 challenge.
     pub validating: bool,
+    /// Still waiting for its DNS (`pending_dns`): a visitor means it may point at us now.
+    pub pending: bool,
 }
 
 /// What the edge needs to serve a hostname over TLS.
@@ -38,17 +40,35 @@ impl Store {
     /// order is in flight for it.
     pub async fn all_hostnames(&self) -> Result<Vec<RegisteredName>> {
         Ok(sqlx::query_as(
-            "SELECT hostname, tenant_id, order_url IS NOT NULL AS validating FROM domains",
+            "SELECT hostname, tenant_id, order_url IS NOT NULL AS validating, \
+                 status = 'pending_dns' AS pending FROM domains",
         )
         .fetch_all(&self.pool)
         .await?)
     }
 
+    /// A visitor reached an edge for `hostname`, still in `pending_dns`: make it due now
+    /// and wake the workers (its DNS evidently reaches an edge). Nothing for any other
+    /// status (a `failed` domain keeps its CA backoff). True when a check was requested.
+    pub async fn nudge_check(&self, hostname: &str) -> Result<bool> {
+        let woken: Option<Uuid> = sqlx::query_scalar(
+            "WITH d AS (UPDATE domains SET next_attempt_at = now() \
+                 WHERE hostname = $1 AND status = 'pending_dns' AND next_attempt_at > now() \
+                 RETURNING id) \
+             SELECT id FROM d, LATERAL (SELECT pg_notify($2, d.id::text)) n",
+        )
+        .bind(hostname)
+        .bind(crate::WAKE_CHANNEL)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(woken.is_some())
+    }
+
     /// One hostname's allowlist entry, if registered.
     pub async fn registered_name(&self, hostname: &str) -> Result<Option<RegisteredName>> {
         Ok(sqlx::query_as(
-            "SELECT hostname, tenant_id, order_url IS NOT NULL AS validating FROM domains \
-             WHERE hostname = $1",
+            "SELECT hostname, tenant_id, order_url IS NOT NULL AS validating, \
+                 status = 'pending_dns' AS pending FROM domains WHERE hostname = $1",
         )
         .bind(hostname)
         .fetch_optional(&self.pool)
