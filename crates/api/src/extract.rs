@@ -97,6 +97,12 @@ impl FromRequestParts<AppState> for Caller {
                     retry_after,
                 ))
             }
+            Authenticated::Suspended(_) => Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "tenant-suspended",
+                "Account suspended",
+                "This account is suspended by the platform's operator: its hostnames are not served and its API keys are refused. Contact the operator.",
+            )),
             Authenticated::Unknown => Err(Problem::unauthorized(
                 "The API key is not valid (unknown or revoked).",
             )),

@@ -4,6 +4,7 @@
 //! [`Store`] function scoped by the caller's tenant, and shape JSON. Every failure is a
 //! [`problem::Problem`].
 
+mod admin;
 mod dashboard;
 mod domains;
 mod extract;
@@ -128,6 +129,19 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
         .route("/v1/domains/{id}/events", get(domains::events))
         .route("/v1/events", get(live::stream))
         .route("/v1/limits", get(limits::show))
+        .route("/v1/tenant/events", get(tenants::events))
+        .route("/v1/admin/tenants", get(admin::tenants))
+        .route("/v1/admin/tenants/{id}/suspend", post(admin::suspend))
+        .route("/v1/admin/tenants/{id}/unsuspend", post(admin::unsuspend))
+        .route(
+            "/v1/admin/blocked-hostnames",
+            get(admin::blocked).post(admin::block),
+        )
+        .route(
+            "/v1/admin/blocked-hostnames/{hostname}/unblock",
+            post(admin::unblock),
+        )
+        .route("/v1/admin/audit", get(admin::audit))
         .merge(files)
         .merge(metrics)
         .fallback(problem::not_found_fallback)

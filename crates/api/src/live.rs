@@ -2,7 +2,8 @@
 //!
 //! One LISTEN connection per API process (started by the first subscriber) fans
 //! notifications out to every open stream; each stream keeps only its tenant's. Events:
-//! `domain` `{"id","kind":"changed"|"deleted"}`, `timeline` `{"domain_id"}`, and
+//! `domain` `{"id","kind":"changed"|"deleted"}`, `timeline` `{"domain_id"}`, `account`
+//! `{"id"}` (a new entry of the tenant's own log, e.g. a hostname claimed away), and
 //! `resync` `{"reason"}` when changes may have been missed: the stream fell behind the
 //! fan-out buffer, or the LISTEN connection was lost and reconnected (PostgreSQL does not
 //! replay notifications). A client re-reads its state on `resync`, as on `ready`.
@@ -30,6 +31,8 @@ use landlord_store::TenantId;
 
 pub const DOMAINS_CHANNEL: &str = "landlord_domains";
 pub const EVENTS_CHANNEL: &str = "landlord_events";
+/// Entries of a tenant's own log (`GET /v1/tenant/events`).
+pub const TENANT_EVENTS_CHANNEL: &str = "landlord_tenant_events";
 
 /// Notices buffered per stream before it counts as lagging.
 const FAN_OUT_BUFFER: usize = 1024;
@@ -142,7 +145,10 @@ fn start(store: landlord_store::Store) -> broadcast::Sender<Notice> {
     tokio::spawn(async move {
         let mut connected_before = false;
         loop {
-            let mut listener = match store.listen(&[DOMAINS_CHANNEL, EVENTS_CHANNEL]).await {
+            let mut listener = match store
+                .listen(&[DOMAINS_CHANNEL, EVENTS_CHANNEL, TENANT_EVENTS_CHANNEL])
+                .await
+            {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::warn!(error = %e, "live updates: cannot listen; retrying");
@@ -189,6 +195,14 @@ fn reconnected() -> Notice {
 fn parse(channel: &str, payload: &str) -> Option<Notice> {
     let mut parts = payload.split(' ');
     let tenant = parts.next()?.parse().ok()?;
+    if channel == TENANT_EVENTS_CHANNEL {
+        let id: i64 = parts.next()?.parse().ok()?;
+        return Some(Notice {
+            tenant: Some(tenant),
+            event: "account",
+            data: serde_json::json!({ "id": id }).to_string(),
+        });
+    }
     let domain: Uuid = parts.next()?.parse().ok()?;
     match channel {
         DOMAINS_CHANNEL => {

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::problem::Problem;
 use crate::views::*;
-use crate::{domains, files, limits, tenants};
+use crate::{admin, domains, files, limits, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,12 +20,16 @@ use crate::{domains, files, limits, tenants};
         tenants::create,
         domains::create, domains::list, domains::get, domains::delete, domains::check,
         domains::events,
-        files::put, files::list, files::delete, limits::show,
+        files::put, files::list, files::delete, limits::show, tenants::events,
+        admin::tenants, admin::suspend, admin::unsuspend, admin::block, admin::blocked,
+        admin::unblock, admin::audit,
         crate::healthz, events_stream, metrics,
     ),
     components(schemas(Problem, DomainView, Status, DnsInstructions, DnsRecord, CheckView,
         CertificateView, RenewalWindowView, QueuedView, DomainList, EventView, EventList, FileView, FileUsage, FileList,
-        Allowance, RateView, LimitsView,
+        Allowance, RateView, LimitsView, TenantEventList, TenantEventView,
+        admin::Action, admin::NewBlock, admin::AdminTenant, admin::AdminTenantList, admin::BlockView,
+        admin::BlockList, admin::AuditView, admin::AuditList,
         TenantCreated, Health, LiveEvent, LiveEventKind)),
     modifiers(&Security, &RateLimited, &ResponseDescriptions),
     tags(

@@ -201,6 +201,10 @@ impl From<landlord_store::StoreError> for Problem {
                 ),
                 retry_after,
             ),
+            StoreError::HostnameBlocked(h) => Problem::invalid(
+                "invalid-hostname",
+                format!("{h} is blocked on this platform and cannot be registered."),
+            ),
             StoreError::Database(e) if is_unavailable(&e) => Problem::unavailable(&e),
             StoreError::Database(e) => Problem::internal(&e),
         }

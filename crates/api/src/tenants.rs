@@ -6,9 +6,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::extract::{Admin, Json};
+use crate::extract::{Admin, Caller, Json};
 use crate::problem::Problem;
-use crate::views::TenantCreated;
+use crate::views::{TenantCreated, TenantEventList, TenantEventView, rfc3339};
 
 /// The longest tenant name, in characters.
 const NAME_MAX_CHARS: usize = 200;
@@ -68,4 +68,30 @@ pub async fn create(
             api_key: key.secret,
         }),
     ))
+}
+
+/// The caller's own log, newest first (at most 200): what happened to the account, such
+/// as a hostname claimed by another account that proved control of its DNS.
+#[utoipa::path(get, path = "/v1/tenant/events", tag = "tenant", operation_id = "tenant_events",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = TenantEventList),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The account is suspended", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn events(
+    Caller(tenant): Caller,
+    State(state): State<AppState>,
+) -> Result<axum::Json<TenantEventList>, Problem> {
+    let events = state.store.tenant_events(tenant, 200).await?;
+    Ok(axum::Json(TenantEventList {
+        events: events
+            .into_iter()
+            .map(|e| TenantEventView {
+                at: rfc3339(e.at),
+                kind: e.kind,
+                message: e.message,
+            })
+            .collect(),
+    }))
 }

@@ -164,6 +164,7 @@ pub struct LiveEvent {
 
 /// `ready` once, first, when the stream is live; then `domain` when one of the caller's
 /// domains changes or is deleted and `timeline` when an entry is added to its timeline.
+/// `account` `{"id"}`: a new entry of the caller's own log (`GET /v1/tenant/events`).
 /// `resync` means changes may have been missed (the stream fell behind, or the server's
 /// database notifications reconnected): re-read what you show.
 #[derive(ToSchema)]
@@ -177,6 +178,8 @@ pub enum LiveEventKind {
     Timeline,
     #[schema(rename = "resync")]
     Resync,
+    #[schema(rename = "account")]
+    Account,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -339,4 +342,20 @@ impl From<&FileMeta> for FileView {
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// An entry of the caller's own log: what happened to the account (a hostname claimed
+/// away by another account, a suspension), kept after the domains it names are gone.
+#[derive(Serialize, ToSchema)]
+pub struct TenantEventView {
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// `hostname_claimed`, `suspended`, `unsuspended`.
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantEventList {
+    pub events: Vec<TenantEventView>,
 }

@@ -67,6 +67,26 @@ enum CaCommand {
 enum TenantCommand {
     /// Create a tenant and print {"id","name","api_key"} as JSON.
     Create { name: String },
+    /// Print every tenant with its domain count and suspension, one JSON object per line.
+    List,
+    /// Suspend a tenant: its API keys answer 403 and its hostnames stop being served.
+    Suspend {
+        id: uuid::Uuid,
+        /// Why (for the audit log).
+        #[arg(long, default_value = "suspended from the command line")]
+        reason: String,
+        /// Who (for the audit log).
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// Lift a suspension.
+    Unsuspend {
+        id: uuid::Uuid,
+        #[arg(long, default_value = "unsuspended from the command line")]
+        reason: String,
+        #[arg(long)]
+        operator: Option<String>,
+    },
 }
 
 /// A failure that ends the process: printed as one line, exit code by kind.
@@ -106,6 +126,25 @@ fn main() -> ExitCode {
             Command::Tenant {
                 command: TenantCommand::Create { name },
             } => run::create_tenant(&cli.settings, migrate, &name).await,
+            Command::Tenant {
+                command: TenantCommand::List,
+            } => run::list_tenants(&cli.settings, migrate).await,
+            Command::Tenant {
+                command:
+                    TenantCommand::Suspend {
+                        id,
+                        reason,
+                        operator,
+                    },
+            } => run::suspend_tenant(&cli.settings, migrate, id, true, &reason, operator).await,
+            Command::Tenant {
+                command:
+                    TenantCommand::Unsuspend {
+                        id,
+                        reason,
+                        operator,
+                    },
+            } => run::suspend_tenant(&cli.settings, migrate, id, false, &reason, operator).await,
             Command::Api => {
                 run::roles(
                     &cli.settings,

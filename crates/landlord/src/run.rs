@@ -33,6 +33,41 @@ pub async fn create_tenant(settings: &Settings, migrate: bool, name: &str) -> Re
     Ok(())
 }
 
+/// `landlord tenant list`: one JSON object per tenant and line.
+pub async fn list_tenants(settings: &Settings, migrate: bool) -> Result<(), Fatal> {
+    let store = settings.store(migrate).await?;
+    for tenant in store.list_tenants().await.context("listing tenants")? {
+        println!("{}", serde_json::to_string(&tenant).context("encoding")?);
+    }
+    Ok(())
+}
+
+/// `landlord tenant suspend|unsuspend ID`: prints the tenant as JSON; exit 2 for an
+/// unknown id.
+pub async fn suspend_tenant(
+    settings: &Settings,
+    migrate: bool,
+    id: uuid::Uuid,
+    suspend: bool,
+    reason: &str,
+    operator: Option<String>,
+) -> Result<(), Fatal> {
+    let store = settings.store(migrate).await?;
+    let why = landlord_store::Because {
+        reason,
+        operator: operator.as_deref(),
+    };
+    let tenant = if suspend {
+        store.suspend_tenant(id, why).await
+    } else {
+        store.unsuspend_tenant(id, why).await
+    }
+    .context("updating the tenant")?
+    .ok_or_else(|| Fatal::Config(format!("there is no tenant with id {id}")))?;
+    println!("{}", serde_json::to_string(&tenant).context("encoding")?);
+    Ok(())
+}
+
 /// Everything `landlord api` needs, validated before connecting.
 pub fn api_config(settings: &Settings) -> Result<ApiConfig, Fatal> {
     let mut config = ApiConfig::new(

@@ -84,3 +84,74 @@ async fn http_get(port: u16, host: &str) -> String {
     stream.read_to_end(&mut answer).await.unwrap();
     String::from_utf8_lossy(&answer).into_owned()
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_suspended_tenant_is_not_served_until_unsuspended(pool: PgPool) {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let mut p = Platform::start(pool.clone(), &[]).await;
+    let https = p.spawn_edge().await;
+    p.spawn("worker", &[]);
+    let key = p.tenant().await;
+    let host = unique("suspended");
+    p.point(&host).await;
+    let id = p.add_domain(&key, &host).await;
+    p.put_file(&key, "index.html", "text/html", "<h1>tenant page</h1>")
+        .await;
+    p.wait_domain(&key, &id, ISSUE_DEADLINE, |d| d["status"] == "active")
+        .await;
+    let client = p.https_client(&host, https);
+    let page = |client: reqwest::Client, host: String| async move {
+        match client.get(format!("https://{host}:{https}/")).send().await {
+            Ok(r) if r.status() == 200 => r.text().await.ok(),
+            _ => None,
+        }
+    };
+    assert!(
+        page(client.clone(), host.clone())
+            .await
+            .unwrap()
+            .contains("tenant page")
+    );
+    let tenant: String = sqlx::query_scalar("SELECT tenant_id::text FROM domains")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+
+    let admin = |action: &'static str| {
+        p.client
+            .post(format!("{}/v1/admin/tenants/{tenant}/{action}", p.api))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({"reason": "test", "operator": "e2e"}))
+            .send()
+    };
+    assert_eq!(admin("suspend").await.unwrap().status(), 200);
+    let suspended = Instant::now();
+    while page(client.clone(), host.clone()).await.is_some() {
+        assert!(
+            suspended.elapsed() < Duration::from_secs(10),
+            "still served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("suspension to no content: {:?}", suspended.elapsed());
+    // Its API key is refused meanwhile.
+    let res = p
+        .client
+        .get(format!("{}/v1/domains", p.api))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    assert_eq!(admin("unsuspend").await.unwrap().status(), 200);
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(body) = page(p.https_client(&host, https), host.clone()).await {
+            assert!(body.contains("tenant page"));
+            break;
+        }
+        assert!(Instant::now() < end, "not served again after unsuspend");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -168,6 +168,63 @@ async fn migrate_then_create_tenant_prints_json(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
+async fn tenants_are_listed_suspended_and_unsuspended(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let env = [("DATABASE_URL", url.as_str()), ("RUST_LOG", "off")];
+    let created = landlord(&["tenant", "create", "Shady"], &env);
+    let created: serde_json::Value =
+        serde_json::from_slice(&created.stdout).expect("tenant create prints JSON");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let json_lines = |args: &[&str]| -> Vec<serde_json::Value> {
+        let out = landlord(args, &env);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let listed = json_lines(&["tenant", "list"]);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["domains"], 0);
+    assert!(listed[0]["suspended_at"].is_null());
+
+    let suspended = json_lines(&[
+        "tenant",
+        "suspend",
+        &id,
+        "--reason",
+        "spam",
+        "--operator",
+        "bob",
+    ]);
+    assert!(suspended[0]["suspended_at"].is_string());
+    assert_eq!(suspended[0]["suspended_reason"], "spam");
+    let audit: (String, String, Option<String>) =
+        sqlx::query_as("SELECT action, reason, operator FROM audit_log ORDER BY id DESC LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        audit,
+        ("tenant_suspended".into(), "spam".into(), Some("bob".into()))
+    );
+
+    let unsuspended = json_lines(&["tenant", "unsuspend", &id]);
+    assert!(unsuspended[0]["suspended_at"].is_null());
+    let out = landlord(
+        &["tenant", "suspend", "00000000-0000-0000-0000-000000000000"],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(2), "an unknown id is a usage error");
+}
+
+#[sqlx::test(migrations = false)]
 async fn api_serves_and_stops_cleanly_on_sigterm(pool: PgPool) {
     let url = url_of(&pool).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")

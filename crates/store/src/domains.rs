@@ -135,6 +135,16 @@ impl Store {
                 max: max_domains,
             });
         }
+        let blocked: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM blocked_hostnames WHERE hostname = $1 \
+                 OR (subdomains AND right($1, length(hostname) + 1) = '.' || hostname))",
+        )
+        .bind(hostname.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if blocked {
+            return Err(StoreError::HostnameBlocked(hostname.to_string()));
+        }
         let inserted = sqlx::query_as::<_, Domain>(concat!(
             "WITH d AS (INSERT INTO domains (id, tenant_id, hostname) VALUES ($1, $2, $3) \
              RETURNING *) SELECT ",

@@ -36,12 +36,12 @@ pub struct ServingCertificate {
 }
 
 impl Store {
-    /// Every registered hostname (the edge's allowlist): its tenant and whether an ACME
+    /// Every registered hostname that is served (not held: see `admin`) (the edge's allowlist): its tenant and whether an ACME
     /// order is in flight for it.
     pub async fn all_hostnames(&self) -> Result<Vec<RegisteredName>> {
         Ok(sqlx::query_as(
             "SELECT hostname, tenant_id, order_url IS NOT NULL AS validating, \
-                 status = 'pending_dns' AS pending FROM domains",
+                 status = 'pending_dns' AS pending FROM domains WHERE held IS NULL",
         )
         .fetch_all(&self.pool)
         .await?)
@@ -68,7 +68,8 @@ impl Store {
     pub async fn registered_name(&self, hostname: &str) -> Result<Option<RegisteredName>> {
         Ok(sqlx::query_as(
             "SELECT hostname, tenant_id, order_url IS NOT NULL AS validating, \
-                 status = 'pending_dns' AS pending FROM domains WHERE hostname = $1",
+                 status = 'pending_dns' AS pending FROM domains \
+             WHERE hostname = $1 AND held IS NULL",
         )
         .bind(hostname)
         .fetch_optional(&self.pool)
@@ -93,7 +94,8 @@ impl Store {
     /// The certificate currently served for a hostname.
     pub async fn serving_certificate(&self, hostname: &str) -> Result<Option<ServingCertificate>> {
         Ok(sqlx::query_as(
-            "SELECT tenant_id, chain_pem, key_sealed, not_after FROM certificates WHERE hostname = $1",
+            "SELECT c.tenant_id, c.chain_pem, c.key_sealed, c.not_after FROM certificates c \
+             JOIN domains d ON d.id = c.domain_id WHERE c.hostname = $1 AND d.held IS NULL",
         )
         .bind(hostname)
         .fetch_optional(&self.pool)

@@ -4,6 +4,7 @@
 //! the function that needs them; every query on tenant data takes the [`TenantId`] of the
 //! caller, so isolation is a property of the function signatures, not of handler code.
 
+mod admin;
 pub mod budget;
 mod domains;
 mod edge;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 pub use sqlx::{Error as SqlxError, PgPool};
 
+pub use admin::{AuditEntry, Because, BlockedHostname, TenantEvent, TenantSummary};
 pub use budget::{Budget, BudgetKind, Budgets, OrderRequest, Reservation};
 pub use domains::{CertificateSummary, Domain, DomainStatus, Page, RenewalWindow};
 pub use edge::{Change, ChangePoll, FleetSnapshot, RegisteredName, ServingCertificate};
@@ -56,6 +58,8 @@ pub enum StoreError {
         interval: std::time::Duration,
         retry_after: std::time::Duration,
     },
+    #[error("the hostname {0} is blocked on this platform")]
+    HostnameBlocked(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

@@ -30,6 +30,8 @@ pub enum Authenticated {
     Tenant(TenantId),
     /// Over the request rate: retry after this long.
     Limited(TenantId, std::time::Duration),
+    /// The tenant is suspended by the operator.
+    Suspended(TenantId),
 }
 
 /// A freshly minted API key. The secret exists only in this value: the database keeps
@@ -90,7 +92,9 @@ impl Store {
     pub async fn authenticate(&self, secret: &str) -> Result<Option<TenantId>> {
         Ok(match self.authenticate_metered(secret, None).await? {
             Authenticated::Unknown => None,
-            Authenticated::Tenant(t) | Authenticated::Limited(t, _) => Some(t),
+            Authenticated::Tenant(t)
+            | Authenticated::Limited(t, _)
+            | Authenticated::Suspended(t) => Some(t),
         })
     }
 
@@ -109,30 +113,36 @@ impl Store {
         }
         let hash = ApiKey::hash(secret);
         let Some(rate) = rate else {
-            let id: Option<Uuid> = sqlx::query_scalar(
-                "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            let row: Option<(Uuid, bool)> = sqlx::query_as(
+                "SELECT k.tenant_id, t.suspended_at IS NOT NULL FROM api_keys k \
+                 JOIN tenants t ON t.id = k.tenant_id \
+                 WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
             )
             .bind(hash)
             .fetch_optional(&self.pool)
             .await?;
-            return Ok(id.map_or(Authenticated::Unknown, |t| {
-                Authenticated::Tenant(TenantId(t))
-            }));
+            return Ok(match row {
+                None => Authenticated::Unknown,
+                Some((t, true)) => Authenticated::Suspended(TenantId(t)),
+                Some((t, false)) => Authenticated::Tenant(TenantId(t)),
+            });
         };
         // Emission interval T = window / limit; tolerance tau = window - T. A request at
         // `now` fits when max(tat, now) - now <= tau, and moves tat on by T.
         let interval = rate.window.as_secs_f64() / f64::from(rate.limit.max(1));
         let tolerance = rate.window.as_secs_f64() - interval;
-        let row: Option<(Uuid, bool, f64)> = sqlx::query_as(
-            "WITH k AS (SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL), \
+        let row: Option<(Uuid, bool, bool, f64)> = sqlx::query_as(
+            "WITH k AS (SELECT k.tenant_id, t.suspended_at IS NOT NULL AS suspended \
+                 FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+                 WHERE k.key_hash = $1 AND k.revoked_at IS NULL), \
              charged AS ( \
                  INSERT INTO api_rate AS r (tenant_id, tat) \
-                 SELECT tenant_id, now() + make_interval(secs => $2) FROM k \
+                 SELECT tenant_id, now() + make_interval(secs => $2) FROM k WHERE NOT suspended \
                  ON CONFLICT (tenant_id) DO UPDATE \
                      SET tat = GREATEST(r.tat, now()) + make_interval(secs => $2) \
                      WHERE GREATEST(r.tat, now()) - now() <= make_interval(secs => $3) \
                  RETURNING tenant_id) \
-             SELECT k.tenant_id, EXISTS (SELECT 1 FROM charged), \
+             SELECT k.tenant_id, k.suspended, EXISTS (SELECT 1 FROM charged), \
                  COALESCE((SELECT EXTRACT(EPOCH FROM r.tat - now())::float8 - $3 \
                      FROM api_rate r WHERE r.tenant_id = k.tenant_id), 0) \
              FROM k",
@@ -144,8 +154,9 @@ impl Store {
         .await?;
         Ok(match row {
             None => Authenticated::Unknown,
-            Some((tenant, true, _)) => Authenticated::Tenant(TenantId(tenant)),
-            Some((tenant, false, wait)) => Authenticated::Limited(
+            Some((tenant, true, _, _)) => Authenticated::Suspended(TenantId(tenant)),
+            Some((tenant, false, true, _)) => Authenticated::Tenant(TenantId(tenant)),
+            Some((tenant, false, false, wait)) => Authenticated::Limited(
                 TenantId(tenant),
                 std::time::Duration::from_secs_f64(wait.max(0.0)),
             ),

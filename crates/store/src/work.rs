@@ -120,7 +120,7 @@ impl Store {
         Ok(sqlx::query_as::<_, Claimed>(
             "WITH due AS ( \
                  SELECT id FROM domains \
-                 WHERE next_attempt_at <= now() \
+                 WHERE next_attempt_at <= now() AND held IS NULL \
                    AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
                  ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
              d AS ( \
@@ -147,7 +147,8 @@ impl Store {
     pub async fn next_due_in(&self) -> Result<Option<Duration>> {
         let secs: Option<f64> = sqlx::query_scalar(
             "SELECT GREATEST(0, EXTRACT(EPOCH FROM (MIN(GREATEST(next_attempt_at, \
-                 COALESCE(lease_expires_at, next_attempt_at))) - now())))::float8 FROM domains",
+                 COALESCE(lease_expires_at, next_attempt_at))) - now())))::float8 FROM domains \
+             WHERE held IS NULL",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -472,12 +473,12 @@ impl Store {
 
     /// Whether any tenant registered `hostname` (for the edge's HTTP → HTTPS redirect).
     pub async fn hostname_registered(&self, hostname: &str) -> Result<bool> {
-        Ok(
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM domains WHERE hostname = $1)")
-                .bind(hostname)
-                .fetch_one(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM domains WHERE hostname = $1 AND held IS NULL)",
         )
+        .bind(hostname)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// The sealed ACME account credentials for a directory, if an account exists.

@@ -1,0 +1,326 @@
+//! `/v1/admin/…`: operator abuse controls (admin token). Every action is written to the
+//! audit log with when, why and (when given) who.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::extract::{Admin, Json, Path};
+use crate::problem::Problem;
+use crate::views::rfc3339;
+use landlord_store::{Because, Hostname};
+
+/// Why (required) and who (optional), for the audit log.
+#[derive(Deserialize, ToSchema)]
+pub struct Action {
+    /// Why, in a few words (1 to 500 characters).
+    #[schema(min_length = 1, max_length = 500, example = "phishing report #1234")]
+    reason: String,
+    /// The operator's name, for the audit log.
+    #[schema(max_length = 200)]
+    operator: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewBlock {
+    /// The hostname to block, e.g. `login.bank.example`.
+    #[schema(min_length = 1, example = "login.bank.example")]
+    hostname: String,
+    /// Block every name below it too.
+    #[serde(default)]
+    subdomains: bool,
+    #[schema(min_length = 1, max_length = 500)]
+    reason: String,
+    #[schema(max_length = 200)]
+    operator: Option<String>,
+}
+
+/// A tenant as an operator sees it.
+#[derive(Serialize, ToSchema)]
+pub struct AdminTenant {
+    id: Uuid,
+    name: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    suspended: bool,
+    #[schema(format = DateTime)]
+    suspended_at: Option<String>,
+    suspended_reason: Option<String>,
+    domains: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AdminTenantList {
+    tenants: Vec<AdminTenant>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BlockView {
+    hostname: String,
+    subdomains: bool,
+    reason: String,
+    operator: Option<String>,
+    #[schema(format = DateTime)]
+    at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BlockList {
+    blocked: Vec<BlockView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditView {
+    #[schema(format = DateTime)]
+    at: String,
+    /// `tenant_suspended`, `tenant_unsuspended`, `hostname_blocked`, `hostname_unblocked`.
+    action: String,
+    /// The tenant id or the hostname.
+    subject: String,
+    reason: String,
+    operator: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditList {
+    events: Vec<AuditView>,
+}
+
+/// Every tenant with its domain count and suspension.
+#[utoipa::path(get, path = "/v1/admin/tenants", tag = "admin", operation_id = "admin_list_tenants",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = AdminTenantList),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admin endpoints are disabled", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn tenants(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<axum::Json<AdminTenantList>, Problem> {
+    let tenants = state.store.list_tenants().await?;
+    Ok(axum::Json(AdminTenantList {
+        tenants: tenants.into_iter().map(AdminTenant::from).collect(),
+    }))
+}
+
+/// Suspend a tenant: its API keys answer 403 and its hostnames stop being served within
+/// seconds; nothing is issued or renewed for it meanwhile. Its data is kept.
+#[utoipa::path(post, path = "/v1/admin/tenants/{id}/suspend", tag = "admin", operation_id = "admin_suspend_tenant",
+    params(("id" = Uuid, Path, description = "Tenant id")),
+    request_body = Action,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = AdminTenant),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn suspend(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<Action>,
+) -> Result<axum::Json<AdminTenant>, Problem> {
+    let why = because(&body.reason, body.operator.as_deref())?;
+    let tenant = state
+        .store
+        .suspend_tenant(id, why)
+        .await?
+        .ok_or_else(|| no_tenant(id))?;
+    tracing::warn!(tenant = %id, reason = why.reason, operator = why.operator, "tenant suspended");
+    Ok(axum::Json(tenant.into()))
+}
+
+/// Lift a suspension; the tenant's hostnames are served again.
+#[utoipa::path(post, path = "/v1/admin/tenants/{id}/unsuspend", tag = "admin", operation_id = "admin_unsuspend_tenant",
+    params(("id" = Uuid, Path, description = "Tenant id")),
+    request_body = Action,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = AdminTenant),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn unsuspend(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<Action>,
+) -> Result<axum::Json<AdminTenant>, Problem> {
+    let why = because(&body.reason, body.operator.as_deref())?;
+    let tenant = state
+        .store
+        .unsuspend_tenant(id, why)
+        .await?
+        .ok_or_else(|| no_tenant(id))?;
+    tracing::warn!(tenant = %id, reason = why.reason, operator = why.operator, "tenant unsuspended");
+    Ok(axum::Json(tenant.into()))
+}
+
+/// Block a hostname (optionally with every name below it) platform-wide: no tenant may
+/// register it, and an existing registration stops being served.
+#[utoipa::path(post, path = "/v1/admin/blocked-hostnames", tag = "admin", operation_id = "admin_block_hostname",
+    request_body = NewBlock,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, body = BlockView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn block(
+    _: Admin,
+    State(state): State<AppState>,
+    Json(body): Json<NewBlock>,
+) -> Result<(StatusCode, axum::Json<BlockView>), Problem> {
+    let hostname = Hostname::parse(&body.hostname)
+        .map_err(|e| Problem::invalid("invalid-hostname", e.to_string()))?;
+    let why = because(&body.reason, body.operator.as_deref())?;
+    let blocked = state
+        .store
+        .block_hostname(&hostname, body.subdomains, why)
+        .await?;
+    tracing::warn!(%hostname, subdomains = body.subdomains, reason = why.reason, "hostname blocked");
+    Ok((StatusCode::CREATED, axum::Json(blocked.into())))
+}
+
+/// Every blocked hostname.
+#[utoipa::path(get, path = "/v1/admin/blocked-hostnames", tag = "admin", operation_id = "admin_list_blocked",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = BlockList),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn blocked(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<axum::Json<BlockList>, Problem> {
+    let blocked = state.store.blocked_hostnames().await?;
+    Ok(axum::Json(BlockList {
+        blocked: blocked.into_iter().map(BlockView::from).collect(),
+    }))
+}
+
+/// Lift a block (the reason goes to the audit log).
+#[utoipa::path(post, path = "/v1/admin/blocked-hostnames/{hostname}/unblock", tag = "admin", operation_id = "admin_unblock_hostname",
+    params(("hostname" = String, Path, description = "The blocked hostname")),
+    request_body = Action,
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Unblocked"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn unblock(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    Json(body): Json<Action>,
+) -> Result<StatusCode, Problem> {
+    let hostname =
+        Hostname::parse(&raw).map_err(|e| Problem::invalid("invalid-hostname", e.to_string()))?;
+    let why = because(&body.reason, body.operator.as_deref())?;
+    if state.store.unblock_hostname(&hostname, why).await? {
+        tracing::warn!(%hostname, reason = why.reason, "hostname unblocked");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::not_found(format!("{hostname} is not blocked.")))
+    }
+}
+
+/// The newest operator actions (at most 500), newest first.
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", operation_id = "admin_audit_log",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = AuditList),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn audit(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<axum::Json<AuditList>, Problem> {
+    let entries = state.store.audit_log(500).await?;
+    Ok(axum::Json(AuditList {
+        events: entries
+            .into_iter()
+            .map(|e| AuditView {
+                at: rfc3339(e.at),
+                action: e.action,
+                subject: e.subject,
+                reason: e.reason,
+                operator: e.operator,
+            })
+            .collect(),
+    }))
+}
+
+fn because<'a>(reason: &'a str, operator: Option<&'a str>) -> Result<Because<'a>, Problem> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+        return Err(Problem::invalid(
+            "invalid-reason",
+            "Give a reason of 1 to 500 characters without control characters; it goes to the audit log.",
+        ));
+    }
+    let operator = operator.map(str::trim).filter(|o| !o.is_empty());
+    if operator.is_some_and(|o| o.chars().count() > 200 || o.chars().any(char::is_control)) {
+        return Err(Problem::invalid(
+            "invalid-operator",
+            "The operator's name must be at most 200 characters without control characters.",
+        ));
+    }
+    Ok(Because { reason, operator })
+}
+
+fn no_tenant(id: Uuid) -> Problem {
+    Problem::not_found(format!("There is no tenant with id {id}."))
+}
+
+impl From<landlord_store::TenantSummary> for AdminTenant {
+    fn from(t: landlord_store::TenantSummary) -> Self {
+        AdminTenant {
+            id: t.id,
+            name: t.name,
+            created_at: rfc3339(t.created_at),
+            suspended: t.suspended_at.is_some(),
+            suspended_at: t.suspended_at.map(rfc3339),
+            suspended_reason: t.suspended_reason,
+            domains: t.domains,
+        }
+    }
+}
+
+impl From<landlord_store::BlockedHostname> for BlockView {
+    fn from(b: landlord_store::BlockedHostname) -> Self {
+        BlockView {
+            hostname: b.hostname,
+            subdomains: b.subdomains,
+            reason: b.reason,
+            operator: b.operator,
+            at: rfc3339(b.at),
+        }
+    }
+}
