@@ -35,7 +35,8 @@ pub struct NewDomain {
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The tenant holds the most domains allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Another tenant (or you) holds this hostname", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another tenant (or you) holds this hostname; for another tenant's, `ownership` is the TXT record that proves the caller's control (publish it, then retry)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "A claim was looked up in DNS moments ago; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than 2 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid hostname or body shape, with the reason in `detail`", body = Problem, content_type = "application/problem+json"),
@@ -50,10 +51,16 @@ pub async fn create(
     if let Some(why) = state.config.hostnames.refusal(&hostname) {
         return Err(Problem::invalid("invalid-hostname", why));
     }
-    let domain = state
+    let domain = match state
         .store
         .create_domain(tenant, &hostname, state.config.limits.max_domains)
-        .await?;
+        .await
+    {
+        Err(landlord_store::StoreError::HostnameTaken(_)) => {
+            crate::claims::attempt(&state, tenant, &hostname).await?
+        }
+        other => other?,
+    };
     tracing::info!(domain = %domain.id, %hostname, "domain registered");
     Ok((
         StatusCode::CREATED,

@@ -5,6 +5,7 @@
 //! [`problem::Problem`].
 
 mod admin;
+mod claims;
 mod dashboard;
 mod domains;
 mod extract;
@@ -42,6 +43,8 @@ pub struct ApiConfig {
     pub hostnames: HostnamePolicy,
     /// Addresses an A/AAAA record may point at instead of the CNAME.
     pub edge_ips: Vec<IpAddr>,
+    /// Resolvers for claim lookups (`LANDLORD_DNS_SERVERS`); empty: the system's.
+    pub dns_servers: Vec<std::net::SocketAddr>,
     /// SHA-256 of `LANDLORD_ADMIN_TOKEN`; `None` disables the admin endpoints.
     pub admin_token_hash: Option<Vec<u8>>,
     /// What one tenant may hold (files, bytes, domains).
@@ -76,6 +79,7 @@ impl ApiConfig {
         };
         Self {
             hostnames,
+            dns_servers: Vec::new(),
             cname_target,
             edge_ips,
             admin_token_hash: admin_token.map(extract::hash_admin_token),
@@ -94,6 +98,8 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<ApiConfig>,
     hub: Arc<live::Hub>,
+    /// Built on the first claim lookup.
+    resolver: Arc<tokio::sync::OnceCell<hickory_resolver::TokioResolver>>,
 }
 
 /// The whole HTTP surface of `landlord api`.
@@ -104,6 +110,7 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
         store,
         config: Arc::new(config),
         hub: Arc::default(),
+        resolver: Arc::default(),
     };
     let files = Router::new()
         .route("/v1/files", get(files::list))

@@ -25,7 +25,7 @@ use crate::{admin, domains, files, limits, tenants};
         admin::unblock, admin::audit,
         crate::healthz, events_stream, metrics,
     ),
-    components(schemas(Problem, DomainView, Status, DnsInstructions, DnsRecord, CheckView,
+    components(schemas(Problem, DomainView, Status, DnsInstructions, DnsRecord, OwnershipRecord, CheckView,
         CertificateView, RenewalWindowView, QueuedView, DomainList, EventView, EventList, FileView, FileUsage, FileList,
         Allowance, RateView, LimitsView, TenantEventList, TenantEventView,
         admin::Action, admin::NewBlock, admin::AdminTenant, admin::AdminTenantList, admin::BlockView,

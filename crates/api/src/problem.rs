@@ -19,6 +19,11 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
+    /// On a 409 for a hostname another account holds: the TXT record that proves control
+    /// of it (`{"type":"TXT","name","value","verified"}`); publish it and retry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub ownership: Option<Box<serde_json::Value>>,
     #[serde(skip)]
     #[schema(ignore)]
     www_authenticate: bool,
@@ -36,6 +41,7 @@ impl Problem {
             title: title.to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
+            ownership: None,
             www_authenticate: false,
             retry_after: None,
         }
@@ -48,6 +54,7 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
+            ownership: None,
             www_authenticate: false,
             retry_after: None,
         }

@@ -22,6 +22,10 @@ pub struct DomainView {
     #[schema(value_type = Status)]
     pub status: DomainStatus,
     pub dns: DnsInstructions,
+    /// The TXT record that proves control of the hostname when it is pointed with A/AAAA
+    /// records instead of the CNAME (absent when only a CNAME can point it here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<OwnershipRecord>,
     pub check: CheckView,
     pub certificate: Option<CertificateView>,
     /// Why the last issuance attempt failed, in plain words.
@@ -56,8 +60,25 @@ pub struct DnsInstructions {
     #[schema(example = "CNAME")]
     pub kind: String,
     pub name: String,
+    /// This domain's own CNAME target (every registration has its own).
     pub value: String,
+    /// Registered before per-domain targets: the bare shared target still verifies this
+    /// domain; move the CNAME to `value` at your convenience.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shared_target_accepted: bool,
     pub alternatives: Vec<DnsRecord>,
+}
+
+/// A TXT record to publish, and whether a check has found it.
+#[derive(Serialize, ToSchema, Clone)]
+pub struct OwnershipRecord {
+    #[serde(rename = "type")]
+    #[schema(example = "TXT")]
+    pub kind: String,
+    #[schema(example = "_landlord.status.example.com")]
+    pub name: String,
+    pub value: String,
+    pub verified: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -279,10 +300,17 @@ impl DomainView {
                 .map(|h| h.to_unicode())
                 .unwrap_or_else(|_| d.hostname.clone()),
             status: d.status,
+            ownership: (!config.edge_ips.is_empty()).then(|| OwnershipRecord {
+                kind: "TXT".to_owned(),
+                name: landlord_store::ownership_record_name(&d.hostname),
+                value: d.ownership_token.clone(),
+                verified: d.ownership_verified_at.is_some(),
+            }),
             dns: DnsInstructions {
                 kind: "CNAME".to_owned(),
                 name: d.hostname.clone(),
-                value: config.cname_target.to_string(),
+                value: format!("{}.{}", d.target_label, config.cname_target),
+                shared_target_accepted: d.shared_target_ok,
                 alternatives,
             },
             check: CheckView {

@@ -110,6 +110,7 @@ struct Name {
     tenant: Uuid,
     validating: bool,
     pending: bool,
+    issuing: bool,
 }
 
 /// A pending hostname's visitors ask the workers for a check at most this often (per
@@ -304,8 +305,11 @@ impl Directory {
 
     /// The key authorization for an HTTP-01 challenge. From memory for a hostname with an
     /// order in flight; when the token is not in memory yet (the CA may fetch before this
-    /// edge has applied the change that published it) one lookup, through a database
-    /// turn. Any other hostname costs nothing: strangers cannot make this edge query.
+    /// edge has applied the change that published it, e.g. while it works through a burst
+    /// of changes) one lookup, through a database turn, for a hostname that has an order in
+    /// flight or is waiting for its first certificate (`pending_dns`, `issuing`: this edge
+    /// may not have heard of its order yet). Any other hostname costs nothing: strangers
+    /// cannot make this edge query for names they did not register.
     pub async fn challenge(
         &self,
         hostname: &str,
@@ -327,7 +331,7 @@ impl Directory {
             .read()
             .expect("names lock")
             .get(hostname)
-            .is_some_and(|n| n.validating);
+            .is_some_and(|n| n.validating || n.pending || n.issuing);
         if !(expected || validating) {
             return Ok(None);
         }
@@ -555,6 +559,7 @@ fn name_entry(r: RegisteredName) -> (String, Name) {
             tenant: r.tenant_id,
             validating: r.validating,
             pending: r.pending,
+            issuing: r.issuing,
         },
     )
 }

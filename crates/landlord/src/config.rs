@@ -239,9 +239,9 @@ impl Settings {
     }
 
     /// Everything `landlord worker` needs, validated.
-    pub fn worker_config(&self, localhost_is_ours: bool) -> Result<WorkerConfig, Fatal> {
-        let servers = self
-            .dns_servers
+    /// `LANDLORD_DNS_SERVERS`, parsed (`ip` means port 53).
+    pub fn dns_servers(&self) -> Result<Vec<SocketAddr>, Fatal> {
+        self.dns_servers
             .iter()
             .map(|s| s.trim())
             .filter(|s| !s.is_empty())
@@ -254,7 +254,11 @@ impl Settings {
                         ))
                     })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect()
+    }
+
+    pub fn worker_config(&self, localhost_is_ours: bool) -> Result<WorkerConfig, Fatal> {
+        let servers = self.dns_servers()?;
         let mut caa: Vec<String> = self
             .acme_caa_identities
             .iter()

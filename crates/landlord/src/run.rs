@@ -76,6 +76,7 @@ pub fn api_config(settings: &Settings) -> Result<ApiConfig, Fatal> {
         settings.admin_token.as_deref().filter(|t| !t.is_empty()),
     );
     config.hostnames = settings.hostname_policy()?;
+    config.dns_servers = settings.dns_servers()?;
     config.limits = settings.tenant_limits()?;
     config.api_rate = settings.api_rate()?;
     if let Some(raw) = &settings.check_now_interval {

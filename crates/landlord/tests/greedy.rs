@@ -26,8 +26,7 @@ async fn one_tenant_cannot_take_the_whole_ca_budget(pool: PgPool) {
     let mut greedy_ids = Vec::new();
     for i in 0..30 {
         let host = unique(&format!("greedy{i}"));
-        p.point(&host).await;
-        greedy_ids.push(p.add_domain(&greedy, &host).await);
+        greedy_ids.push(p.add_pointed_domain(&greedy, &host).await);
     }
     // Every one of the 30 was looked at: 5 ordered, the rest queued.
     let end = Instant::now() + ISSUE_DEADLINE;
@@ -51,8 +50,7 @@ async fn one_tenant_cannot_take_the_whole_ca_budget(pool: PgPool) {
     let mut other_ids = Vec::new();
     for i in 0..2 {
         let host = unique(&format!("patient{i}"));
-        p.point(&host).await;
-        other_ids.push(p.add_domain(&other, &host).await);
+        other_ids.push(p.add_pointed_domain(&other, &host).await);
     }
     for id in &other_ids {
         p.wait_domain(&other, id, ISSUE_DEADLINE, |d| d["status"] == "active")
@@ -108,23 +106,27 @@ async fn a_slow_dns_domain_cannot_hold_a_worker(pool: PgPool) {
         ],
     );
     let key = p.tenant().await;
-    // A long name behind a CNAME chain: slow.a.b.c.d.e -> hop -> the platform target.
+    // A long name behind a CNAME chain: a.b.c.d.e.slow -> hop -> its own target.
     let slow = format!("a.b.c.d.e.{}", unique("slow"));
     let hop = unique("hop");
-    p.dns("/clear-aaaa", serde_json::json!({"host": slow}))
-        .await;
+    let slow_id = p.add_domain(&key, &slow).await;
+    p.point(&slow).await;
+    let target = p.target_of(&slow).await;
     p.dns(
         "/set-cname",
         serde_json::json!({"host": slow, "target": hop}),
     )
     .await;
-    p.point(&hop).await;
-    let slow_id = p.add_domain(&key, &slow).await;
+    p.dns(
+        "/set-cname",
+        serde_json::json!({"host": hop, "target": target}),
+    )
+    .await;
+    p.wake(&slow).await;
     let mut ids = Vec::new();
     for i in 0..2 {
         let host = unique(&format!("quick{i}"));
-        p.point(&host).await;
-        ids.push(p.add_domain(&key, &host).await);
+        ids.push(p.add_pointed_domain(&key, &host).await);
     }
     for id in &ids {
         p.wait_domain(&key, id, ISSUE_DEADLINE, |d| d["status"] == "active")
@@ -162,8 +164,7 @@ async fn a_lease_holds_through_a_slow_ca_but_not_past_a_stalled_worker(pool: PgP
     // 1. The CA keeps answering (the order is pending): the lease is renewed, nobody
     //    takes the domain over, even with a second worker waiting for work.
     let host = unique("slowca");
-    p.point(&host).await;
-    let id = p.add_domain(&key, &host).await;
+    let id = p.add_pointed_domain(&key, &host).await;
     wait_until(
         &pool,
         "the first order is placed",
@@ -206,8 +207,7 @@ async fn a_lease_holds_through_a_slow_ca_but_not_past_a_stalled_worker(pool: PgP
     p.procs[second].kill9();
     let before = relay.connections.load(std::sync::atomic::Ordering::SeqCst);
     let host = unique("stalled");
-    p.point(&host).await;
-    let id = p.add_domain(&key, &host).await;
+    let id = p.add_pointed_domain(&key, &host).await;
     // Stall it mid-exchange: once the CA's validation for this order has arrived.
     let end = Instant::now() + ISSUE_DEADLINE;
     while relay.connections.load(std::sync::atomic::Ordering::SeqCst) <= before {
@@ -269,8 +269,7 @@ async fn a_resumed_order_whose_key_is_unusable_is_dropped_for_a_new_one(pool: Pg
     let worker = p.spawn("worker", &[]);
     let key = p.tenant().await;
     let host = unique("lostkey");
-    p.point(&host).await;
-    let first = p.add_domain(&key, &host).await;
+    let first = p.add_pointed_domain(&key, &host).await;
     // Remember the order URL while it is in flight.
     let mut order_url = None;
     let end = Instant::now() + ISSUE_DEADLINE;
@@ -302,6 +301,7 @@ async fn a_resumed_order_whose_key_is_unusable_is_dropped_for_a_new_one(pool: Pg
         .unwrap();
     assert_eq!(res.status(), 204);
     let id = p.add_domain(&key, &host).await;
+    p.point(&host).await;
     sqlx::query(
         "UPDATE domains SET status = 'issuing', order_url = $2, order_key_sealed = $3, \
              next_attempt_at = now() WHERE hostname = $1",

@@ -82,8 +82,7 @@ async fn serving(pool: PgPool, env: &[(&str, &str)]) -> (Platform, String, u16, 
     p.spawn("worker", &[]);
     let key = p.tenant().await;
     let host = unique("hostile");
-    p.point(&host).await;
-    let id = p.add_domain(&key, &host).await;
+    let id = p.add_pointed_domain(&key, &host).await;
     let page = format!("<h1>{}</h1>", "x".repeat(20_000));
     p.put_file(&key, "index.html", "text/html", &page).await;
     p.wait_domain(&key, &id, ISSUE_DEADLINE, |d| d["status"] == "active")

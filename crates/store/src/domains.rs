@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::limits::{Limit, lock_tenant};
-use crate::{Hostname, Result, Store, StoreError, TenantId, WAKE_CHANNEL, is_unique_violation};
+use crate::{Hostname, Result, Store, StoreError, TenantId, WAKE_CHANNEL};
 
 /// Where a domain is in its life; see the contract's status table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
@@ -46,6 +46,19 @@ pub struct Domain {
     pub cert_ari_checked_at: Option<OffsetDateTime>,
     pub queued_reason: Option<String>,
     pub queued_until: Option<OffsetDateTime>,
+    /// This registration's own CNAME target is `<target_label>.<LANDLORD_CNAME_TARGET>`.
+    pub target_label: String,
+    /// Registered before per-domain targets: the bare shared target verifies it too.
+    pub shared_target_ok: bool,
+    /// The TXT value that proves control of a name pointed with A/AAAA records.
+    pub ownership_token: String,
+    pub ownership_verified_at: Option<OffsetDateTime>,
+}
+
+/// The TXT record name that proves control of `hostname` (exactly that name: a record on
+/// a parent does not cover its subdomains).
+pub fn ownership_record_name(hostname: &str) -> String {
+    format!("_landlord.{hostname}")
 }
 
 /// What the API shows of a domain's current certificate.
@@ -109,7 +122,8 @@ macro_rules! domain_columns {
          c.issuer AS cert_issuer, c.serial AS cert_serial, c.renew_at AS cert_renew_at, \
          c.ari_window_start AS cert_ari_window_start, c.ari_window_end AS cert_ari_window_end, \
          c.ari_explanation_url AS cert_ari_explanation_url, \
-         c.ari_checked_at AS cert_ari_checked_at, d.queued_reason, d.queued_until"
+         c.ari_checked_at AS cert_ari_checked_at, d.queued_reason, d.queued_until, \
+         d.target_label, d.shared_target_ok, d.ownership_token, d.ownership_verified_at"
     };
 }
 
@@ -124,71 +138,28 @@ impl Store {
         max_domains: i64,
     ) -> Result<Domain> {
         let mut tx = self.pool.begin().await?;
-        lock_tenant(&mut tx, tenant).await?;
-        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM domains WHERE tenant_id = $1")
-            .bind(tenant.0)
-            .fetch_one(&mut *tx)
-            .await?;
-        if held >= max_domains {
-            return Err(StoreError::LimitReached {
-                limit: Limit::Domains,
-                max: max_domains,
-            });
-        }
-        let blocked: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM blocked_hostnames WHERE hostname = $1 \
-                 OR (subdomains AND right($1, length(hostname) + 1) = '.' || hostname))",
-        )
-        .bind(hostname.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        if blocked {
-            return Err(StoreError::HostnameBlocked(hostname.to_string()));
-        }
-        let inserted = sqlx::query_as::<_, Domain>(concat!(
-            "WITH d AS (INSERT INTO domains (id, tenant_id, hostname) VALUES ($1, $2, $3) \
-             RETURNING *) SELECT ",
-            domain_columns!(),
-            " FROM d LEFT JOIN certificates c ON c.domain_id = d.id"
-        ))
-        .bind(Uuid::now_v7())
-        .bind(tenant.0)
-        .bind(hostname.as_str())
-        .fetch_one(&mut *tx)
-        .await;
-        let domain = match inserted {
-            Ok(d) => d,
-            Err(e) if is_unique_violation(&e, "domains_hostname_unique") => {
+        let message = format!("{hostname} was added. Waiting for its DNS to point at us.");
+        match insert_domain(&mut tx, tenant, hostname, max_domains, false, &message).await {
+            Ok(domain) => {
+                tx.commit().await?;
+                Ok(domain)
+            }
+            Err(StoreError::HostnameTaken(_)) => {
                 drop(tx);
                 let holder: Option<(Uuid, Uuid)> =
                     sqlx::query_as("SELECT id, tenant_id FROM domains WHERE hostname = $1")
                         .bind(hostname.as_str())
                         .fetch_optional(&self.pool)
                         .await?;
-                return Err(match holder {
+                Err(match holder {
                     Some((id, owner)) if owner == tenant.0 => {
                         StoreError::HostnameAlreadyYours(hostname.to_string(), id)
                     }
                     _ => StoreError::HostnameTaken(hostname.to_string()),
-                });
+                })
             }
-            Err(e) => return Err(e.into()),
-        };
-        crate::events::record(
-            &mut tx,
-            domain.id,
-            tenant,
-            "created",
-            &format!("{hostname} was added. Waiting for its DNS to point at us."),
-        )
-        .await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(WAKE_CHANNEL)
-            .bind(domain.id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(domain)
+            Err(e) => Err(e),
+        }
     }
 
     /// The caller's domains in creation order, `limit` at a time after `cursor`.
@@ -303,4 +274,62 @@ impl Store {
         tx.commit().await?;
         Ok(Some(d))
     }
+}
+
+/// Insert a domain for `tenant` inside the caller's transaction: the per-tenant count and
+/// the blocks are checked under the tenant's row lock; `verified` records its ownership
+/// as already proved (a claim won through DNS). Wakes the workers on commit.
+pub(crate) async fn insert_domain(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    hostname: &Hostname,
+    max_domains: i64,
+    verified: bool,
+    message: &str,
+) -> Result<Domain> {
+    lock_tenant(tx, tenant).await?;
+    let held: i64 = sqlx::query_scalar("SELECT count(*) FROM domains WHERE tenant_id = $1")
+        .bind(tenant.0)
+        .fetch_one(&mut *tx)
+        .await?;
+    if held >= max_domains {
+        return Err(StoreError::LimitReached {
+            limit: Limit::Domains,
+            max: max_domains,
+        });
+    }
+    let blocked: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM blocked_hostnames WHERE hostname = $1 \
+             OR (subdomains AND right($1, length(hostname) + 1) = '.' || hostname))",
+    )
+    .bind(hostname.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    if blocked {
+        return Err(StoreError::HostnameBlocked(hostname.to_string()));
+    }
+    // DO NOTHING rather than an error: a lost race for the name leaves the transaction usable.
+    let inserted = sqlx::query_as::<_, Domain>(concat!(
+        "WITH d AS (INSERT INTO domains (id, tenant_id, hostname, ownership_verified_at) \
+         VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END) \
+         ON CONFLICT ON CONSTRAINT domains_hostname_unique DO NOTHING RETURNING *) SELECT ",
+        domain_columns!(),
+        " FROM d LEFT JOIN certificates c ON c.domain_id = d.id"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(tenant.0)
+    .bind(hostname.as_str())
+    .bind(verified)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(domain) = inserted else {
+        return Err(StoreError::HostnameTaken(hostname.to_string()));
+    };
+    crate::events::record(tx, domain.id, tenant, "created", message).await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(WAKE_CHANNEL)
+        .bind(domain.id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(domain)
 }

@@ -24,6 +24,8 @@ pub struct RegisteredName {
     pub validating: bool,
     /// Still waiting for its DNS (`pending_dns`): a visitor means it may point at us now.
     pub pending: bool,
+    /// Getting its first certificate (`issuing`).
+    pub issuing: bool,
 }
 
 /// What the edge needs to serve a hostname over TLS.
@@ -41,7 +43,8 @@ impl Store {
     pub async fn all_hostnames(&self) -> Result<Vec<RegisteredName>> {
         Ok(sqlx::query_as(
             "SELECT hostname, tenant_id, order_url IS NOT NULL AS validating, \
-                 status = 'pending_dns' AS pending FROM domains WHERE held IS NULL",
+                 status = 'pending_dns' AS pending, status = 'issuing' AS issuing \
+             FROM domains WHERE held IS NULL",
         )
         .fetch_all(&self.pool)
         .await?)
@@ -68,8 +71,8 @@ impl Store {
     pub async fn registered_name(&self, hostname: &str) -> Result<Option<RegisteredName>> {
         Ok(sqlx::query_as(
             "SELECT hostname, tenant_id, order_url IS NOT NULL AS validating, \
-                 status = 'pending_dns' AS pending FROM domains \
-             WHERE hostname = $1 AND held IS NULL",
+                 status = 'pending_dns' AS pending, status = 'issuing' AS issuing \
+             FROM domains WHERE hostname = $1 AND held IS NULL",
         )
         .bind(hostname)
         .fetch_optional(&self.pool)

@@ -6,6 +6,7 @@
 
 mod admin;
 pub mod budget;
+mod claims;
 mod domains;
 mod edge;
 mod events;
@@ -24,7 +25,10 @@ pub use sqlx::{Error as SqlxError, PgPool};
 
 pub use admin::{AuditEntry, Because, BlockedHostname, TenantEvent, TenantSummary};
 pub use budget::{Budget, BudgetKind, Budgets, OrderRequest, Reservation};
-pub use domains::{CertificateSummary, Domain, DomainStatus, Page, RenewalWindow};
+pub use claims::Claim;
+pub use domains::{
+    CertificateSummary, Domain, DomainStatus, Page, RenewalWindow, ownership_record_name,
+};
 pub use edge::{Change, ChangePoll, FleetSnapshot, RegisteredName, ServingCertificate};
 pub use events::Event;
 pub use file_path::{FilePath, FilePathError, choose_content_type};

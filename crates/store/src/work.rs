@@ -42,6 +42,10 @@ pub struct Claimed {
     pub cert_ari_id: Option<String>,
     pub cert_ari_next_check_at: Option<OffsetDateTime>,
     pub queued_reason: Option<String>,
+    pub target_label: String,
+    pub shared_target_ok: bool,
+    pub ownership_token: String,
+    pub ownership_verified_at: Option<OffsetDateTime>,
 }
 
 /// What DNS showed, as the tenant sees it in `check`.
@@ -50,6 +54,8 @@ pub struct CheckRecord {
     /// `None` keeps what the last conclusive check found.
     pub found: Option<serde_json::Value>,
     pub problem: Option<String>,
+    /// The check found the TXT ownership proof (kept: it need not stay published).
+    pub ownership_proved: bool,
 }
 
 /// The new state of a claimed domain after one round of work. Applied in one statement,
@@ -129,7 +135,8 @@ impl Store {
                  FROM due WHERE domains.id = due.id RETURNING domains.*) \
              SELECT d.lease_owner AS lease, d.id, d.tenant_id, d.hostname, d.status, d.attempts, d.ca_failures, \
                  d.dns_misses, d.order_url, d.order_key_sealed, d.check_problem, d.last_error, d.created_at, \
-                 d.queued_reason, c.not_before AS cert_not_before, \
+                 d.queued_reason, d.target_label, d.shared_target_ok, d.ownership_token, \
+                 d.ownership_verified_at, c.not_before AS cert_not_before, \
                  c.not_after AS cert_not_after, c.renew_at AS cert_renew_at, \
                  c.serial AS cert_serial, c.issued_by AS cert_issued_by, \
                  c.ari_cert_id AS cert_ari_id, c.ari_next_check_at AS cert_ari_next_check_at \
@@ -188,6 +195,8 @@ impl Store {
         let tenant: Option<Uuid> = sqlx::query_scalar(
             "UPDATE domains SET status = 'issuing', checked_at = now(), \
                  check_found = COALESCE($3, check_found), \
+                 ownership_verified_at = COALESCE(ownership_verified_at, \
+                     CASE WHEN $5 THEN now() END), \
                  check_problem = $4, dns_misses = 0, updated_at = now() \
              WHERE id = $1 AND lease_owner = $2 RETURNING tenant_id",
         )
@@ -195,6 +204,7 @@ impl Store {
         .bind(owner)
         .bind(&check.found)
         .bind(&check.problem)
+        .bind(check.ownership_proved)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(tenant) = tenant else {
@@ -544,6 +554,7 @@ async fn apply_outcome(
              checked_at = CASE WHEN $4 THEN now() ELSE checked_at END, \
              check_found = CASE WHEN $4 THEN COALESCE($5, check_found) ELSE check_found END, \
              check_problem = CASE WHEN $4 THEN $6 ELSE check_problem END, \
+             ownership_verified_at = COALESCE(ownership_verified_at, CASE WHEN $15 THEN now() END), \
              last_error = $7, next_attempt_at = $8, attempts = $9, ca_failures = $10, \
              dns_misses = $11, \
              order_url = CASE WHEN $12 THEN NULL ELSE order_url END, \
@@ -566,6 +577,7 @@ async fn apply_outcome(
     .bind(o.clear_order)
     .bind(o.queued.as_ref().map(|(why, _)| why.as_str()))
     .bind(o.queued.as_ref().map(|(_, until)| *until))
+    .bind(o.check.as_ref().is_some_and(|c| c.ownership_proved))
     .fetch_optional(&mut *tx)
     .await?;
     let Some(tenant) = tenant else {

@@ -27,11 +27,27 @@ pub struct DnsConfig {
     pub localhost_is_ours: bool,
 }
 
+/// What one registration's DNS must show.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect<'a> {
+    /// Its own CNAME target, `<label>.<LANDLORD_CNAME_TARGET>`.
+    pub own_target: &'a str,
+    /// Registered before per-domain targets: the bare shared target verifies it too.
+    pub shared_ok: bool,
+    /// The TXT value that proves control of a name pointed with A/AAAA records at our
+    /// addresses; `None` once proved (the record may then go).
+    pub ownership: Option<&'a str>,
+}
+
 /// The result of one check.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    /// Points at us and CAA allows our CA. `found` is what DNS answered.
-    Pointed { found: Value },
+    /// Points at us and CAA allows our CA. `found` is what DNS answered;
+    /// `ownership_proved` when this check found the TXT proof.
+    Pointed {
+        found: Value,
+        ownership_proved: bool,
+    },
     /// Does not point at us (or CAA forbids us); `problem` is written for the tenant.
     NotPointed { found: Value, problem: String },
     /// Timeout, SERVFAIL, network trouble: say nothing new to the tenant, retry soon.
@@ -81,13 +97,15 @@ impl DnsChecker {
         })
     }
 
-    pub async fn check(&self, hostname: &str) -> Verdict {
-        let target = self.config.cname_target.as_str();
+    pub async fn check(&self, hostname: &str, expect: Expect<'_>) -> Verdict {
+        let shared = self.config.cname_target.as_str();
+        let target = expect.own_target;
         if self.config.localhost_is_ours
             && (hostname == "localhost" || hostname.ends_with(".localhost"))
         {
             return Verdict::Pointed {
                 found: json!({ "localhost": "resolves to loopback (RFC 6761)" }),
+                ownership_proved: false,
             };
         }
         // The CNAME query too: a CNAME whose target has no address yields no A answer
@@ -140,8 +158,20 @@ impl DnsChecker {
         };
         let ours = self.ours();
 
-        if cnames.iter().any(|c| c == target) {
-            // pointed by CNAME
+        let mut ownership_proved = false;
+        if cnames.iter().any(|c| c == target)
+            || (expect.shared_ok && cnames.iter().any(|c| c == shared))
+        {
+            // pointed by CNAME, at this registration's own target
+        } else if let Some(other) = cnames
+            .iter()
+            .find(|c| *c == shared || c.ends_with(&format!(".{shared}")))
+        {
+            // Another registration's target (e.g. a record left behind by a deleted one),
+            // or the bare shared one: never proof for this registration.
+            return not_pointed(format!(
+                "{hostname} is a CNAME to {other}, which is not this domain's target: every domain has its own. Point it at {target}."
+            ));
         } else if let Some(first) = cnames.first() {
             return not_pointed(format!(
                 "{hostname} is a CNAME to {first}, not to {target}."
@@ -180,8 +210,28 @@ impl DnsChecker {
                 ));
             }
         }
+        // Pointed with A/AAAA records at our addresses: anyone could point anyone's name
+        // at us that way, so the first certificate waits for the TXT proof.
+        if cnames.is_empty()
+            && let Some(token) = expect.ownership
+        {
+            let name = landlord_store::ownership_record_name(hostname);
+            let values = match self.txt(&name).await {
+                Ok(v) => v,
+                Err(e) => return Verdict::Transient(e),
+            };
+            if !values.iter().any(|v| v == token) {
+                return not_pointed(format!(
+                    "{hostname} points at our addresses. To prove it is yours, add a TXT record {name} with the value {token} (it can go once the domain is active), or use a CNAME to {target} instead."
+                ));
+            }
+            ownership_proved = true;
+        }
         match self.caa_problem(hostname).await {
-            Ok(None) => Verdict::Pointed { found },
+            Ok(None) => Verdict::Pointed {
+                found,
+                ownership_proved,
+            },
             Ok(Some(problem)) => not_pointed(problem),
             Err(CaaError::Lookup(e)) => Verdict::Transient(e),
             Err(CaaError::TooDeep(n)) => Verdict::TooSlow(format!(
@@ -255,6 +305,24 @@ impl DnsChecker {
             }));
         }
         Ok(None)
+    }
+
+    /// The TXT values at `name` (each record's strings joined).
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, String> {
+        Ok(self
+            .records(name, RecordType::TXT)
+            .await?
+            .iter()
+            .filter_map(|r| match r {
+                RData::TXT(txt) => Some(
+                    txt.txt_data
+                        .iter()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .collect::<String>(),
+                ),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The answer records of one query; an empty answer or NXDOMAIN is an empty list.

@@ -11,7 +11,7 @@ use landlord_store::{
 };
 
 use crate::acme::{AcmeIssuer, OrderContext, spki_of};
-use crate::dns::{DnsChecker, Verdict};
+use crate::dns::{DnsChecker, Expect, Verdict};
 use crate::lease::Progress;
 use crate::local::LocalCa;
 use crate::{IssueError, IssuerConfig, WorkerConfig, certificate, schedule};
@@ -56,7 +56,16 @@ impl Context {
         // The part of the round that depends on the tenant's nameservers, bounded well
         // inside the lease.
         let deadline = self.config.dns_deadline;
-        let verdict = tokio::time::timeout(deadline, self.dns.check(&d.hostname))
+        let own_target = format!("{}.{}", d.target_label, self.config.dns.cname_target);
+        let expect = Expect {
+            own_target: &own_target,
+            shared_ok: d.shared_target_ok,
+            ownership: d
+                .ownership_verified_at
+                .is_none()
+                .then_some(d.ownership_token.as_str()),
+        };
+        let verdict = tokio::time::timeout(deadline, self.dns.check(&d.hostname, expect))
             .await
             .unwrap_or_else(|_| {
                 Verdict::TooSlow(format!(
@@ -75,7 +84,10 @@ impl Context {
                 self.inconclusive(d, now, Some(why))
             }
             Verdict::NotPointed { found, problem } => self.not_pointed(d, now, found, problem),
-            Verdict::Pointed { found } => return self.pointed(d, now, found).await,
+            Verdict::Pointed {
+                found,
+                ownership_proved,
+            } => return self.pointed(d, now, found, ownership_proved).await,
         };
         self.store.record_outcome(d.id, &d.lease, &outcome).await?;
         Ok(())
@@ -96,6 +108,7 @@ impl Context {
             check: problem.map(|p| CheckRecord {
                 found: None,
                 problem: Some(p),
+                ownership_proved: false,
             }),
             last_error: d.last_error.clone(),
             next_attempt_at: now + schedule::transient_retry(d.attempts),
@@ -163,6 +176,7 @@ impl Context {
             check: Some(CheckRecord {
                 found: Some(found),
                 problem: Some(problem),
+                ownership_proved: false,
             }),
             last_error: d.last_error.clone(),
             next_attempt_at: next,
@@ -180,10 +194,12 @@ impl Context {
         d: &Claimed,
         now: OffsetDateTime,
         found: serde_json::Value,
+        ownership_proved: bool,
     ) -> anyhow::Result<()> {
         let check = CheckRecord {
             found: Some(found),
             problem: None,
+            ownership_proved,
         };
         let has_valid_cert = d.cert_not_after.is_some_and(|t| t > now);
         let mut renew_at = d.cert_renew_at;

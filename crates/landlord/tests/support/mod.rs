@@ -296,11 +296,69 @@ impl Platform {
         );
     }
 
-    /// Point `host` at us with a CNAME (and make sure no AAAA shadows it).
+    /// Point the registered `host` at us with a CNAME to its own target (which resolves
+    /// to the edge, as the operator's wildcard `*.TARGET` would), and make sure no AAAA
+    /// shadows it. DNS only: the workers find it at their next check.
     pub async fn point(&self, host: &str) {
+        let target = self.target_of(host).await;
+        self.dns("/clear-a", json!({"host": target})).await;
+        self.dns(
+            "/add-a",
+            json!({"host": target, "addresses": ["127.0.0.1"]}),
+        )
+        .await;
         self.dns("/clear-aaaa", json!({"host": host})).await;
-        self.dns("/set-cname", json!({"host": host, "target": TARGET}))
+        self.dns("/set-cname", json!({"host": host, "target": target}))
             .await;
+    }
+
+    /// The registered `host`'s own CNAME target.
+    pub async fn target_of(&self, host: &str) -> String {
+        let label: String =
+            sqlx::query_scalar("SELECT target_label FROM domains WHERE hostname = $1")
+                .bind(host)
+                .fetch_one(&self.pool)
+                .await
+                .expect("the domain is registered");
+        format!("{label}.{TARGET}")
+    }
+
+    /// Publish the registered `host`'s TXT ownership proof (for names pointed with A
+    /// records) and have the workers check it now.
+    pub async fn prove_ownership(&self, host: &str) {
+        let token: String =
+            sqlx::query_scalar("SELECT ownership_token FROM domains WHERE hostname = $1")
+                .bind(host)
+                .fetch_one(&self.pool)
+                .await
+                .expect("the domain is registered");
+        self.dns(
+            "/set-txt",
+            json!({"host": format!("_landlord.{host}."), "value": token}),
+        )
+        .await;
+        self.wake(host).await;
+    }
+
+    /// Make `host` due now and wake the workers.
+    pub async fn wake(&self, host: &str) {
+        sqlx::query(
+            "WITH d AS (UPDATE domains SET next_attempt_at = now() WHERE hostname = $1 RETURNING id) \
+             SELECT pg_notify('landlord_wake', id::text) FROM d",
+        )
+        .bind(host)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
+    /// Register `host` for `key`, point it at us and have the workers check it now (as
+    /// a first visitor would); its id.
+    pub async fn add_pointed_domain(&self, key: &str, host: &str) -> String {
+        let id = self.add_domain(key, host).await;
+        self.point(host).await;
+        self.wake(host).await;
+        id
     }
 
     pub async fn tenant(&self) -> String {
