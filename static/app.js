@@ -282,9 +282,19 @@ async function api(path, { method = 'GET', json, key = state.key, signal, handle
   if (!res.ok) {
     const err = problemFrom(res.status, data, res.statusText);
     if (res.status === 401 && handle401) unauthorized(err);
+    if (res.status === 403 && err.type === '/problems/tenant-suspended') showSuspended(err);
     throw err;
   }
   return data;
+}
+
+// A suspended account: say so once, plainly, where errors go (it stays until dismissed).
+function showSuspended(err) {
+  const region = $('#flash-error');
+  if (region.querySelector('[data-testid="suspended-banner"]')) return;
+  region.replaceChildren(
+    h('span', { class: 'flash-text', 'data-testid': 'suspended-banner' }, `Account suspended. ${err.detail}`),
+  );
 }
 
 // Any 401 while signed in ends the session and returns to the sign-in form.
@@ -1344,6 +1354,13 @@ function dnsSection(domain) {
       caption: 'DNS record to create',
       testid: 'dns-records',
     }),
+    dns.shared_target_accepted
+      ? h(
+          'p',
+          { class: 'hint', 'data-testid': 'shared-target-note' },
+          'This domain was registered before each domain had a target of its own: a CNAME to the shared target keeps working. Move it to the value above when convenient; a stale record then cannot be used by anyone else.',
+        )
+      : null,
     alternatives.length
       ? [
           h('h3', { class: 'subhead' }, 'Alternative: address records'),
@@ -1353,6 +1370,16 @@ function dnsSection(domain) {
             'If your provider cannot create a CNAME here (for example at the zone apex), create these A/AAAA records instead — and no other address records for this name.',
           ),
           recordsTable(alternatives, { caption: 'Alternative address records', testid: 'dns-alternatives' }),
+          domain.ownership && !domain.ownership.verified
+            ? [
+                h(
+                  'p',
+                  { class: 'muted' },
+                  'Address records can point anyone’s name at us, so with them, also prove the hostname is yours with this TXT record (it can go once the domain is active):',
+                ),
+                recordsTable([domain.ownership], { caption: 'Ownership record', testid: 'ownership-record' }),
+              ]
+            : null,
         ]
       : null,
   );
