@@ -376,6 +376,14 @@ class Bench:
         st, body = http("POST", f"{api}/v1/domains", {"hostname": HOST}, token=api_key)
         if st != 201:
             raise BenchError(f"POST /v1/domains answered {st}: {body}")
+        # Pointed with an A record (challtestsrv's default answer): prove ownership with
+        # the TXT record, then check now.
+        own = body["ownership"]
+        st, res = http("POST", f"http://127.0.0.1:{mgmt_port}/set-txt",
+                       {"host": own["name"] + ".", "value": own["value"]})
+        if st != 200:
+            raise BenchError(f"challtestsrv /set-txt answered {st}: {res}")
+        http("POST", f"{api}/v1/domains/{body['id']}/check", token=api_key)
         st, body = http("PUT", f"{api}/v1/files/index.html", index_html, token=api_key,
                         content_type="text/html; charset=utf-8")
         if st != 204:

@@ -234,9 +234,12 @@ class Bench:
         if status != 200:
             raise BenchError(f"challtestsrv {path} {body}: HTTP {status} {res}")
 
-    def point(self, host):
+    def point(self, host, target=TARGET):
+        if target != TARGET:
+            self.dns("/clear-a", {"host": target})
+            self.dns("/add-a", {"host": target, "addresses": ["127.0.0.1"]})
         self.dns("/clear-aaaa", {"host": host})
-        self.dns("/set-cname", {"host": host, "target": TARGET})
+        self.dns("/set-cname", {"host": host, "target": target})
 
     def dns_target(self):
         # add-a appends: clear first.
@@ -323,8 +326,6 @@ class Bench:
     def bench_landlord(self):
         n = self.args.domains
         names = [f"b{i}-{self.runid}.bench.test" for i in range(n)]
-        for h in names:
-            self.point(h)
         self.start_landlord()
         status, t = http("POST", self.api + "/v1/tenants", {"name": f"bench-{self.runid}"}, token=ADMIN_TOKEN)
         if status != 201:
@@ -343,6 +344,10 @@ class Bench:
             post_times.append(time.monotonic() - s)
             if status != 201:
                 raise BenchError(f"POST /v1/domains {h}: HTTP {status} {d}")
+            # Every domain has its own CNAME target: point the name at it (as a tenant
+            # would after registering), then "check now".
+            self.point(h, d["dns"]["value"])
+            http("POST", f"{self.api}/v1/domains/{d['id']}/check", token=key)
             ids[d["id"]] = h
         t_posted = time.monotonic() - t0
 

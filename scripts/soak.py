@@ -171,6 +171,7 @@ class Soak:
         self.db_url = f"{server.rsplit('/', 1)[0]}/{self.db_name}"
         log(f"database {self.db_url}")
         self.dns_port, mgmt_port = free_port(udp_too=True), free_port()
+        self.cts_mgmt = f"http://127.0.0.1:{mgmt_port}"
         cts = self.start("challtestsrv", [
             "pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
             "-dns01", f"127.0.0.1:{self.dns_port}", "-http01", "", "-https01", "",
@@ -207,6 +208,13 @@ class Soak:
             st, body = http("POST", f"{self.api}/v1/domains", {"hostname": host}, token=self.api_key)
             if st != 201:
                 raise SoakError(f"POST /v1/domains {host}: {st} {body}")
+            # Pointed with A records (challtestsrv's default): prove ownership, check now.
+            own = body["ownership"]
+            st, res = http("POST", f"{self.cts_mgmt}/set-txt",
+                           {"host": own["name"] + ".", "value": own["value"]})
+            if st != 200:
+                raise SoakError(f"challtestsrv /set-txt {host}: {st} {res}")
+            http("POST", f"{self.api}/v1/domains/{body['id']}/check", token=self.api_key)
         st, body = http("PUT", f"{self.api}/v1/files/index.html", b"<h1>soak</h1>",
                         token=self.api_key, content_type="text/html")
         if st != 204:

@@ -56,8 +56,9 @@ impl Modify for Security {
     }
 }
 
-/// Every operation a tenant's API key authorizes counts against the tenant's request
-/// rate, so each may answer 429 (documented once here rather than on every handler).
+/// Every operation a tenant's API key authorizes counts against the tenant's request rate
+/// and is refused for a suspended tenant, so each may answer 429 and 403 (documented once
+/// here rather than on every handler).
 struct RateLimited;
 
 impl Modify for RateLimited {
@@ -79,18 +80,35 @@ impl Modify for RateLimited {
                     .iter()
                     .flatten()
                     .any(|s| serde_json::to_value(s).is_ok_and(|v| v.get("api_key").is_some()));
-                if metered && !operation.responses.responses.contains_key("429") {
+                if !metered {
+                    continue;
+                }
+                for (status, description) in [
+                    (
+                        "429",
+                        "Too many requests: the tenant's API request rate (or this endpoint's own limit) was exceeded; retry after `Retry-After` seconds",
+                    ),
+                    (
+                        "403",
+                        "The account is suspended by the operator (`/problems/tenant-suspended`), or a limit refuses the request",
+                    ),
+                ] {
+                    if operation.responses.responses.contains_key(status) {
+                        continue;
+                    }
                     let response = ResponseBuilder::new()
-                        .description("Too many requests: the tenant's API request rate (or this endpoint's own limit) was exceeded; retry after `Retry-After` seconds")
+                        .description(description)
                         .content(
                             "application/problem+json",
-                            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("Problem")))
+                                .build(),
                         )
                         .build();
                     operation
                         .responses
                         .responses
-                        .insert("429".into(), response.into());
+                        .insert(status.into(), response.into());
                 }
             }
         }

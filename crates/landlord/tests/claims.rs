@@ -267,7 +267,7 @@ async fn a_name_pointed_with_a_records_needs_the_txt_proof_then_is_issued(pool: 
 #[sqlx::test(migrations = false)]
 async fn a_hostname_is_reclaimed_by_whoever_controls_its_dns(pool: PgPool) {
     let _turn = EDGE_PORT_LOCK.lock().await;
-    let mut p = Platform::start(pool.clone(), &[]).await;
+    let mut p = Platform::start(pool.clone(), &[("LANDLORD_CHECK_NOW_INTERVAL", "2s")]).await;
     let https = p.spawn_edge().await;
     p.spawn("worker", &[]);
     let squatter = p.tenant().await;
@@ -298,14 +298,35 @@ async fn a_hostname_is_reclaimed_by_whoever_controls_its_dns(pool: PgPool) {
     let value = ownership["value"].as_str().unwrap().to_owned();
     assert!(!problem["detail"].as_str().unwrap().contains("squatter"));
 
+    // Before the value is published: looked up, not there; asked again at once: 429.
+    let (status, problem) = post_domain(&p, &owner, &host).await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not hold your value yet")
+    );
+    let (status, problem) = post_domain(&p, &owner, &host).await;
+    assert_eq!(status, 429, "claim lookups are rate-limited: {problem}");
+
     // The real owner publishes its value; the next attempt moves the hostname.
     p.dns(
         "/set-txt",
         serde_json::json!({"host": format!("_landlord.{host}."), "value": value}),
     )
     .await;
-    let (status, domain) = post_domain(&p, &owner, &host).await;
-    assert_eq!(status, 201, "{domain}");
+    let end = Instant::now() + Duration::from_secs(30);
+    let domain = loop {
+        let (status, body) = post_domain(&p, &owner, &host).await;
+        match status {
+            201 => break body,
+            429 => {}
+            _ => panic!("claim refused: {status} {body}"),
+        }
+        assert!(Instant::now() < end, "the claim never went through");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let moved = Instant::now();
     while page(host.clone()).await.is_some() {
         assert!(
