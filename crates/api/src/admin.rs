@@ -129,14 +129,7 @@ pub async fn suspend(
     Path(id): Path<Uuid>,
     Json(body): Json<Action>,
 ) -> Result<axum::Json<AdminTenant>, Problem> {
-    let why = because(&body.reason, body.operator.as_deref())?;
-    let tenant = state
-        .store
-        .suspend_tenant(id, why)
-        .await?
-        .ok_or_else(|| no_tenant(id))?;
-    tracing::warn!(tenant = %id, reason = why.reason, operator = why.operator, "tenant suspended");
-    Ok(axum::Json(tenant.into()))
+    set_suspended(&state, id, &body, true).await
 }
 
 /// Lift a suspension; the tenant's hostnames are served again.
@@ -160,14 +153,7 @@ pub async fn unsuspend(
     Path(id): Path<Uuid>,
     Json(body): Json<Action>,
 ) -> Result<axum::Json<AdminTenant>, Problem> {
-    let why = because(&body.reason, body.operator.as_deref())?;
-    let tenant = state
-        .store
-        .unsuspend_tenant(id, why)
-        .await?
-        .ok_or_else(|| no_tenant(id))?;
-    tracing::warn!(tenant = %id, reason = why.reason, operator = why.operator, "tenant unsuspended");
-    Ok(axum::Json(tenant.into()))
+    set_suspended(&state, id, &body, false).await
 }
 
 /// Block a hostname (optionally with every name below it) platform-wide: no tenant may
@@ -275,6 +261,22 @@ pub async fn audit(
             })
             .collect(),
     }))
+}
+
+async fn set_suspended(
+    state: &AppState,
+    id: Uuid,
+    body: &Action,
+    suspended: bool,
+) -> Result<axum::Json<AdminTenant>, Problem> {
+    let why = because(&body.reason, body.operator.as_deref())?;
+    let tenant = state
+        .store
+        .set_tenant_suspended(id, suspended, why)
+        .await?
+        .ok_or_else(|| no_tenant(id))?;
+    tracing::warn!(tenant = %id, suspended, reason = why.reason, operator = why.operator, "tenant suspension changed");
+    Ok(axum::Json(tenant.into()))
 }
 
 fn because<'a>(reason: &'a str, operator: Option<&'a str>) -> Result<Because<'a>, Problem> {

@@ -57,13 +57,11 @@ pub async fn suspend_tenant(
         reason,
         operator: operator.as_deref(),
     };
-    let tenant = if suspend {
-        store.suspend_tenant(id, why).await
-    } else {
-        store.unsuspend_tenant(id, why).await
-    }
-    .context("updating the tenant")?
-    .ok_or_else(|| Fatal::Config(format!("there is no tenant with id {id}")))?;
+    let tenant = store
+        .set_tenant_suspended(id, suspend, why)
+        .await
+        .context("updating the tenant")?
+        .ok_or_else(|| Fatal::Config(format!("there is no tenant with id {id}")))?;
     println!("{}", serde_json::to_string(&tenant).context("encoding")?);
     Ok(())
 }

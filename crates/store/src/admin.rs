@@ -93,73 +93,49 @@ impl Store {
         )
     }
 
-    /// Suspend a tenant: its API keys answer 403, its domains are held. `None` when there
-    /// is no such tenant.
-    pub async fn suspend_tenant(
+    /// Suspend a tenant (its API keys answer 403, its domains are held) or lift the
+    /// suspension (the domains held for it are served again; blocked ones stay blocked).
+    /// `None` when there is no such tenant.
+    pub async fn set_tenant_suspended(
         &self,
         id: Uuid,
+        suspended: bool,
         why: Because<'_>,
     ) -> Result<Option<TenantSummary>> {
         let mut tx = self.pool.begin().await?;
         let found = sqlx::query(
-            "UPDATE tenants SET suspended_at = COALESCE(suspended_at, now()), suspended_reason = $2 \
+            "UPDATE tenants SET \
+                 suspended_at = CASE WHEN $2 THEN COALESCE(suspended_at, now()) END, \
+                 suspended_reason = CASE WHEN $2 THEN $3 END \
              WHERE id = $1",
         )
         .bind(id)
+        .bind(suspended)
         .bind(why.reason)
         .execute(&mut *tx)
         .await?;
         if found.rows_affected() == 0 {
             return Ok(None);
         }
-        sqlx::query("UPDATE domains SET held = 'suspended' WHERE tenant_id = $1 AND held IS NULL")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        audit(&mut tx, "tenant_suspended", &id.to_string(), why).await?;
-        tenant_event(
-            &mut tx,
-            TenantId(id),
-            "suspended",
-            "This account was suspended by the platform's operator: its hostnames are not served and its API keys are refused.",
-        )
-        .await?;
-        tx.commit().await?;
-        self.tenant_summary(id).await
-    }
-
-    /// Lift a suspension: the domains held for it are served again (blocked ones stay
-    /// blocked). `None` when there is no such tenant.
-    pub async fn unsuspend_tenant(
-        &self,
-        id: Uuid,
-        why: Because<'_>,
-    ) -> Result<Option<TenantSummary>> {
-        let mut tx = self.pool.begin().await?;
-        let found = sqlx::query(
-            "UPDATE tenants SET suspended_at = NULL, suspended_reason = NULL WHERE id = $1",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if found.rows_affected() == 0 {
-            return Ok(None);
-        }
-        sqlx::query(
-            "UPDATE domains SET held = NULL, next_attempt_at = now() \
-             WHERE tenant_id = $1 AND held = 'suspended'",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        audit(&mut tx, "tenant_unsuspended", &id.to_string(), why).await?;
-        tenant_event(
-            &mut tx,
-            TenantId(id),
-            "unsuspended",
-            "The suspension of this account was lifted; its hostnames are served again.",
-        )
-        .await?;
+        let (held, action, kind, message) = if suspended {
+            (
+                "UPDATE domains SET held = 'suspended' WHERE tenant_id = $1 AND held IS NULL",
+                "tenant_suspended",
+                "suspended",
+                "This account was suspended by the platform's operator: its hostnames are not served and its API keys are refused.",
+            )
+        } else {
+            (
+                "UPDATE domains SET held = NULL, next_attempt_at = now() \
+                 WHERE tenant_id = $1 AND held = 'suspended'",
+                "tenant_unsuspended",
+                "unsuspended",
+                "The suspension of this account was lifted; its hostnames are served again.",
+            )
+        };
+        sqlx::query(held).bind(id).execute(&mut *tx).await?;
+        audit(&mut tx, action, &id.to_string(), why).await?;
+        tenant_event(&mut tx, TenantId(id), kind, message).await?;
         tx.commit().await?;
         self.tenant_summary(id).await
     }
