@@ -1,7 +1,7 @@
 //! What one tenant may hold, and what it holds now.
 //!
 //! Every limit is enforced inside the transaction that would exceed it, under the
-//! tenant's row lock (`SELECT … FOR UPDATE` on `tenants`), so concurrent requests, from
+//! tenant's row lock (`SELECT … FOR NO KEY UPDATE` on `tenants`), so concurrent requests, from
 //! any number of API processes, cannot overshoot it.
 
 use crate::{Result, Store, TenantId};
@@ -81,9 +81,12 @@ impl Store {
 }
 
 /// Take the tenant's row lock for the rest of the transaction: the limit checks and the
-/// write they guard are then serialized per tenant.
+/// write they guard are then serialized per tenant. `FOR NO KEY UPDATE`, not `FOR UPDATE`:
+/// it must not block the `FOR KEY SHARE` locks that foreign-key checks take (a worker
+/// writing a timeline event for this tenant's domain while this transaction waits on that
+/// domain's row would otherwise deadlock with it).
 pub(crate) async fn lock_tenant(tx: &mut sqlx::PgConnection, tenant: TenantId) -> Result<()> {
-    sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE")
+    sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE")
         .bind(tenant.0)
         .execute(tx)
         .await?;
