@@ -214,18 +214,6 @@ impl Store {
         .await?)
     }
 
-    /// The block that covers `hostname`, if any.
-    pub async fn block_covering(&self, hostname: &Hostname) -> Result<Option<BlockedHostname>> {
-        Ok(sqlx::query_as::<_, BlockedHostname>(
-            "SELECT hostname, subdomains, reason, operator, at FROM blocked_hostnames \
-             WHERE hostname = $1 OR (subdomains AND right($1, length(hostname) + 1) = '.' || hostname) \
-             ORDER BY length(hostname) DESC LIMIT 1",
-        )
-        .bind(hostname.as_str())
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
     /// The newest `limit` operator actions, newest first.
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
         Ok(sqlx::query_as::<_, AuditEntry>(

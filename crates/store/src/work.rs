@@ -481,16 +481,6 @@ impl Store {
         .await?)
     }
 
-    /// Whether any tenant registered `hostname` (for the edge's HTTP → HTTPS redirect).
-    pub async fn hostname_registered(&self, hostname: &str) -> Result<bool> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM domains WHERE hostname = $1 AND held IS NULL)",
-        )
-        .bind(hostname)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
     /// The sealed ACME account credentials for a directory, if an account exists.
     pub async fn acme_account(&self, directory_url: &str) -> Result<Option<Vec<u8>>> {
         Ok(sqlx::query_scalar(
