@@ -350,7 +350,7 @@ impl From<&Event> for EventView {
     fn from(e: &Event) -> Self {
         EventView {
             at: rfc3339(e.at),
-            kind: e.kind.clone(),
+            kind: e.kind.as_str().to_owned(),
             message: e.message.clone(),
         }
     }

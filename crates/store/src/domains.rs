@@ -262,7 +262,7 @@ impl Store {
             &mut tx,
             d.id,
             tenant,
-            "check_requested",
+            crate::EventKind::CheckRequested,
             "A DNS check was requested.",
         )
         .await?;
@@ -325,7 +325,7 @@ pub(crate) async fn insert_domain(
     let Some(domain) = inserted else {
         return Err(StoreError::HostnameTaken(hostname.to_string()));
     };
-    crate::events::record(tx, domain.id, tenant, "created", message).await?;
+    crate::events::record(tx, domain.id, tenant, crate::EventKind::Created, message).await?;
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(WAKE_CHANNEL)
         .bind(domain.id.to_string())

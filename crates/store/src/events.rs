@@ -10,8 +10,116 @@ pub struct Event {
     pub id: i64,
     pub domain_id: Uuid,
     pub at: OffsetDateTime,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: EventKind,
     pub message: String,
+}
+
+/// What a timeline entry is about. Stored and served as its `snake_case` name, the
+/// README's table of event kinds; shared by the API (which writes `created` and
+/// `check_requested`), the worker (everything else) and the views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Created,
+    CheckRequested,
+    DnsProblem,
+    DnsVerified,
+    OrderPlaced,
+    ChallengeReady,
+    Issued,
+    Renewed,
+    Failed,
+    RenewalFailed,
+    ExpiryWarning,
+    Queued,
+    RenewalWindow,
+    RateLimited,
+    DnsSlow,
+    OrderDropped,
+    DnsChanged,
+    Moved,
+    BackActive,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 19] = [
+        Self::Created,
+        Self::CheckRequested,
+        Self::DnsProblem,
+        Self::DnsVerified,
+        Self::OrderPlaced,
+        Self::ChallengeReady,
+        Self::Issued,
+        Self::Renewed,
+        Self::Failed,
+        Self::RenewalFailed,
+        Self::ExpiryWarning,
+        Self::Queued,
+        Self::RenewalWindow,
+        Self::RateLimited,
+        Self::DnsSlow,
+        Self::OrderDropped,
+        Self::DnsChanged,
+        Self::Moved,
+        Self::BackActive,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::CheckRequested => "check_requested",
+            Self::DnsProblem => "dns_problem",
+            Self::DnsVerified => "dns_verified",
+            Self::OrderPlaced => "order_placed",
+            Self::ChallengeReady => "challenge_ready",
+            Self::Issued => "issued",
+            Self::Renewed => "renewed",
+            Self::Failed => "failed",
+            Self::RenewalFailed => "renewal_failed",
+            Self::ExpiryWarning => "expiry_warning",
+            Self::Queued => "queued",
+            Self::RenewalWindow => "renewal_window",
+            Self::RateLimited => "rate_limited",
+            Self::DnsSlow => "dns_slow",
+            Self::OrderDropped => "order_dropped",
+            Self::DnsChanged => "dns_changed",
+            Self::Moved => "moved",
+            Self::BackActive => "back_active",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for EventKind {
+    type Error = String;
+
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown event kind {s:?}"))
+    }
+}
+
+/// A timeline entry about to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub kind: EventKind,
+    pub message: String,
+}
+
+impl NewEvent {
+    pub fn new(kind: EventKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
 }
 
 /// Append an event inside the caller's transaction, so the timeline never disagrees with
@@ -20,13 +128,13 @@ pub(crate) async fn record(
     tx: &mut sqlx::PgConnection,
     domain: Uuid,
     tenant: TenantId,
-    kind: &str,
+    kind: EventKind,
     message: &str,
 ) -> Result<()> {
     sqlx::query("INSERT INTO events (domain_id, tenant_id, kind, message) VALUES ($1, $2, $3, $4)")
         .bind(domain)
         .bind(tenant.0)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(message)
         .execute(tx)
         .await?;
@@ -86,5 +194,18 @@ impl Store {
         .await?
         .rows_affected();
         Ok(old + surplus)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventKind;
+
+    #[test]
+    fn every_kind_reads_back_from_its_name() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::try_from(kind.as_str().to_owned()), Ok(kind));
+        }
+        assert!(EventKind::try_from("nonsense".to_owned()).is_err());
     }
 }

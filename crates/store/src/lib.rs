@@ -30,14 +30,16 @@ pub use domains::{
     CertificateSummary, Domain, DomainStatus, Page, RenewalWindow, ownership_record_name,
 };
 pub use edge::{Change, ChangePoll, FleetSnapshot, RegisteredName, ServingCertificate};
-pub use events::Event;
+pub use events::{Event, EventKind, NewEvent};
 pub use file_path::{FilePath, FilePathError, choose_content_type};
 pub use files::{FileMeta, StoredFile};
 pub use hostname::{Hostname, HostnameError, HostnamePolicy, normalise_suffix};
 pub use limits::{FILE_OVERHEAD_BYTES, Limit, TenantLimits, Usage, file_cost};
 pub use sealing::{MasterKey, SealError, certificate_key_context};
 pub use tenants::{ApiKey, Authenticated, Tenant, TenantId};
-pub use work::{AdvisoryLock, CheckRecord, Claimed, NewCertificate, Outcome, RenewalInfoRecord};
+pub use work::{
+    AdvisoryLock, CheckRecord, Claimed, NewCertificate, Queued, RenewalInfoRecord, Transition,
+};
 
 /// The migrations in `migrations/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -14,7 +14,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{DomainStatus, Result, Store};
+use crate::events::{EventKind, NewEvent};
+use crate::{DomainStatus, Result, Store, TenantId};
 
 /// A domain reserved for one worker.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -49,7 +50,7 @@ pub struct Claimed {
 }
 
 /// What DNS showed, as the tenant sees it in `check`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckRecord {
     /// `None` keeps what the last conclusive check found.
     pub found: Option<serde_json::Value>,
@@ -58,10 +59,11 @@ pub struct CheckRecord {
     pub ownership_proved: bool,
 }
 
-/// The new state of a claimed domain after one round of work. Applied in one statement,
-/// together with its events, and releases the lease.
-#[derive(Debug, Clone)]
-pub struct Outcome {
+/// The new state of a claimed domain after one round of work, as the worker's state
+/// machine decided it. Applied in one statement, together with its events, and releases
+/// the lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
     pub status: DomainStatus,
     /// `None` leaves the last check result as it was (e.g. after a DNS timeout).
     pub check: Option<CheckRecord>,
@@ -72,10 +74,17 @@ pub struct Outcome {
     pub dns_misses: i32,
     /// Forget the order in flight (it completed, failed, or DNS changed).
     pub clear_order: bool,
-    /// Timeline entries: (kind, message).
-    pub events: Vec<(String, String)>,
-    /// Waiting for CA budget: the plain-words reason and until when.
-    pub queued: Option<(String, OffsetDateTime)>,
+    /// Timeline entries, oldest first.
+    pub events: Vec<NewEvent>,
+    /// Waiting for CA budget.
+    pub queued: Option<Queued>,
+}
+
+/// Why a domain waits for CA budget, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub reason: String,
+    pub until: OffsetDateTime,
 }
 
 /// A certificate ready to be served.
@@ -179,7 +188,7 @@ impl Store {
     /// Forget the order in flight (e.g. finalized with a key that is lost), with an event
     /// saying so; false when the lease was lost.
     pub async fn forget_order(&self, id: Uuid, lease: &str, message: &str) -> Result<bool> {
-        self.replace_order(id, lease, None, "order_dropped", message)
+        self.replace_order(id, lease, None, EventKind::OrderDropped, message)
             .await
     }
 
@@ -187,12 +196,11 @@ impl Store {
     pub async fn start_issuing(
         &self,
         id: Uuid,
-        owner: &str,
+        lease: &str,
         check: &CheckRecord,
         message: &str,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let tenant: Option<Uuid> = sqlx::query_scalar(
+        let update = sqlx::query_scalar(
             "UPDATE domains SET status = 'issuing', checked_at = now(), \
                  check_found = COALESCE($3, check_found), \
                  ownership_verified_at = COALESCE(ownership_verified_at, \
@@ -201,25 +209,12 @@ impl Store {
              WHERE id = $1 AND lease_owner = $2 RETURNING tenant_id",
         )
         .bind(id)
-        .bind(owner)
+        .bind(lease)
         .bind(&check.found)
         .bind(&check.problem)
-        .bind(check.ownership_proved)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(tenant) = tenant else {
-            return Ok(false);
-        };
-        crate::events::record(
-            &mut tx,
-            id,
-            crate::TenantId(tenant),
-            "dns_verified",
-            message,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        .bind(check.ownership_proved);
+        self.fenced_with_event(update, id, EventKind::DnsVerified, message)
+            .await
     }
 
     /// Remember the order in flight (and the key its CSR used) so a worker taking over
@@ -253,7 +248,7 @@ impl Store {
         url: &str,
         message: &str,
     ) -> Result<bool> {
-        self.replace_order(id, owner, Some(url), "order_placed", message)
+        self.replace_order(id, owner, Some(url), EventKind::OrderPlaced, message)
             .await
     }
 
@@ -264,67 +259,75 @@ impl Store {
         id: Uuid,
         lease: &str,
         url: Option<&str>,
-        kind: &str,
+        kind: EventKind,
         message: &str,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let tenant: Option<Uuid> = sqlx::query_scalar(
+        let update = sqlx::query_scalar(
             "UPDATE domains SET order_url = $3, order_key_sealed = NULL \
              WHERE id = $1 AND lease_owner = $2 RETURNING tenant_id",
         )
         .bind(id)
         .bind(lease)
-        .bind(url)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(tenant) = tenant else {
-            return Ok(false);
-        };
-        crate::events::record(&mut tx, id, crate::TenantId(tenant), kind, message).await?;
-        tx.commit().await?;
-        Ok(true)
+        .bind(url);
+        self.fenced_with_event(update, id, kind, message).await
     }
 
     /// Append an event to a claimed domain's timeline; false when the lease was lost.
     pub async fn record_event(
         &self,
         id: Uuid,
-        owner: &str,
-        kind: &str,
+        lease: &str,
+        kind: EventKind,
+        message: &str,
+    ) -> Result<bool> {
+        let fence =
+            sqlx::query_scalar("SELECT tenant_id FROM domains WHERE id = $1 AND lease_owner = $2")
+                .bind(id)
+                .bind(lease);
+        self.fenced_with_event(fence, id, kind, message).await
+    }
+
+    /// The one shape of every fenced write with an event: `fence` (a statement on the
+    /// domain `WHERE … lease_owner = <lease> RETURNING tenant_id`) and the event commit
+    /// together, or nothing is written when the lease was lost (false).
+    async fn fenced_with_event(
+        &self,
+        fence: sqlx::query::QueryScalar<'_, sqlx::Postgres, Uuid, sqlx::postgres::PgArguments>,
+        id: Uuid,
+        kind: EventKind,
         message: &str,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let tenant: Option<Uuid> =
-            sqlx::query_scalar("SELECT tenant_id FROM domains WHERE id = $1 AND lease_owner = $2")
-                .bind(id)
-                .bind(owner)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(tenant) = tenant else {
+        let Some(tenant) = fence.fetch_optional(&mut *tx).await? else {
             return Ok(false);
         };
-        crate::events::record(&mut tx, id, crate::TenantId(tenant), kind, message).await?;
+        crate::events::record(&mut tx, id, TenantId(tenant), kind, message).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    /// Apply `outcome` and release the lease. False when the lease was lost (another
+    /// Apply `transition` and release the lease. False when the lease was lost (another
     /// worker owns the domain now, or it was deleted): nothing is written then.
-    pub async fn record_outcome(&self, id: Uuid, owner: &str, outcome: &Outcome) -> Result<bool> {
+    pub async fn record_transition(
+        &self,
+        id: Uuid,
+        owner: &str,
+        transition: &Transition,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let applied = apply_outcome(&mut tx, id, owner, outcome).await?;
+        let applied = apply_transition(&mut tx, id, owner, transition).await?;
         tx.commit().await?;
         Ok(applied)
     }
 
-    /// Store the certificate, forget the challenges and the order, apply `outcome`; all
+    /// Store the certificate, forget the challenges and the order, apply `transition`; all
     /// or nothing, and only while `owner` still holds the lease.
     pub async fn install_certificate(
         &self,
         id: Uuid,
         owner: &str,
         cert: &NewCertificate,
-        outcome: &Outcome,
+        transition: &Transition,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let row: Option<(Uuid, String)> = sqlx::query_as(
@@ -392,7 +395,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let applied = apply_outcome(&mut tx, id, owner, outcome).await?;
+        let applied = apply_transition(&mut tx, id, owner, transition).await?;
         tx.commit().await?;
         Ok(applied)
     }
@@ -533,11 +536,11 @@ impl Store {
     }
 }
 
-async fn apply_outcome(
+async fn apply_transition(
     tx: &mut sqlx::PgConnection,
     id: Uuid,
     owner: &str,
-    o: &Outcome,
+    o: &Transition,
 ) -> Result<bool> {
     let tenant: Option<Uuid> = sqlx::query_scalar(
         "UPDATE domains SET status = $3, \
@@ -565,8 +568,8 @@ async fn apply_outcome(
     .bind(o.ca_failures)
     .bind(o.dns_misses)
     .bind(o.clear_order)
-    .bind(o.queued.as_ref().map(|(why, _)| why.as_str()))
-    .bind(o.queued.as_ref().map(|(_, until)| *until))
+    .bind(o.queued.as_ref().map(|q| q.reason.as_str()))
+    .bind(o.queued.as_ref().map(|q| q.until))
     .bind(o.check.as_ref().is_some_and(|c| c.ownership_proved))
     .fetch_optional(&mut *tx)
     .await?;
@@ -579,8 +582,8 @@ async fn apply_outcome(
             .execute(&mut *tx)
             .await?;
     }
-    for (kind, message) in &o.events {
-        crate::events::record(tx, id, crate::TenantId(tenant), kind, message).await?;
+    for event in &o.events {
+        crate::events::record(tx, id, TenantId(tenant), event.kind, &event.message).await?;
     }
     Ok(true)
 }

@@ -57,5 +57,5 @@ async fn events_are_pruned_by_age_and_count_per_domain(pool: PgPool) {
         .unwrap()
         .unwrap();
     assert_eq!(quiet_events.len(), 1, "only the old one went");
-    assert_eq!(quiet_events[0].kind, "created");
+    assert_eq!(quiet_events[0].kind, landlord_store::EventKind::Created);
 }

@@ -377,7 +377,7 @@ impl AcmeIssuer {
                     .record_event(
                         ctx.domain,
                         ctx.lease,
-                        "challenge_ready",
+                        landlord_store::EventKind::ChallengeReady,
                         "HTTP-01 challenge published; the CA is checking it.",
                     )
                     .await,

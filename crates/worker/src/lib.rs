@@ -13,6 +13,7 @@ mod lease;
 mod local;
 mod process;
 pub mod schedule;
+pub mod transition;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,19 +1,19 @@
 //! One round of work on one claimed domain: the contract's state machine.
 
-use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use landlord_store::{
-    CheckRecord, Claimed, DomainStatus, NewCertificate, Outcome, Store, certificate_key_context,
+    CheckRecord, Claimed, DomainStatus, EventKind, NewCertificate, Store, certificate_key_context,
 };
 
 use crate::acme::{AcmeIssuer, OrderContext, spki_of};
 use crate::dns::{DnsChecker, Expect, Verdict};
 use crate::lease::Progress;
 use crate::local::LocalCa;
+use crate::transition::{IssuedCert, Outcome, Round, Rules, transition};
 use crate::{IssueError, IssuerConfig, WorkerConfig, certificate, schedule};
 
 enum Issuer {
@@ -51,10 +51,145 @@ impl Context {
         .await
     }
 
+    /// The driver: perform the I/O, turn what happened into an [`Outcome`], and record
+    /// the [`Transition`](landlord_store::Transition) the state machine decides.
     async fn step(&self, d: &Claimed) -> anyhow::Result<()> {
         let now = OffsetDateTime::now_utc();
-        // The part of the round that depends on the tenant's nameservers, bounded well
-        // inside the lease.
+        let mut round = Round {
+            domain: d,
+            now,
+            rules: Rules {
+                moved_after: self.config.moved_after,
+                recheck_active: self.config.recheck_active,
+            },
+            renew_at: d.cert_renew_at,
+            next_ari_check: d.cert_ari_next_check_at,
+        };
+        let (found, ownership_proved) = match self.check_dns(d).await {
+            Verdict::Transient(why) => {
+                tracing::info!(%why, "DNS check inconclusive; retrying soon");
+                return self
+                    .record(&round, Outcome::DnsInconclusive { problem: None }, None)
+                    .await;
+            }
+            Verdict::TooSlow(why) => {
+                tracing::info!(%why, "DNS check hit its bound; retrying later");
+                let outcome = Outcome::DnsInconclusive { problem: Some(why) };
+                return self.record(&round, outcome, None).await;
+            }
+            Verdict::NotPointed { found, problem } => {
+                let outcome = Outcome::NotPointed { found, problem };
+                return self.record(&round, outcome, None).await;
+            }
+            Verdict::Pointed {
+                found,
+                ownership_proved,
+            } => (found, ownership_proved),
+        };
+        let check = CheckRecord {
+            found: Some(found),
+            problem: None,
+            ownership_proved,
+        };
+        if round.has_valid_cert()
+            && matches!(d.status, DomainStatus::Active | DomainStatus::Moved)
+            && let Some((at, next)) = self.poll_renewal_info(d, now).await?
+        {
+            round.renew_at = Some(at);
+            round.next_ari_check = Some(next);
+        }
+        let Some(issuance) = round.needs_certificate() else {
+            return self.record(&round, Outcome::Serving { check }, None).await;
+        };
+        if issuance.enter_issuing {
+            let message = "DNS points at us. Requesting a certificate.";
+            if !self
+                .store
+                .start_issuing(d.id, &d.lease, &check, message)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        let result = self.attempt(d, issuance.renewing).await;
+        let (outcome, cert) = match result {
+            Ok(cert) => {
+                tracing::info!(not_after = %cert.not_after, "certificate obtained");
+                let issued = IssuedCert {
+                    issuer: cert.issuer.clone(),
+                    not_after: cert.not_after,
+                    renew_at: cert.renew_at,
+                };
+                (Outcome::Issued { check, cert: issued }, Some(cert))
+            }
+            Err(IssueError::LeaseLost) => {
+                tracing::warn!(
+                    "lost the lease (taken over after this worker stalled, or the domain was deleted); stopping without writing"
+                );
+                return Ok(());
+            }
+            Err(IssueError::Refused(why)) => {
+                tracing::warn!(%why, failures = d.ca_failures + 1, "the CA refused");
+                self.record_failed_validation(d, issuance.renewing).await;
+                (Outcome::Refused { check, why }, None)
+            }
+            Err(IssueError::RateLimited(why, wait)) => {
+                (Outcome::RateLimited { check, why, wait }, None)
+            }
+            Err(IssueError::Queued { reason, until }) => {
+                tracing::info!(%reason, "waiting for CA budget");
+                (
+                    Outcome::Queued {
+                        check,
+                        reason,
+                        until,
+                    },
+                    None,
+                )
+            }
+            Err(e @ (IssueError::Transient(_) | IssueError::Internal(_))) => {
+                if let IssueError::Internal(cause) = &e {
+                    tracing::error!(error = %cause, "issuance interrupted by an internal error");
+                }
+                let why = e.for_tenant();
+                tracing::info!(%why, "issuance interrupted; retrying soon");
+                (Outcome::Interrupted { check, why }, None)
+            }
+        };
+        self.record(&round, outcome, cert.as_ref()).await
+    }
+
+    /// Record the transition `outcome` causes (installing `cert` with it, all or
+    /// nothing); a lost lease discards it.
+    async fn record(
+        &self,
+        round: &Round<'_>,
+        outcome: Outcome,
+        cert: Option<&NewCertificate>,
+    ) -> anyhow::Result<()> {
+        let d = round.domain;
+        let t = transition(round, outcome);
+        for event in &t.events {
+            if event.kind == EventKind::ExpiryWarning {
+                tracing::warn!(message = %event.message, "renewal keeps failing; the certificate expires soon");
+            }
+        }
+        let applied = match cert {
+            Some(cert) => {
+                self.store
+                    .install_certificate(d.id, &d.lease, cert, &t)
+                    .await?
+            }
+            None => self.store.record_transition(d.id, &d.lease, &t).await?,
+        };
+        if !applied {
+            tracing::warn!("lost the lease (domain deleted or taken over); result discarded");
+        }
+        Ok(())
+    }
+
+    /// The DNS check, bounded by the round's DNS deadline (the tenant's nameservers).
+    async fn check_dns(&self, d: &Claimed) -> Verdict {
         let deadline = self.config.dns_deadline;
         let own_target = format!("{}.{}", d.target_label, self.config.dns.cname_target);
         let expect = Expect {
@@ -65,7 +200,7 @@ impl Context {
                 .is_none()
                 .then_some(d.ownership_token.as_str()),
         };
-        let verdict = tokio::time::timeout(deadline, self.dns.check(&d.hostname, expect))
+        tokio::time::timeout(deadline, self.dns.check(&d.hostname, expect))
             .await
             .unwrap_or_else(|_| {
                 Verdict::TooSlow(format!(
@@ -73,194 +208,11 @@ impl Context {
                     d.hostname,
                     schedule::human(deadline)
                 ))
-            });
-        let outcome = match verdict {
-            Verdict::Transient(why) => {
-                tracing::info!(%why, "DNS check inconclusive; retrying soon");
-                self.inconclusive(d, now, None)
-            }
-            Verdict::TooSlow(why) => {
-                tracing::info!(%why, "DNS check hit its bound; retrying later");
-                self.inconclusive(d, now, Some(why))
-            }
-            Verdict::NotPointed { found, problem } => self.not_pointed(d, now, found, problem),
-            Verdict::Pointed {
-                found,
-                ownership_proved,
-            } => return self.pointed(d, now, found, ownership_proved).await,
-        };
-        self.store.record_outcome(d.id, &d.lease, &outcome).await?;
-        Ok(())
+            })
     }
 
-    /// DNS did not decide: keep the status and retry. A `problem` (a bound was hit) is
-    /// shown to the tenant as the check's result, with an event when it is new; a plain
-    /// transient failure (one lost packet) changes nothing the tenant sees.
-    fn inconclusive(&self, d: &Claimed, now: OffsetDateTime, problem: Option<String>) -> Outcome {
-        let mut events = Vec::new();
-        if let Some(p) = &problem
-            && d.check_problem.as_deref() != Some(p.as_str())
-        {
-            events.push(("dns_slow".to_owned(), p.clone()));
-        }
-        Outcome {
-            status: d.status,
-            check: problem.map(|p| CheckRecord {
-                found: None,
-                problem: Some(p),
-                ownership_proved: false,
-            }),
-            last_error: d.last_error.clone(),
-            next_attempt_at: now + schedule::transient_retry(d.attempts),
-            attempts: d.attempts + 1,
-            ca_failures: d.ca_failures,
-            dns_misses: d.dns_misses,
-            clear_order: false,
-            events,
-            queued: None,
-        }
-    }
-
-    fn not_pointed(
-        &self,
-        d: &Claimed,
-        now: OffsetDateTime,
-        found: serde_json::Value,
-        problem: String,
-    ) -> Outcome {
-        let age = (now - d.created_at).try_into().unwrap_or(Duration::ZERO);
-        let mut events = Vec::new();
-        let changed = d.check_problem.as_deref() != Some(problem.as_str());
-        let (status, dns_misses, next) = match d.status {
-            DomainStatus::Active => {
-                let misses = d.dns_misses + 1;
-                if misses >= self.config.moved_after {
-                    events.push(("moved".into(), format!("DNS no longer points at us: {problem} The certificate keeps being served until it expires but is not renewed.")));
-                    (
-                        DomainStatus::Moved,
-                        misses,
-                        now + schedule::dns_retry(d.attempts, age),
-                    )
-                } else {
-                    if misses == 1 {
-                        events.push((
-                            "dns_problem".into(),
-                            format!("{problem} (check {misses} of {}).", self.config.moved_after),
-                        ));
-                    }
-                    // Confirm soon (but never later than the routine re-check would).
-                    let wait = schedule::dns_retry(misses - 1, Duration::ZERO)
-                        .min(self.config.recheck_active);
-                    (DomainStatus::Active, misses, now + wait)
-                }
-            }
-            DomainStatus::Moved => {
-                let wait = schedule::dns_retry(d.attempts, age).min(self.config.recheck_active);
-                (DomainStatus::Moved, d.dns_misses, now + wait)
-            }
-            status => {
-                if status == DomainStatus::Issuing {
-                    events.push(("dns_changed".into(), format!("Issuance stopped: {problem}")));
-                } else if changed {
-                    events.push(("dns_problem".into(), problem.clone()));
-                }
-                (
-                    DomainStatus::PendingDns,
-                    0,
-                    now + schedule::dns_retry(d.attempts, age),
-                )
-            }
-        };
-        Outcome {
-            status,
-            check: Some(CheckRecord {
-                found: Some(found),
-                problem: Some(problem),
-                ownership_proved: false,
-            }),
-            last_error: d.last_error.clone(),
-            next_attempt_at: next,
-            attempts: d.attempts + 1,
-            ca_failures: d.ca_failures,
-            dns_misses,
-            clear_order: status == DomainStatus::PendingDns,
-            events,
-            queued: None,
-        }
-    }
-
-    async fn pointed(
-        &self,
-        d: &Claimed,
-        now: OffsetDateTime,
-        found: serde_json::Value,
-        ownership_proved: bool,
-    ) -> anyhow::Result<()> {
-        let check = CheckRecord {
-            found: Some(found),
-            problem: None,
-            ownership_proved,
-        };
-        let has_valid_cert = d.cert_not_after.is_some_and(|t| t > now);
-        let mut renew_at = d.cert_renew_at;
-        let mut next_ari_check = d.cert_ari_next_check_at;
-        if has_valid_cert
-            && matches!(d.status, DomainStatus::Active | DomainStatus::Moved)
-            && let Some((at, next)) = self.poll_renewal_info(d, now).await?
-        {
-            renew_at = Some(at);
-            next_ari_check = Some(next);
-        }
-        let renewal_due = renew_at.is_none_or(|t| t <= now);
-        // The next ARI poll brings the next visit forward; a poll that is already due but
-        // could not run (CA unreachable) must not make the domain due again at once.
-        let next_routine = |renew_at: OffsetDateTime| {
-            let at = renew_at.min(now + self.config.recheck_active);
-            next_ari_check
-                .filter(|ari| *ari > now)
-                .map_or(at, |ari| at.min(ari))
-        };
-
-        // Serving and not yet due: just record that DNS is still fine.
-        if has_valid_cert
-            && !renewal_due
-            && matches!(d.status, DomainStatus::Active | DomainStatus::Moved)
-        {
-            let mut events = Vec::new();
-            if d.status == DomainStatus::Moved {
-                events.push((
-                    "back_active".into(),
-                    "DNS points at us again; the domain is active.".into(),
-                ));
-            }
-            let outcome = Outcome {
-                status: DomainStatus::Active,
-                check: Some(check),
-                last_error: None,
-                next_attempt_at: next_routine(renew_at.unwrap_or(now)),
-                attempts: 0,
-                ca_failures: 0,
-                dns_misses: 0,
-                clear_order: true,
-                events,
-                queued: None,
-            };
-            self.store.record_outcome(d.id, &d.lease, &outcome).await?;
-            return Ok(());
-        }
-
-        // Renewal happens inside `active`; everything else goes through `issuing`.
-        let renewing = d.status == DomainStatus::Active && has_valid_cert;
-        if !renewing && d.status != DomainStatus::Issuing {
-            let message = "DNS points at us. Requesting a certificate.";
-            if !self
-                .store
-                .start_issuing(d.id, &d.lease, &check, message)
-                .await?
-            {
-                return Ok(());
-            }
-        }
+    /// One issuance attempt while holding the lease, counted in the metrics.
+    async fn attempt(&self, d: &Claimed, renewing: bool) -> Result<NewCertificate, IssueError> {
         let in_flight = metrics::gauge!("landlord_worker_orders_in_flight");
         in_flight.increment(1.0);
         let progress = Progress::new();
@@ -284,195 +236,7 @@ impl Context {
         };
         let kind = if renewing { "renewal" } else { "issuance" };
         metrics::counter!("landlord_worker_certificates_total", "kind" => kind, "outcome" => outcome).increment(1);
-        match &result {
-            Err(IssueError::LeaseLost) => {
-                tracing::warn!(
-                    "lost the lease (taken over after this worker stalled, or the domain was deleted); stopping without writing"
-                );
-                return Ok(());
-            }
-            Err(IssueError::Internal(cause)) => {
-                tracing::error!(error = %cause, "issuance interrupted by an internal error");
-            }
-            _ => {}
-        }
-        // While renewing, every retry must come well before the served certificate expires.
-        let until_expiry: Option<Duration> = renewing
-            .then(|| d.cert_not_after.and_then(|t| (t - now).try_into().ok()))
-            .flatten();
-        let lifetime = match (d.cert_not_before, d.cert_not_after) {
-            (Some(nb), Some(na)) => (na - nb).try_into().unwrap_or(Duration::ZERO),
-            _ => Duration::ZERO,
-        };
-        let expiry_note = |until: Duration| {
-            let expires = d
-                .cert_not_after
-                .map(|t| t.date().to_string())
-                .unwrap_or_default();
-            format!(
-                "The current certificate stays in use until it expires on {expires} (in {}).",
-                schedule::human(until)
-            )
-        };
-        let mut queued = None;
-        let (status, mut events, next, last_error, attempts, ca_failures, clear_order) =
-            match &result {
-                Ok(cert) => {
-                    let (kind, verb) = if renewing {
-                        ("renewed", "renewed")
-                    } else {
-                        ("issued", "issued")
-                    };
-                    let message = format!(
-                        "Certificate {verb} by {}; valid until {}.",
-                        cert.issuer,
-                        cert.not_after.date()
-                    );
-                    tracing::info!(kind, not_after = %cert.not_after, "certificate stored");
-                    (
-                        DomainStatus::Active,
-                        vec![(kind.to_owned(), message)],
-                        next_routine(cert.renew_at),
-                        None,
-                        0,
-                        0,
-                        true,
-                    )
-                }
-                Err(IssueError::Refused(why)) => {
-                    let failures = d.ca_failures + 1;
-                    let mut wait = schedule::ca_retry(failures);
-                    if let Some(until) = until_expiry {
-                        wait = schedule::before_expiry(wait, until, Duration::from_secs(60));
-                    }
-                    tracing::warn!(%why, failures, "the CA refused");
-                    self.record_failed_validation(d, renewing).await;
-                    let (status, kind) = if renewing {
-                        (DomainStatus::Active, "renewal_failed")
-                    } else {
-                        (DomainStatus::Failed, "failed")
-                    };
-                    let mut message = format!("{why} Next attempt in {}.", schedule::human(wait));
-                    if let Some(until) = until_expiry {
-                        message = format!("Renewal failed: {message} {}", expiry_note(until));
-                    }
-                    (
-                        status,
-                        vec![(kind.to_owned(), message)],
-                        now + wait,
-                        Some(why.clone()),
-                        d.attempts + 1,
-                        failures,
-                        true,
-                    )
-                }
-                Err(IssueError::RateLimited(why, wait)) => {
-                    let status = if renewing {
-                        DomainStatus::Active
-                    } else {
-                        DomainStatus::Issuing
-                    };
-                    (
-                        status,
-                        vec![("rate_limited".to_owned(), why.clone())],
-                        now + *wait,
-                        Some(why.clone()),
-                        d.attempts + 1,
-                        d.ca_failures,
-                        true,
-                    )
-                }
-                Err(IssueError::Queued { reason, until }) => {
-                    tracing::info!(%reason, "waiting for CA budget");
-                    let status = if renewing {
-                        DomainStatus::Active
-                    } else {
-                        DomainStatus::Issuing
-                    };
-                    let events = if d.queued_reason.is_none() {
-                        vec![("queued".to_owned(), reason.clone())]
-                    } else {
-                        vec![]
-                    };
-                    queued = Some((reason.clone(), *until));
-                    (
-                        status,
-                        events,
-                        *until,
-                        d.last_error.clone(),
-                        d.attempts,
-                        d.ca_failures,
-                        false,
-                    )
-                }
-                Err(
-                    e
-                    @ (IssueError::Transient(_) | IssueError::Internal(_) | IssueError::LeaseLost),
-                ) => {
-                    let why = e.for_tenant();
-                    tracing::info!(%why, "issuance interrupted; retrying soon");
-                    let status = if renewing {
-                        DomainStatus::Active
-                    } else {
-                        DomainStatus::Issuing
-                    };
-                    let mut wait = schedule::transient_retry(d.attempts);
-                    if let Some(until) = until_expiry {
-                        wait = schedule::before_expiry(wait, until, Duration::from_secs(5));
-                    }
-                    (
-                        status,
-                        vec![],
-                        now + wait,
-                        Some(why.clone()),
-                        d.attempts + 1,
-                        d.ca_failures,
-                        false,
-                    )
-                }
-            };
-        // A renewal that keeps failing says so loudly once less than a sixth of the
-        // certificate's life is left (half of the renewal window).
-        if let (Err(e), Some(until)) = (&result, until_expiry) {
-            let failing = matches!(e, IssueError::Refused(_))
-                || (matches!(e, IssueError::Transient(_) | IssueError::Internal(_))
-                    && d.attempts == 2);
-            if failing && until < lifetime / 6 {
-                tracing::warn!(error = %e, expires_in = ?until, "renewal keeps failing; the certificate expires soon");
-                events.push((
-                    "expiry_warning".to_owned(),
-                    format!(
-                        "Warning: renewal keeps failing ({}). {} Landlord keeps retrying.",
-                        e.for_tenant(),
-                        expiry_note(until)
-                    ),
-                ));
-            }
-        }
-        let outcome = Outcome {
-            status,
-            check: Some(check),
-            last_error,
-            next_attempt_at: next,
-            attempts,
-            ca_failures,
-            dns_misses: 0,
-            clear_order,
-            events,
-            queued,
-        };
-        let applied = match &result {
-            Ok(cert) => {
-                self.store
-                    .install_certificate(d.id, &d.lease, cert, &outcome)
-                    .await?
-            }
-            Err(_) => self.store.record_outcome(d.id, &d.lease, &outcome).await?,
-        };
-        if !applied {
-            tracing::warn!("lost the lease (domain deleted or taken over); result discarded");
-        }
-        Ok(())
+        result
     }
 
     async fn issue(&self, d: &Claimed, progress: &Progress) -> Result<NewCertificate, IssueError> {
@@ -582,7 +346,7 @@ impl Context {
                             message.push_str(&format!(" The CA explains why: {url}"));
                         }
                         self.store
-                            .record_event(d.id, &d.lease, "renewal_window", &message)
+                            .record_event(d.id, &d.lease, EventKind::RenewalWindow, &message)
                             .await?;
                     }
                     return Ok(Some((record.renew_at, record.next_check_at)));
