@@ -54,7 +54,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 _spec = importlib.util.spec_from_file_location("bench_edge", os.path.join(ROOT, "scripts", "bench-edge.py"))
 be = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(be)
-from harness import free_port, wait_port  # noqa: E402
+from harness import free_port, pct, psql, run_quiet, wait_port  # noqa: E402
 
 RESULTS_MD = os.path.join(be.BENCH_DIR, "attack-results.md")
 FLOOD_FROM = "127.0.0.2"
@@ -179,9 +179,8 @@ def legitimate(port, ca, seconds, rate=20):
             failed += 1
         nxt += 1 / rate
         time.sleep(max(0, nxt - time.monotonic()))
-    lat.sort()
-    pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] if lat else None
-    return {"ok": len(lat), "failed": failed, "p50_ms": pct(0.5), "p99_ms": pct(0.99)}
+    p50, p99 = (pct(lat, p, interpolate=False) if lat else None for p in (50, 99))
+    return {"ok": len(lat), "failed": failed, "p50_ms": p50, "p99_ms": p99}
 
 
 # ---------------------------------------------------------------- the run
@@ -199,14 +198,7 @@ error_log {d}/logs/error.log crit;
 pid {d}/nginx.pid;
 events {{ worker_connections 16384; }}
 http {{
-    access_log off;
-    types {{ text/html html; }}
-    default_type application/octet-stream;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
+{be.nginx_http_basics(d)}
     client_header_timeout 10s;
     keepalive_timeout 60s;
     limit_conn_zone $binary_remote_addr zone=perip:10m;
@@ -226,13 +218,7 @@ http {{
     }}
 }}
 """
-        conf_path = os.path.join(d, "nginx.conf")
-        with open(conf_path, "w") as f:
-            f.write(conf)
-        p = self.start("nginx", ["taskset", "-c", be.SERVER_CORE, "nginx", "-p", d, "-e", f"{d}/logs/error.log",
-                                 "-c", conf_path, "-g", "daemon off; master_process off;"],
-                       logfile=os.path.join(d, "logs", "stdout.log"))
-        wait_port(port, p, "nginx")
+        p = self.run_nginx(d, conf, port)
         return {"name": "nginx", "proc": p, "port": port, "http_port": http_port, "ca": self.nginx_ca}
 
     def start_edge(self, label):
@@ -255,9 +241,8 @@ http {{
                    if l.startswith("landlord_edge_db_queries_total"))
 
     def xacts(self):
-        out = be.run_quiet(["psql", self.admin_url, "-qAtc",
-                            f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{self.db_name}'"])
-        return int(out.strip() or 0)
+        out = psql(self.admin_url, f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{self.db_name}'")
+        return int(out or 0)
 
     def scenario(self, server, flood, seconds):
         procs = []
@@ -296,7 +281,7 @@ http {{
         self.install_missing()
         if not a.no_testssl and not be.shutil.which("testssl"):
             be.log("installing testssl.sh (apt-get)")
-            be.run_quiet(["apt-get", "install", "-y", "-qq", "testssl.sh"], timeout=900)
+            run_quiet(["apt-get", "install", "-y", "-qq", "testssl.sh"], timeout=900)
         self.build()
         index_html = be.make_index_html()
         www = os.path.join(be.WORK_DIR, "www")

@@ -63,8 +63,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
+
+from harness import (  # scripts/harness.py, shared with bench-issuance, soak and attack
+    HarnessError as BenchError, cargo_build, create_database, drop_database, free_port, git_revision, http,
+    loadavg, log_warnings, logger, machine_facts, pkg_version, postgres_server, proc_cpu_ticks, psql,
+    register_domain, run_quiet, spawn, terminate, wait_port)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.path.join(ROOT, "target", "bench")
@@ -94,11 +97,7 @@ PACKAGES = {
 }
 
 
-def log(msg):
-    print(f"bench-edge: {msg}", file=sys.stderr, flush=True)
-
-
-from harness import HarnessError as BenchError, free_port, http, machine_facts, run_quiet, wait_port  # noqa: E402
+log = logger("bench-edge")
 
 
 class Interrupted(BaseException):
@@ -110,14 +109,6 @@ def on_signal(signum, _frame):
 
 
 # ---------------------------------------------------------------- small helpers
-
-def proc_stat_ticks(pid):
-    """utime + stime of a process (all its threads, live and exited) in clock ticks."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is field 3 (state); utime is field 14, stime field 15
-    return int(fields[11]) + int(fields[12])
-
 
 def descendants(pid):
     """pid and every live descendant (nginx's worker, if it had a master)."""
@@ -143,7 +134,7 @@ def cpu_ticks(pid):
     total = 0
     for p in descendants(pid):
         try:
-            total += proc_stat_ticks(p)
+            total += proc_cpu_ticks(p)
         except OSError:
             pass
     return total
@@ -199,25 +190,17 @@ def machine():
             f"Linux {platform.release()}")
 
 
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
-def dpkg_version(pkg):
-    try:
-        return run_quiet(["dpkg-query", "-W", "-f=${Version}", pkg]).strip() or "?"
-    except (BenchError, OSError):
-        return "?"
-
-
-def git_describe():
-    try:
-        rev = run_quiet(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
-        dirty = run_quiet(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]).strip()
-        return rev + (" + uncommitted changes" if dirty else "")
-    except (BenchError, OSError):
-        return "unknown"
+def nginx_http_basics(d):
+    """The first lines of an nginx `http` block for a server under d: no access log, HTML
+    typed, every temporary path under d/tmp (no trailing newline)."""
+    return f"""    access_log off;
+    types {{ text/html html; }}
+    default_type application/octet-stream;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;"""
 
 
 def pem_blocks(pem):
@@ -248,22 +231,12 @@ class Bench:
     # ------------------------------------------------------------ processes
 
     def start(self, name, cmd, env=None, logfile=None):
-        out = open(logfile, "wb") if logfile else subprocess.DEVNULL
-        p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                             stderr=subprocess.STDOUT if logfile else subprocess.DEVNULL)
-        if logfile:
-            out.close()
+        p = spawn(cmd, logfile, env=env)
         self.procs.append((name, p))
         return p
 
     def stop(self, proc, timeout=15):
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc, timeout)
         self.procs = [(n, p) for n, p in self.procs if p is not proc]
         return proc.returncode
 
@@ -281,12 +254,7 @@ class Bench:
             except OSError:
                 pass
         if self.admin_url:
-            try:
-                run_quiet(["psql", self.admin_url, "-qAtc",
-                           f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'])
-                log(f"dropped database {self.db_name}")
-            except (BenchError, OSError) as e:
-                log(f"could not drop database {self.db_name}: {e}")
+            drop_database(self.admin_url, self.db_name, log)
 
     # ------------------------------------------------------------ setup
 
@@ -319,9 +287,7 @@ class Bench:
                 raise BenchError(f"{BINARY} is missing (run without --no-build)")
             return
         log("cargo build --release -p landlord")
-        p = subprocess.run(["cargo", "build", "--release", "-p", "landlord"], cwd=ROOT)
-        if p.returncode != 0:
-            raise BenchError("cargo build failed")
+        cargo_build(ROOT)
 
     def landlord_env(self, **extra):
         env = dict(os.environ)
@@ -333,14 +299,11 @@ class Bench:
         return env
 
     def psql(self, sql):
-        return run_quiet(["psql", self.db_url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql]).strip()
+        return psql(self.db_url, sql)
 
     def database(self):
-        server = run_quiet([os.path.join(ROOT, "scripts", "test-postgres.sh")]).strip()
-        self.admin_url = server
-        base = server.rsplit("/", 1)[0]
-        run_quiet(["psql", server, "-qAtc", f'CREATE DATABASE "{self.db_name}"'])
-        self.db_url = f"{base}/{self.db_name}"
+        self.admin_url = postgres_server()
+        self.db_url = create_database(self.admin_url, self.db_name)
         log(f"database {self.db_url}")
         run_quiet([BINARY, "migrate"], env=self.landlord_env())
         self.results["postgres"] = self.psql("SHOW server_version")
@@ -373,17 +336,9 @@ class Bench:
                               logfile=os.path.join(WORK_DIR, "landlord-all.log"))
         wait_port(api_port, all_proc, "landlord all")
         api = f"http://127.0.0.1:{api_port}"
-        st, body = http("POST", f"{api}/v1/domains", {"hostname": HOST}, token=api_key)
-        if st != 201:
-            raise BenchError(f"POST /v1/domains answered {st}: {body}")
         # Pointed with an A record (challtestsrv's default answer): prove ownership with
         # the TXT record, then check now.
-        own = body["ownership"]
-        st, res = http("POST", f"http://127.0.0.1:{mgmt_port}/set-txt",
-                       {"host": own["name"] + ".", "value": own["value"]})
-        if st != 200:
-            raise BenchError(f"challtestsrv /set-txt answered {st}: {res}")
-        http("POST", f"{api}/v1/domains/{body['id']}/check", token=api_key)
+        register_domain(api, api_key, HOST, f"http://127.0.0.1:{mgmt_port}")
         st, body = http("PUT", f"{api}/v1/files/index.html", index_html, token=api_key,
                         content_type="text/html; charset=utf-8")
         if st != 204:
@@ -484,14 +439,7 @@ error_log {d}/logs/error.log warn;
 pid {d}/nginx.pid;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
-    types {{ text/html html; }}
-    default_type application/octet-stream;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
+{nginx_http_basics(d)}
     keepalive_requests 1000000;
     server {{
         listen 127.0.0.1:{port} ssl{h2_listen};{h2_directive}
@@ -506,16 +454,22 @@ http {{
     }}
 }}
 """
+        p = self.run_nginx(d, conf, port, check=True)
+        return {"name": "nginx", "proc": p, "port": port, "ca": self.nginx_ca}
+
+    def run_nginx(self, d, conf, port, check=False):
+        """Write conf to d/nginx.conf and start nginx with it (in the foreground, one process,
+        on the server core; `nginx -t` first with check), until it listens on port."""
         conf_path = os.path.join(d, "nginx.conf")
         with open(conf_path, "w") as f:
             f.write(conf)
-        run_quiet(["nginx", "-t", "-q", "-p", d, "-e", f"{d}/logs/error.log", "-c", conf_path,
-                   "-g", "daemon off; master_process off;"])
-        p = self.start("nginx", ["taskset", "-c", SERVER_CORE, "nginx", "-p", d, "-e", f"{d}/logs/error.log",
-                                 "-c", conf_path, "-g", "daemon off; master_process off;"],
+        opts = ["-p", d, "-e", f"{d}/logs/error.log", "-c", conf_path, "-g", "daemon off; master_process off;"]
+        if check:
+            run_quiet(["nginx", "-t", "-q", *opts])
+        p = self.start("nginx", ["taskset", "-c", SERVER_CORE, "nginx", *opts],
                        logfile=os.path.join(d, "logs", "stdout.log"))
         wait_port(port, p, "nginx")
-        return {"name": "nginx", "proc": p, "port": port, "ca": self.nginx_ca}
+        return p
 
     def start_edge(self, label):
         http_port, https_port = free_port(), free_port()
@@ -721,7 +675,8 @@ http {{
         self.install_missing()
         self.build()
         self.results.update(date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                            machine=machine(), git=git_describe(), loadavg_before=loadavg())
+                            machine=machine(), git=git_revision(ROOT, untracked=False),
+                            loadavg_before=loadavg())
 
         index_html = make_index_html()
         www = os.path.join(WORK_DIR, "www")
@@ -778,13 +733,7 @@ http {{
                     r = self.phase(s, k, a.duration, label=label10 if s is edge else "nginx")
                     r["round"] = rnd + 1
         self.results["nginx_rss_kib_end"] = rss_kib(nginx["proc"].pid)
-        self.results["rss"].append({
-            "domains": counts[0], "startup_s": edge["startup_s"], "after_start": rss_start,
-            "after_first_requests": rss_warm, "after_warmup": rss_after_warmup,
-            "after_bench": rss_kib(edge["proc"].pid), "threads": threads(edge["proc"].pid)})
-        if self.stop(edge["proc"]) != 0:
-            self.notes.append(f"landlord edge ({counts[0]}) exited {edge['proc'].returncode} on SIGTERM")
-        self.scan_log(edge)
+        self.finish_edge(edge, counts[0], rss_start, rss_warm, rss_after_warmup)
 
         self.fill_domains(counts[1])
         edge = self.start_edge(f"{counts[1]}")
@@ -801,20 +750,14 @@ http {{
             for k in kinds:
                 r = self.phase(edge, k, a.duration, label=label100)
                 r["round"] = rnd + 1
-        self.results["rss"].append({
-            "domains": counts[1], "startup_s": edge["startup_s"], "after_start": rss_start,
-            "after_first_requests": rss_warm, "after_warmup": rss_after_warmup,
-            "after_bench": rss_kib(edge["proc"].pid), "threads": threads(edge["proc"].pid)})
-        if self.stop(edge["proc"]) != 0:
-            self.notes.append(f"landlord edge ({counts[1]}) exited {edge['proc'].returncode} on SIGTERM")
-        self.scan_log(edge)
+        self.finish_edge(edge, counts[1], rss_start, rss_warm, rss_after_warmup)
         self.stop(nginx["proc"])
         self.results["loadavg_after"] = loadavg()
         self.results["labels"] = {"nginx": "nginx", "small": label10, "large": label100}
         self.results["versions"] = {
-            "nginx": f"nginx-light {dpkg_version('nginx-light')}",
-            "wrk": f"wrk {dpkg_version('wrk')}",
-            "h2load": f"nghttp2-client {dpkg_version('nghttp2-client')}",
+            "nginx": f"nginx-light {pkg_version('nginx-light', unknown='?')}",
+            "wrk": f"wrk {pkg_version('wrk', unknown='?')}",
+            "h2load": f"nghttp2-client {pkg_version('nghttp2-client', unknown='?')}",
         }
         self.results["notes"] = self.notes
         self.results["args"] = vars(self.args)
@@ -850,10 +793,18 @@ http {{
         for n in self.notes:
             log(f"note: {n}")
 
+    def finish_edge(self, edge, domains, rss_start, rss_warm, rss_after_warmup):
+        """Record the edge's memory for this domain count, stop it and read its log."""
+        self.results["rss"].append({
+            "domains": domains, "startup_s": edge["startup_s"], "after_start": rss_start,
+            "after_first_requests": rss_warm, "after_warmup": rss_after_warmup,
+            "after_bench": rss_kib(edge["proc"].pid), "threads": threads(edge["proc"].pid)})
+        if self.stop(edge["proc"]) != 0:
+            self.notes.append(f"landlord edge ({domains}) exited {edge['proc'].returncode} on SIGTERM")
+        self.scan_log(edge)
+
     def scan_log(self, edge):
-        with open(edge["log"], errors="replace") as f:
-            bad = [l.rstrip() for l in f if re.search(r"\b(WARN|ERROR)\b|panicked", l)]
-        for line in bad[:5]:
+        for line in log_warnings(edge["log"])[:5]:
             self.notes.append(f"edge log: {line[:300]}")
 
     def write(self):

@@ -37,7 +37,11 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.parse
+
+from harness import (  # scripts/harness.py, shared with bench-edge, soak and attack
+    HarnessError as BenchError, cargo_build, challtestsrv, create_database, drop_database, free_port,
+    git_revision, http, loadavg, log_warnings, logger, machine_facts, pct, pkg_version, postgres_server,
+    proc_cpu, psql, run_quiet, spawn, summary, tail, terminate)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.path.join(ROOT, "target", "bench")
@@ -53,16 +57,7 @@ MILESTONES = ["created", "dns_verified", "order_placed", "challenge_ready", "iss
 # check, else >= ~5.5 s (its first backoff sleep is 5 s). Anything under this did not sleep.
 LEGO_FAST = 3.0
 
-
-def log(msg):
-    print(f"bench-issuance: {msg}", file=sys.stderr, flush=True)
-
-
-class BenchError(Exception):
-    pass
-
-
-from harness import free_port, http, machine_facts  # noqa: E402  (scripts/harness.py, shared with bench-edge and soak)
+log = logger("bench-issuance")
 
 
 # ---------------------------------------------------------------- small helpers
@@ -76,34 +71,6 @@ def parse_time(s):
     frac = ((frac or "") + "000000")[:6]
     tz = "+00:00" if tz == "Z" else tz
     return dt.datetime.fromisoformat(f"{base}.{frac}{tz}")
-
-
-def pct(values, p):
-    """Percentile p (0-100), linear interpolation between closest ranks."""
-    v = sorted(values)
-    if not v:
-        return float("nan")
-    if len(v) == 1:
-        return v[0]
-    k = (len(v) - 1) * p / 100
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
-
-
-def summary(values):
-    return {
-        "n": len(values),
-        "p50": pct(values, 50),
-        "p95": pct(values, 95),
-        "max": max(values) if values else float("nan"),
-        "min": min(values) if values else float("nan"),
-        "mean": statistics.fmean(values) if values else float("nan"),
-    }
-
-
-def run_quiet(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
 
 
 def machine():
@@ -121,41 +88,6 @@ def cpu_times():
     idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
     total = sum(v[:8])  # guest time is already in user/nice
     return total - idle, total
-
-
-def proc_cpu(pid):
-    """CPU seconds (user + system) a process has used so far, or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "unknown"
-
-
-def pkg_version(name):
-    try:
-        return run_quiet(["dpkg-query", "-W", "-f=${Version}", name]).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def landlord_revision():
-    try:
-        rev = run_quiet(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
-        dirty = run_quiet(["git", "-C", ROOT, "status", "--porcelain", "--", "crates", "Cargo.lock",
-                           "Cargo.toml", "migrations"]).strip()
-        return rev + (" + uncommitted changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 # ---------------------------------------------------------------- the environment
@@ -181,21 +113,14 @@ class Bench:
             log(f"using the existing {BINARY} (--no-build)")
             return
         log("cargo build --release -p landlord")
-        r = subprocess.run(["cargo", "build", "--release", "-p", "landlord"], cwd=ROOT)
-        if r.returncode != 0:
-            raise BenchError("cargo build --release -p landlord failed")
+        cargo_build(ROOT)
 
     def database(self):
-        url = run_quiet([os.path.join(ROOT, "scripts", "test-postgres.sh")], cwd=ROOT).strip()
+        url = postgres_server(timeout=None)
         self.db_admin_url = url
         self.db_name = f"landlord_bench_{os.getpid()}"
         log(f"creating database {self.db_name} on {url.rsplit('/', 1)[0]}")
-        subprocess.run(["psql", url, "-qAt", "-v", "ON_ERROR_STOP=1", "-c",
-                        f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)', "-c",
-                        f'CREATE DATABASE "{self.db_name}"'],
-                       check=True, capture_output=True, text=True)
-        parts = urllib.parse.urlsplit(url)
-        self.db_url = urllib.parse.urlunsplit(parts._replace(path="/" + self.db_name))
+        self.db_url = create_database(url, self.db_name, drop_first=True)
 
     def acme(self):
         # test-acme.sh keeps its state (PID files) in <checkout>/target/test-acme and its
@@ -230,9 +155,7 @@ class Bench:
             raise BenchError(f"scripts/test-acme.sh start did not export {missing}")
 
     def dns(self, path, body):
-        status, res = http("POST", self.env["LANDLORD_TEST_CHALLTESTSRV"] + path, body)
-        if status != 200:
-            raise BenchError(f"challtestsrv {path} {body}: HTTP {status} {res}")
+        challtestsrv(self.env["LANDLORD_TEST_CHALLTESTSRV"], path, body)
 
     def point(self, host, target=TARGET):
         if target != TARGET:
@@ -274,12 +197,9 @@ class Bench:
             "LANDLORD_CA_BUDGET_REGISTERED_DOMAIN": "off",
         }
         self.landlord_log = os.path.join(BENCH_DIR, "landlord.log")
-        logf = open(self.landlord_log, "w")
         log(f"starting landlord all (API {self.api}, HTTP-01 on 127.0.0.1:{http01}, "
             f"worker concurrency {self.args.concurrency}; log: {os.path.relpath(self.landlord_log, ROOT)})")
-        self.landlord = subprocess.Popen([BINARY, "all"], env=env, stdin=subprocess.DEVNULL,
-                                         stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT)
-        logf.close()
+        self.landlord = spawn([BINARY, "all"], self.landlord_log, env=env, cwd=ROOT)
         deadline = time.monotonic() + 60
         while True:
             if self.landlord.poll() is not None:
@@ -300,16 +220,11 @@ class Bench:
 
     def stop_landlord(self):
         p, self.landlord = self.landlord, None
-        if p is None or p.poll() is not None:
-            return p.returncode if p else None
-        p.send_signal(signal.SIGTERM)
-        try:
-            return p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            log("landlord did not exit 30 s after SIGTERM; killing it")
-            p.kill()
-            p.wait()
+        if p is None:
+            return None
+        if not terminate(p, 30, on_kill=lambda: log("landlord did not exit 30 s after SIGTERM; killing it")):
             return "killed after SIGTERM timeout"
+        return p.returncode
 
     def list_domains(self, key):
         out, cursor = [], None
@@ -415,11 +330,7 @@ class Bench:
                     row[f"{a}->{z}"] = (first[z] - first[a]).total_seconds()
             per.append(row)
         code = self.stop_landlord()
-        log_lines = []
-        with open(self.landlord_log, errors="replace") as f:
-            for line in f:
-                if re.search(r"\b(WARN|ERROR)\b|panicked", line):
-                    log_lines.append(line.rstrip())
+        log_lines = log_warnings(self.landlord_log)
         lat = [p["latency"] for p in per]
         self.results["landlord"] = {
             "n": n,
@@ -521,21 +432,7 @@ class Bench:
         if self.acme_started:
             subprocess.run([self.acme_script, "stop"], cwd=ROOT)
         if self.db_name:
-            r = subprocess.run(["psql", self.db_admin_url, "-qAt", "-c",
-                                f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'],
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                log(f"could not drop database {self.db_name}: {r.stderr.strip()}")
-            else:
-                log(f"dropped database {self.db_name}")
-
-
-def tail(path, lines=30):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError:
-        return "(no log)"
+            drop_database(self.db_admin_url, self.db_name, log)
 
 
 # ---------------------------------------------------------------- report
@@ -774,13 +671,13 @@ def main():
         "machine": machine(),
         "pebble_version": pkg_version("pebble"),
         "lego_version": pkg_version("lego"),
-        "revision": landlord_revision(),
+        "revision": git_revision(ROOT, paths=["crates", "Cargo.lock", "Cargo.toml", "migrations"]),
         "rust_log": args.rust_log,
     }
     try:
         b.build()
         b.database()
-        meta["pg_version"] = run_quiet(["psql", b.db_admin_url, "-qAtc", "show server_version"]).strip()
+        meta["pg_version"] = psql(b.db_admin_url, "show server_version")
         b.acme()
         b.dns_target()
         meta["load_before"] = loadavg()

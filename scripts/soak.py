@@ -39,6 +39,10 @@ import sys
 import threading
 import time
 
+from harness import (  # scripts/harness.py, shared with bench-edge, bench-issuance and attack
+    HarnessError as SoakError, create_database, drop_database, free_port, http, logger, postgres_server, psql,
+    register_domain, run_quiet, spawn, wait_port)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK_DIR = os.path.join(ROOT, "target", "soak")
 RESULTS_MD = os.path.join(WORK_DIR, "soak-results.md")
@@ -47,13 +51,7 @@ ADMIN_TOKEN = "soak-admin"
 MASTER_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 CNAME_TARGET = "edge.soak.test"
 
-
-def log(msg):
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%H:%M:%S")
-    print(f"soak {stamp}: {msg}", file=sys.stderr, flush=True)
-
-
-from harness import HarnessError as SoakError, free_port, http, run_quiet, wait_port  # noqa: E402
+log = logger("soak", stamp=True)
 
 
 class Counts:
@@ -137,9 +135,7 @@ class Soak:
         return env
 
     def start(self, name, cmd, env=None):
-        logfile = open(os.path.join(WORK_DIR, f"{name}.log"), "a")
-        proc = subprocess.Popen(cmd, env=env, stdout=logfile, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = spawn(cmd, os.path.join(WORK_DIR, f"{name}.log"), env=env, append=True)
         self.procs.append(proc)
         return proc
 
@@ -148,7 +144,7 @@ class Soak:
                                      env=self.env(LANDLORD_METRICS_ADDR=f"127.0.0.1:{free_port()}"))
 
     def psql(self, sql):
-        return run_quiet(["psql", self.db_url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql]).strip()
+        return psql(self.db_url, sql)
 
     # ------------------------------------------------------------------ phases
 
@@ -165,10 +161,8 @@ class Soak:
                        for d in os.environ.get("PATH", "").split(":") + ["/usr/bin"]):
                 raise SoakError(f"{tool} is missing: apt-get install pebble postgresql-client "
                                 "(or run `just test` once, which installs them)")
-        server = run_quiet([os.path.join(ROOT, "scripts", "test-postgres.sh")]).strip()
-        self.admin_url = server
-        run_quiet(["psql", server, "-qAtc", f'CREATE DATABASE "{self.db_name}"'])
-        self.db_url = f"{server.rsplit('/', 1)[0]}/{self.db_name}"
+        self.admin_url = postgres_server()
+        self.db_url = create_database(self.admin_url, self.db_name)
         log(f"database {self.db_url}")
         self.dns_port, mgmt_port = free_port(udp_too=True), free_port()
         self.cts_mgmt = f"http://127.0.0.1:{mgmt_port}"
@@ -205,16 +199,8 @@ class Soak:
 
         self.hostnames = [f"site{i:02d}.tenant{i % 5}.soak.example" for i in range(self.args.domains)]
         for host in self.hostnames:
-            st, body = http("POST", f"{self.api}/v1/domains", {"hostname": host}, token=self.api_key)
-            if st != 201:
-                raise SoakError(f"POST /v1/domains {host}: {st} {body}")
             # Pointed with A records (challtestsrv's default): prove ownership, check now.
-            own = body["ownership"]
-            st, res = http("POST", f"{self.cts_mgmt}/set-txt",
-                           {"host": own["name"] + ".", "value": own["value"]})
-            if st != 200:
-                raise SoakError(f"challtestsrv /set-txt {host}: {st} {res}")
-            http("POST", f"{self.api}/v1/domains/{body['id']}/check", token=self.api_key)
+            register_domain(self.api, self.api_key, host, self.cts_mgmt)
         st, body = http("PUT", f"{self.api}/v1/files/index.html", b"<h1>soak</h1>",
                         token=self.api_key, content_type="text/html")
         if st != 204:
@@ -367,9 +353,7 @@ class Soak:
             except subprocess.TimeoutExpired:
                 proc.kill()
         if self.admin_url:
-            subprocess.run(["psql", self.admin_url, "-qAtc",
-                            f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'],
-                           capture_output=True)
+            drop_database(self.admin_url, self.db_name)
 
 
 def main():
