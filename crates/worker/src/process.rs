@@ -1,6 +1,5 @@
 //! One round of work on one claimed domain: the contract's state machine.
 
-
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
@@ -120,7 +119,13 @@ impl Context {
                     not_after: cert.not_after,
                     renew_at: cert.renew_at,
                 };
-                (Outcome::Issued { check, cert: issued }, Some(cert))
+                (
+                    Outcome::Issued {
+                        check,
+                        cert: issued,
+                    },
+                    Some(cert),
+                )
             }
             Err(IssueError::LeaseLost) => {
                 tracing::warn!(

@@ -9,9 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use landlord_store::{
-    CheckRecord, Claimed, DomainStatus, EventKind, NewEvent, Queued, Transition,
-};
+use landlord_store::{CheckRecord, Claimed, DomainStatus, EventKind, NewEvent, Queued, Transition};
 
 use crate::schedule;
 
@@ -47,7 +45,10 @@ pub enum Outcome {
     /// [`Round::needs_certificate`] said no.
     Serving { check: CheckRecord },
     /// A certificate was obtained and is about to be installed.
-    Issued { check: CheckRecord, cert: IssuedCert },
+    Issued {
+        check: CheckRecord,
+        cert: IssuedCert,
+    },
     /// The CA refused (validation failed, CAA, unusable certificate).
     Refused { check: CheckRecord, why: String },
     /// The CA's rate limit: wait at least `wait`.
@@ -231,8 +232,7 @@ fn on_not_pointed(round: &Round, found: Value, problem: String) -> Transition {
                 return t;
             }
             // Confirm soon (but never later than the routine re-check would).
-            let wait =
-                schedule::dns_retry(misses - 1, Duration::ZERO).min(rules.recheck_active);
+            let wait = schedule::dns_retry(misses - 1, Duration::ZERO).min(rules.recheck_active);
             let mut t = round.unchanged(check, wait);
             t.dns_misses = misses;
             if misses == 1 {
@@ -255,8 +255,7 @@ fn on_not_pointed(round: &Round, found: Value, problem: String) -> Transition {
                     format!("Issuance stopped: {problem}"),
                 ));
             } else if d.check_problem.as_deref() != Some(problem.as_str()) {
-                t.events
-                    .push(NewEvent::new(EventKind::DnsProblem, problem));
+                t.events.push(NewEvent::new(EventKind::DnsProblem, problem));
             }
             t
         }

@@ -143,7 +143,11 @@ fn issuing_to_active_when_the_certificate_is_stored() {
     );
     assert_eq!((t.attempts, t.ca_failures, t.dns_misses), (0, 0, 0));
     assert!(t.clear_order && t.last_error.is_none());
-    assert_eq!(wait(&t), RULES.recheck_active, "the daily re-check comes first");
+    assert_eq!(
+        wait(&t),
+        RULES.recheck_active,
+        "the daily re-check comes first"
+    );
 }
 
 #[test]
@@ -428,12 +432,18 @@ fn refusals_follow_the_ca_backoff() {
 #[test]
 fn renewal_retries_come_well_before_expiry() {
     // Two hours left: a fourth refusal waits at most a quarter of that, not a day.
-    let mut d = serving(DomainStatus::Active, time::Duration::days(90) - time::Duration::hours(2));
+    let mut d = serving(
+        DomainStatus::Active,
+        time::Duration::days(90) - time::Duration::hours(2),
+    );
     d.ca_failures = 3;
     assert_eq!(wait(&transition(&round(&d), refused())).as_secs(), 1800);
     d.attempts = 6;
     assert_eq!(wait(&transition(&round(&d), interrupted())).as_secs(), 600);
-    let mut d = serving(DomainStatus::Active, time::Duration::days(90) - time::Duration::minutes(8));
+    let mut d = serving(
+        DomainStatus::Active,
+        time::Duration::days(90) - time::Duration::minutes(8),
+    );
     d.attempts = 6;
     assert_eq!(
         wait(&transition(&round(&d), interrupted())).as_secs(),
@@ -447,12 +457,20 @@ fn expiry_warnings_start_when_a_sixth_of_the_lifetime_is_left() {
     // A 90-day certificate: a sixth is 15 days.
     let d = serving(DomainStatus::Active, time::Duration::days(76));
     let t = transition(&round(&d), refused());
-    assert_eq!(kinds(&t), [EventKind::RenewalFailed, EventKind::ExpiryWarning]);
-    assert!(t.events[1].message.starts_with(
-        "Warning: renewal keeps failing (The CA could not verify the hostname.)."
-    ));
+    assert_eq!(
+        kinds(&t),
+        [EventKind::RenewalFailed, EventKind::ExpiryWarning]
+    );
+    assert!(
+        t.events[1]
+            .message
+            .starts_with("Warning: renewal keeps failing (The CA could not verify the hostname.).")
+    );
     let d = serving(DomainStatus::Active, time::Duration::days(70));
-    assert_eq!(kinds(&transition(&round(&d), refused())), [EventKind::RenewalFailed]);
+    assert_eq!(
+        kinds(&transition(&round(&d), refused())),
+        [EventKind::RenewalFailed]
+    );
 
     // Interruptions warn on the third in a row.
     let mut d = serving(DomainStatus::Active, time::Duration::days(80));
@@ -473,7 +491,10 @@ fn expiry_warnings_start_when_a_sixth_of_the_lifetime_is_left() {
 
 #[test]
 fn the_routine_visit_is_the_earliest_of_renewal_recheck_and_ari_poll() {
-    let mut d = serving(DomainStatus::Active, time::Duration::days(59) + time::Duration::hours(20));
+    let mut d = serving(
+        DomainStatus::Active,
+        time::Duration::days(59) + time::Duration::hours(20),
+    );
     // renew_at is in 4 hours: before the daily re-check.
     let t = transition(&round(&d), Outcome::Serving { check: check() });
     assert_eq!(wait(&t), Duration::from_secs(4 * 3600));
@@ -591,7 +612,10 @@ fn drive(outcomes: Vec<Outcome>, clock: Vec<u32>) -> Result<(), TestCaseError> {
             t.status
         );
         if interrupted {
-            prop_assert!(!t.clear_order, "an interrupted order is resumed, not replaced");
+            prop_assert!(
+                !t.clear_order,
+                "an interrupted order is resumed, not replaced"
+            );
         }
         if t.status == DomainStatus::Active && d.status != DomainStatus::Active {
             prop_assert!(
@@ -620,7 +644,9 @@ fn drive(outcomes: Vec<Outcome>, clock: Vec<u32>) -> Result<(), TestCaseError> {
         } else if status_before == DomainStatus::Issuing || interrupted {
             d.order_url.get_or_insert_with(|| "https://ca/order".into());
         }
-        now = t.next_attempt_at.max(now + time::Duration::seconds(i64::from(advance)));
+        now = t
+            .next_attempt_at
+            .max(now + time::Duration::seconds(i64::from(advance)));
     }
     Ok(())
 }
