@@ -123,6 +123,7 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
     Router::new()
         .route("/", get(dashboard::index))
         .route("/app.js", get(dashboard::app_js))
+        .route("/js/{file}", get(dashboard::module_js))
         .route("/style.css", get(dashboard::style_css))
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi::document))

@@ -354,7 +354,10 @@ async fn metrics_parse_as_prometheus_text(pool: PgPool) {
         landlord_api::router(store.clone(), config),
         std::future::pending(),
     ));
-    let (tenant, _) = store.create_tenant("t").await.unwrap();
+    let (tenant, _) = store
+        .create_tenant(&landlord_store::TenantName::parse("t").unwrap())
+        .await
+        .unwrap();
     let h = landlord_store::Hostname::parse("m.example.com").unwrap();
     store
         .create_domain(landlord_store::TenantId(tenant.id), &h, 100)
@@ -457,6 +460,8 @@ async fn dashboard_assets_are_served(pool: PgPool) {
     for (path, ct) in [
         ("/", "text/html"),
         ("/app.js", "text/javascript"),
+        ("/js/state.js", "text/javascript"),
+        ("/js/api.js", "text/javascript"),
         ("/style.css", "text/css"),
     ] {
         let res = app.client.get(app.url(path)).send().await.unwrap();
@@ -469,5 +474,33 @@ async fn dashboard_assets_are_served(pool: PgPool) {
             "{path}"
         );
         assert!(res.headers().contains_key("content-security-policy"));
+        assert_eq!(res.headers()["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(res.headers()["cache-control"], "no-cache", "{path}");
+    }
+    // Every module the entry imports, directly or not, is served (specifiers are relative:
+    // './js/x.js' from /app.js, './x.js' from /js/*).
+    let mut pending = vec!["/app.js".to_owned()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(path) = pending.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let res = app.client.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let dir = &path[..=path.rfind('/').unwrap()];
+        for import in res.text().await.unwrap().split(" from './").skip(1) {
+            let name = &import[..import.find('\'').unwrap()];
+            pending.push(format!("{dir}{name}"));
+        }
+    }
+    assert!(seen.len() > 10 && seen.contains("/js/state.js"), "{seen:?}");
+    for path in ["/js/nope.js", "/js/", "/js/state.js/x"] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
     }
 }
