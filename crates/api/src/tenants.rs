@@ -5,13 +5,12 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use landlord_store::TenantName;
+
 use crate::AppState;
 use crate::extract::{Admin, Caller, Json};
 use crate::problem::Problem;
 use crate::views::{TenantCreated, TenantEventList, TenantEventView, rfc3339};
-
-/// The longest tenant name, in characters.
-const NAME_MAX_CHARS: usize = 200;
 
 #[derive(Deserialize, ToSchema)]
 pub struct NewTenant {
@@ -47,19 +46,13 @@ pub async fn create(
     State(state): State<AppState>,
     Json(body): Json<NewTenant>,
 ) -> Result<(StatusCode, axum::Json<TenantCreated>), Problem> {
-    // Length and control characters are checked on the name as sent (as the document
-    // states them); emptiness after trimming.
-    let name = body.name.trim();
-    if name.is_empty()
-        || body.name.chars().count() > NAME_MAX_CHARS
-        || body.name.chars().any(char::is_control)
-    {
-        return Err(Problem::invalid(
+    let name = TenantName::parse(&body.name).map_err(|_| {
+        Problem::invalid(
             "invalid-name",
             "The tenant name must be 1 to 200 characters without control characters.",
-        ));
-    }
-    let (tenant, key) = state.store.create_tenant(name).await?;
+        )
+    })?;
+    let (tenant, key) = state.store.create_tenant(&name).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(TenantCreated {

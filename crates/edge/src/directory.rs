@@ -57,16 +57,22 @@ pub struct EdgeConfig {
 }
 
 impl EdgeConfig {
+    pub const DEFAULT_CERT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+    pub const DEFAULT_FILE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+    pub const DEFAULT_MISS_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+    pub const DEFAULT_DB_CONCURRENCY: usize = 4;
+    pub const DEFAULT_HSTS: &str = "max-age=31536000";
+
     pub fn new(master_key: MasterKey) -> Self {
         Self {
             master_key,
-            cert_cache_bytes: 64 * 1024 * 1024,
-            file_cache_bytes: 64 * 1024 * 1024,
-            miss_cache_bytes: 8 * 1024 * 1024,
+            cert_cache_bytes: Self::DEFAULT_CERT_CACHE_BYTES,
+            file_cache_bytes: Self::DEFAULT_FILE_CACHE_BYTES,
+            miss_cache_bytes: Self::DEFAULT_MISS_CACHE_BYTES,
             negative_ttl: Duration::from_secs(5),
-            hsts: Some("max-age=31536000".into()),
+            hsts: Some(Self::DEFAULT_HSTS.into()),
             https_port: 443,
-            db_concurrency: 4,
+            db_concurrency: Self::DEFAULT_DB_CONCURRENCY,
             db_wait: Duration::from_secs(2),
             limits: Limits::default(),
         }

@@ -28,7 +28,10 @@ async fn seed(
     store: &Store,
     hostname: &str,
 ) -> (TenantId, rustls::pki_types::CertificateDer<'static>) {
-    let (tenant, _) = store.create_tenant("t").await.unwrap();
+    let (tenant, _) = store
+        .create_tenant(&landlord_store::TenantName::parse("t").unwrap())
+        .await
+        .unwrap();
     let tenant = TenantId(tenant.id);
     store
         .create_domain(tenant, &Hostname::parse(hostname).unwrap(), 100)

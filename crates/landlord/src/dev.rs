@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use base64::Engine;
 
+use secrecy::ExposeSecret;
+
 use crate::Fatal;
-use crate::config::Settings;
+use crate::config::{Config, Settings};
 use crate::postgres::Cluster;
-use crate::run::{Roles, api_config};
+use crate::run::Roles;
 
 /// Dev defaults: unprivileged ports and a CNAME target under `.localhost`.
 pub const DEV_API_ADDR: &str = "127.0.0.1:3000";
@@ -30,7 +32,7 @@ pub async fn run(mut settings: Settings, migrate: bool) -> Result<(), Fatal> {
         let cluster = tokio::task::spawn_blocking(move || Cluster::start(&dir))
             .await
             .context("starting PostgreSQL")??;
-        settings.database_url = Some(cluster.url());
+        settings.database_url = Some(cluster.url().into());
         Some(cluster)
     } else {
         None
@@ -62,54 +64,51 @@ async fn run_platform(settings: &mut Settings, migrate: bool, dir: &Path) -> Res
         settings.extra_suffixes.push("localhost".to_owned());
     }
     if settings.master_key.is_none() {
-        settings.master_key = Some(read_or_create_secret(&dir.join("master.key"), |b| {
+        let key = read_or_create_secret(&dir.join("master.key"), |b| {
             base64::engine::general_purpose::STANDARD.encode(b)
-        })?);
+        })?;
+        settings.master_key = Some(key.into());
     }
-    if settings.admin_token.is_none() {
-        settings.admin_token = Some(read_or_create_secret(&dir.join("admin-token"), hex_string)?);
-    }
-    settings.master_key()?;
-    let config = api_config(settings)?;
-    let store = settings.store(migrate).await?;
+    let admin_token = match &settings.admin_token {
+        Some(token) => token.expose_secret().to_owned(),
+        None => read_or_create_secret(&dir.join("admin-token"), hex_string)?,
+    };
+    settings.admin_token = Some(admin_token.clone().into());
+    let roles = Roles {
+        api: true,
+        worker: true,
+        edge: true,
+    };
+    let config = Config::build(settings, roles, true)?;
+    let store = config.database.connect(migrate).await?;
 
     let key = demo_key(&store, &dir.join("demo-api-key")).await?;
-    let master = landlord_store::MasterKey::new(settings.master_key()?);
+    let master = settings.master_key().map_err(Fatal::Config)?;
     let ca_pem = landlord_worker::local_ca_pem(&store, &master)
         .await
         .context("creating the local CA")?;
     let ca_path = dir.join("local-ca.pem");
     std::fs::write(&ca_path, ca_pem).with_context(|| format!("writing {}", ca_path.display()))?;
     drop(store);
-    let addr = settings.api_addr();
+    let addr = config.api_addr;
+    // The developer's own local secrets: printing them is the point of `dev`.
     println!("Landlord dev is running.");
     println!("  Dashboard:     http://{addr}/");
     println!("  Demo API key:  {key}");
-    println!(
-        "  Admin token:   {}",
-        settings.admin_token.as_deref().unwrap_or_default()
-    );
-    println!(
-        "  CNAME target:  {} (hostnames under .localhost count as pointed at us)",
-        config.cname_target
-    );
-    println!("  Edge HTTP:     http://{}/", settings.http_addr());
+    println!("  Admin token:   {admin_token}");
+    if let Some(api) = &config.api {
+        println!(
+            "  CNAME target:  {} (hostnames under .localhost count as pointed at us)",
+            api.cname_target
+        );
+    }
+    println!("  Edge HTTP:     http://{}/", config.http_addr);
     println!(
         "  Local CA:      {} (trust it, or pass it to curl --cacert)",
         ca_path.display()
     );
     println!("  Try: curl -H 'Authorization: Bearer {key}' http://{addr}/v1/domains");
-    crate::run::roles(
-        settings,
-        false,
-        Roles {
-            api: true,
-            worker: true,
-            edge: true,
-        },
-        true,
-    )
-    .await
+    crate::run::roles(config, false, roles).await
 }
 
 /// The demo tenant's key: created once, kept in `path` (the database only has its hash).
@@ -131,7 +130,10 @@ async fn demo_key(store: &landlord_store::Store, path: &Path) -> Result<String, 
     }
     let key = match existing {
         Some(t) => store.issue_api_key(landlord_store::TenantId(t.id)).await,
-        None => store.create_tenant(DEMO_TENANT).await.map(|(_, k)| k),
+        None => {
+            let name = landlord_store::TenantName::parse(DEMO_TENANT).expect("a valid name");
+            store.create_tenant(&name).await.map(|(_, k)| k)
+        }
     }
     .context("creating the demo tenant")?;
     write_private(path, &key.secret)?;

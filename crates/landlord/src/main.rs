@@ -8,7 +8,7 @@ mod run;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use config::Settings;
 use run::Roles;
@@ -23,6 +23,10 @@ struct Cli {
     /// Do not apply database migrations on start.
     #[arg(long, global = true)]
     no_migrate: bool,
+    /// A TOML file of settings, keyed by the variable names (`LANDLORD_API_ADDR = "…"`);
+    /// flags and environment variables win over it.
+    #[arg(long, env = "LANDLORD_CONFIG", global = true)]
+    config: Option<std::path::PathBuf>,
     #[command(flatten)]
     settings: Settings,
     #[command(subcommand)]
@@ -105,7 +109,13 @@ impl<E: Into<anyhow::Error>> From<E> for Fatal {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(message) => {
+            eprintln!("landlord: error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(message) = config::init_tracing() {
         eprintln!("landlord: error: {message}");
         return ExitCode::from(2);
@@ -120,7 +130,11 @@ fn main() -> ExitCode {
         }
     };
     let migrate = !cli.no_migrate;
-    let result = runtime.block_on(async move {
+    let serve = |roles: Roles| {
+        let config = config::Config::build(&cli.settings, roles, false);
+        async move { run::roles(config?, migrate, roles).await }
+    };
+    let result = runtime.block_on(async {
         match cli.command {
             Command::Migrate => run::migrate(&cli.settings).await,
             Command::Tenant {
@@ -146,61 +160,41 @@ fn main() -> ExitCode {
                     },
             } => run::suspend_tenant(&cli.settings, migrate, id, false, &reason, operator).await,
             Command::Api => {
-                run::roles(
-                    &cli.settings,
-                    migrate,
-                    Roles {
-                        api: true,
-                        worker: false,
-                        edge: false,
-                    },
-                    false,
-                )
+                serve(Roles {
+                    api: true,
+                    worker: false,
+                    edge: false,
+                })
                 .await
             }
             Command::Worker => {
-                run::roles(
-                    &cli.settings,
-                    migrate,
-                    Roles {
-                        api: false,
-                        worker: true,
-                        edge: false,
-                    },
-                    false,
-                )
+                serve(Roles {
+                    api: false,
+                    worker: true,
+                    edge: false,
+                })
                 .await
             }
             Command::Edge => {
-                run::roles(
-                    &cli.settings,
-                    migrate,
-                    Roles {
-                        api: false,
-                        worker: false,
-                        edge: true,
-                    },
-                    false,
-                )
+                serve(Roles {
+                    api: false,
+                    worker: false,
+                    edge: true,
+                })
                 .await
             }
             Command::All => {
-                run::roles(
-                    &cli.settings,
-                    migrate,
-                    Roles {
-                        api: true,
-                        worker: true,
-                        edge: true,
-                    },
-                    false,
-                )
+                serve(Roles {
+                    api: true,
+                    worker: true,
+                    edge: true,
+                })
                 .await
             }
             Command::Ca {
                 command: CaCommand::Export,
             } => run::export_ca(&cli.settings, migrate).await,
-            Command::Dev => dev::run(cli.settings, migrate).await,
+            Command::Dev => dev::run(cli.settings.clone(), migrate).await,
         }
     });
     match result {
@@ -214,6 +208,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line; with `--config FILE`, the file's settings fill in what the
+/// environment does not set, and the command line is read again.
+fn parse() -> Result<Cli, String> {
+    let cli = Cli::parse();
+    let Some(path) = &cli.config else {
+        return Ok(cli);
+    };
+    let known: std::collections::BTreeSet<String> = Cli::command()
+        .get_subcommands()
+        .flat_map(|c| c.get_arguments())
+        .chain(Cli::command().get_arguments())
+        .filter_map(|a| a.get_env())
+        .filter_map(|e| e.to_str().map(str::to_owned))
+        .chain(["RUST_LOG", "LANDLORD_LOG_FORMAT"].map(String::from))
+        .collect();
+    config::apply_file(path, &known)?;
+    Ok(Cli::parse())
 }
 
 /// The error and its causes on one line: "connecting to the database: connection refused".

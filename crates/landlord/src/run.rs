@@ -5,25 +5,24 @@ use anyhow::Context;
 use std::future::Future;
 
 use crate::Fatal;
-use crate::config::Settings;
-use landlord_api::ApiConfig;
+use crate::config::{Config, Database, Settings};
+
+/// The database settings alone, checked (commands that need nothing else).
+fn database(settings: &Settings) -> Result<Database, Fatal> {
+    settings.database().map_err(Fatal::Config)
+}
 
 pub async fn migrate(settings: &Settings) -> Result<(), Fatal> {
-    settings.store(true).await?;
+    database(settings)?.connect(true).await?;
     tracing::info!("migrations applied");
     Ok(())
 }
 
 pub async fn create_tenant(settings: &Settings, migrate: bool, name: &str) -> Result<(), Fatal> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(Fatal::Config(
-            "the tenant name must be 1 to 200 characters".into(),
-        ));
-    }
-    let store = settings.store(migrate).await?;
+    let name = landlord_store::TenantName::parse(name).map_err(Fatal::Config)?;
+    let store = database(settings)?.connect(migrate).await?;
     let (tenant, key) = store
-        .create_tenant(name)
+        .create_tenant(&name)
         .await
         .context("creating the tenant")?;
     println!(
@@ -35,7 +34,7 @@ pub async fn create_tenant(settings: &Settings, migrate: bool, name: &str) -> Re
 
 /// `landlord tenant list`: one JSON object per tenant and line.
 pub async fn list_tenants(settings: &Settings, migrate: bool) -> Result<(), Fatal> {
-    let store = settings.store(migrate).await?;
+    let store = database(settings)?.connect(migrate).await?;
     for tenant in store.list_tenants().await.context("listing tenants")? {
         println!("{}", serde_json::to_string(&tenant).context("encoding")?);
     }
@@ -52,7 +51,7 @@ pub async fn suspend_tenant(
     reason: &str,
     operator: Option<String>,
 ) -> Result<(), Fatal> {
-    let store = settings.store(migrate).await?;
+    let store = database(settings)?.connect(migrate).await?;
     let why = landlord_store::Because {
         reason,
         operator: operator.as_deref(),
@@ -66,32 +65,10 @@ pub async fn suspend_tenant(
     Ok(())
 }
 
-/// Everything `landlord api` needs, validated before connecting.
-pub fn api_config(settings: &Settings) -> Result<ApiConfig, Fatal> {
-    let mut config = ApiConfig::new(
-        settings.cname_target()?,
-        settings.edge_ips()?,
-        settings.admin_token.as_deref().filter(|t| !t.is_empty()),
-    );
-    config.hostnames = settings.hostname_policy()?;
-    config.dns_servers = settings.dns_servers()?;
-    config.limits = settings.tenant_limits()?;
-    config.api_rate = settings.api_rate()?;
-    if let Some(raw) = &settings.check_now_interval {
-        config.check_interval = crate::config::parse_duration(raw)
-            .map_err(|e| Fatal::Config(format!("LANDLORD_CHECK_NOW_INTERVAL: {e}")))?;
-    }
-    crate::config::set_positive(
-        &mut config.max_event_streams,
-        settings.tenant_max_event_streams,
-        "LANDLORD_TENANT_MAX_EVENT_STREAMS",
-    )?;
-    Ok(config)
-}
-
 pub async fn export_ca(settings: &Settings, migrate: bool) -> Result<(), Fatal> {
-    let key = landlord_store::MasterKey::new(settings.master_key()?);
-    let store = settings.store(migrate).await?;
+    let key = settings.master_key().map_err(Fatal::Config)?;
+    let database = database(settings)?;
+    let store = database.connect(migrate).await?;
     let pem = landlord_worker::local_ca_pem(&store, &key)
         .await
         .context("loading the local CA")?;
@@ -107,35 +84,34 @@ pub struct Roles {
     pub edge: bool,
 }
 
-/// Validate everything the roles need, connect, then run them until SIGTERM/SIGINT.
-/// Any role ending stops the others; a failure is the process's exit status.
-pub async fn roles(
-    settings: &Settings,
-    migrate: bool,
-    roles: Roles,
-    localhost_is_ours: bool,
-) -> Result<(), Fatal> {
+/// Connect, then run the roles `config` was built for until SIGTERM/SIGINT. Any role
+/// ending stops the others; a failure is the process's exit status.
+pub async fn roles(config: Config, migrate: bool, roles: Roles) -> Result<(), Fatal> {
+    let Config {
+        database,
+        limits,
+        mut api,
+        api_addr,
+        worker,
+        edge,
+        http_addr,
+        https_addr,
+        metrics_addr,
+    } = config;
     let metrics = install_metrics();
-    let limits = std::sync::Arc::new(settings.limits()?);
-    let metrics_elsewhere = settings.metrics_addr.is_some();
-    let mut api = roles.api.then(|| api_config(settings)).transpose()?;
+    let limits = std::sync::Arc::new(limits);
     if let Some(api) = api.as_mut() {
         api.metrics = metrics.clone();
-        api.serve_metrics = !metrics_elsewhere;
+        api.serve_metrics = metrics_addr.is_none();
     }
-    let worker = roles
-        .worker
-        .then(|| settings.worker_config(localhost_is_ours))
-        .transpose()?;
-    let edge = roles.edge.then(|| settings.edge_config()).transpose()?;
-    settings.master_key()?;
     raise_file_limit(&limits, roles);
     // One pool per role, so a flood of edge misses cannot take the worker's or the
     // API's connections; the first one applies the migrations.
-    let store = settings.store(migrate).await?;
+    let store = database.connect(migrate).await?;
+    let database = &database;
     let pool_for = |needed: bool| async move {
         match needed {
-            true => settings.store(false).await.map(Some),
+            true => database.connect(false).await.map(Some),
             false => Ok(None),
         }
     };
@@ -143,18 +119,18 @@ pub async fn roles(
     let worker_store = pool_for(roles.worker && roles.api).await?;
     let edge_store = pool_for(roles.edge && (roles.api || roles.worker)).await?;
     let api_listener = match api {
-        Some(_) => Some(bind(settings.api_addr(), "LANDLORD_API_ADDR").await?),
+        Some(_) => Some(bind(api_addr, "LANDLORD_API_ADDR").await?),
         None => None,
     };
     let edge_listeners = match roles.edge {
         true => Some((
-            bind(settings.http_addr(), "LANDLORD_HTTP_ADDR").await?,
-            bind(settings.https_addr(), "LANDLORD_HTTPS_ADDR").await?,
+            bind(http_addr, "LANDLORD_HTTP_ADDR").await?,
+            bind(https_addr, "LANDLORD_HTTPS_ADDR").await?,
         )),
         false => None,
     };
 
-    let metrics_listener = match settings.metrics_addr {
+    let metrics_listener = match metrics_addr {
         Some(addr) => Some(bind(addr, "LANDLORD_METRICS_ADDR").await?),
         None => None,
     };

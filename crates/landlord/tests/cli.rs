@@ -62,10 +62,91 @@ fn unreachable_database_is_a_one_line_error() {
 }
 
 #[test]
-fn malformed_database_url_is_a_one_line_error() {
+fn malformed_database_url_is_a_configuration_error() {
     let out = landlord(&["migrate"], &[("DATABASE_URL", "mysql://nope")]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_one_line_failure(&out, 1, "database");
+    assert_one_line_failure(&out, 2, "DATABASE_URL: must be a postgres://");
+}
+
+/// Settings are checked before anything connects: the setting's error, not the
+/// database's, and every bad setting in the same line.
+#[test]
+fn edge_settings_are_checked_before_connecting() {
+    let env = [
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none"),
+        ("LANDLORD_MASTER_KEY", MASTER_KEY),
+        ("LANDLORD_IDLE_TIMEOUT", "soon"),
+        ("LANDLORD_EDGE_FILE_CACHE_BYTES", "0"),
+    ];
+    let started = Instant::now();
+    let out = landlord(&["edge"], &env);
+    assert_one_line_failure(&out, 2, "LANDLORD_IDLE_TIMEOUT: `soon` is not a duration");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("LANDLORD_EDGE_FILE_CACHE_BYTES must be above zero"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("connect"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "it did not wait for the database"
+    );
+}
+
+#[test]
+fn help_shows_the_defaults() {
+    let out = landlord(&["edge", "--help"], &[]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for default in [
+        "[default: 10000]",
+        "[default: max-age=31536000]",
+        "[default: 60s]",
+        "[default: 300/3h]",
+        "[default: 127.0.0.1:8080; dev: 127.0.0.1:3000]",
+    ] {
+        assert!(help.contains(default), "{default} missing from --help");
+    }
+}
+
+/// `--config FILE`: the file's settings apply, the environment wins over them, and an
+/// unknown key is an error.
+#[test]
+fn a_configuration_file_adds_settings_and_the_environment_wins() {
+    let dir = std::env::temp_dir().join(format!("landlord-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("landlord.toml");
+    std::fs::write(
+        &file,
+        "DATABASE_URL = \"postgres://postgres@127.0.0.1:1/none\"\n\
+         LANDLORD_MASTER_KEY = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n\
+         LANDLORD_MAX_CONNECTIONS = 0\n\
+         LANDLORD_EDGE_IPS = [\"192.0.2.1\", \"bogus\"]\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let out = landlord(
+        &["worker", "--config", path],
+        &[("LANDLORD_CNAME_TARGET", "edge.example.net")],
+    );
+    assert_one_line_failure(&out, 2, "LANDLORD_MAX_CONNECTIONS must be above zero");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"bogus\" is not an IP address"),
+        "lists from arrays: {stderr}"
+    );
+
+    let env = [
+        ("LANDLORD_CONFIG", path),
+        ("LANDLORD_CNAME_TARGET", "edge.example.net"),
+        ("LANDLORD_MAX_CONNECTIONS", "1000"),
+        ("LANDLORD_EDGE_IPS", "192.0.2.1"),
+    ];
+    let out = landlord(&["worker"], &env);
+    assert_one_line_failure(&out, 1, "cannot connect to the database");
+
+    std::fs::write(&file, "LANDLORD_NO_SUCH_THING = 1\n").unwrap();
+    let out = landlord(&["worker", "--config", path], &[]);
+    assert_one_line_failure(&out, 2, "unknown setting LANDLORD_NO_SUCH_THING");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

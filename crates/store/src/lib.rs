@@ -36,7 +36,7 @@ pub use files::{FileMeta, StoredFile};
 pub use hostname::{Hostname, HostnameError, HostnamePolicy, normalise_suffix};
 pub use limits::{FILE_OVERHEAD_BYTES, Limit, TenantLimits, Usage, file_cost};
 pub use sealing::{MasterKey, SealError, certificate_key_context};
-pub use tenants::{ApiKey, Authenticated, Tenant, TenantId};
+pub use tenants::{ApiKey, Authenticated, Tenant, TenantId, TenantName};
 pub use work::{
     AdvisoryLock, CheckRecord, Claimed, NewCertificate, Queued, RenewalInfoRecord, Transition,
 };
@@ -89,6 +89,18 @@ impl Store {
             .connect_with(options.application_name("landlord"))
             .await?;
         Ok(Self { pool })
+    }
+
+    /// Whether `url` is a PostgreSQL connection string, without connecting: settings are
+    /// checked before anything connects.
+    pub fn check_url(url: &str) -> std::result::Result<(), String> {
+        let scheme = url.split_once("://").map(|(s, _)| s);
+        if !matches!(scheme, Some("postgres" | "postgresql")) {
+            return Err("must be a postgres:// or postgresql:// URL".into());
+        }
+        url.parse::<PgConnectOptions>()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     pub fn from_pool(pool: PgPool) -> Self {

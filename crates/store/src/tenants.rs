@@ -62,17 +62,45 @@ impl ApiKey {
     }
 }
 
+/// A tenant's display name: 1 to 200 characters without control characters, not only
+/// whitespace; surrounding whitespace is trimmed. The one rule for the CLI and the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantName(String);
+
+impl TenantName {
+    /// The longest name, in characters (counted as sent, before trimming).
+    pub const MAX_CHARS: usize = 200;
+
+    pub fn parse(raw: &str) -> std::result::Result<Self, String> {
+        let name = raw.trim();
+        if name.is_empty()
+            || raw.chars().count() > Self::MAX_CHARS
+            || raw.chars().any(char::is_control)
+        {
+            return Err(format!(
+                "the tenant name must be 1 to {} characters without control characters",
+                Self::MAX_CHARS
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 impl Store {
     /// Create a tenant with one API key; returns the key's secret, which is never
     /// retrievable again.
-    pub async fn create_tenant(&self, name: &str) -> Result<(Tenant, ApiKey)> {
+    pub async fn create_tenant(&self, name: &TenantName) -> Result<(Tenant, ApiKey)> {
         let key = ApiKey::generate();
         let mut tx = self.pool.begin().await?;
         let tenant: Tenant = sqlx::query_as(
             "INSERT INTO tenants (id, name) VALUES ($1, $2) RETURNING id, name, created_at",
         )
         .bind(Uuid::now_v7())
-        .bind(name)
+        .bind(name.as_str())
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query(

@@ -8,7 +8,10 @@ use sqlx::PgPool;
 #[sqlx::test(migrator = "landlord_store::MIGRATOR")]
 async fn events_are_pruned_by_age_and_count_per_domain(pool: PgPool) {
     let store = Store::from_pool(pool.clone());
-    let (tenant, _) = store.create_tenant("t").await.unwrap();
+    let (tenant, _) = store
+        .create_tenant(&landlord_store::TenantName::parse("t").unwrap())
+        .await
+        .unwrap();
     let tenant = landlord_store::TenantId(tenant.id);
     let busy = store
         .create_domain(tenant, &Hostname::parse("busy.example.com").unwrap(), 10)

@@ -45,7 +45,7 @@ pub use watch::{
 };
 
 /// The bounds every listener enforces (settings in the README's configuration table).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// A request head must arrive within this: from accept (after the TLS handshake) for
     /// the first request, from its first byte for a later one.

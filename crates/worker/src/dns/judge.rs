@@ -563,7 +563,8 @@ mod tests {
     #[test]
     fn caa_climb_results() {
         let issue = |ca: &str| Caa::Issue(Some(ca.into()));
-        let table: Vec<(Vec<Result<Vec<Caa>, String>>, Result<Option<&str>, &str>)> = vec![
+        type Climb = Vec<Result<Vec<Caa>, String>>;
+        let table: Vec<(Climb, Result<Option<&str>, &str>)> = vec![
             (vec![Ok(vec![]), Ok(vec![])], Ok(None)),
             (
                 vec![Ok(vec![]), Ok(vec![issue("letsencrypt.org")])],
