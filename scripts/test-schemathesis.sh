@@ -11,7 +11,8 @@
 #
 # Environment: DATABASE_URL (a server to create the database on; default: whatever
 # scripts/test-postgres.sh finds or starts), ST_MAX_EXAMPLES (default 50), ST_SEED
-# (default random; the seed is printed), ST_ARGS (extra `st run` arguments).
+# (default random, the seed is printed; under CI=true a fixed seed, so a red run can be
+# replayed), ST_ARGS (extra `st run` arguments).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -157,6 +158,7 @@ warnings = { display = ["missing_auth", "base_url_mismatch", "missing_deserializ
 EOF
 
 extra_args=()
+if [ -z "${ST_SEED:-}" ] && [ "${CI:-}" = "true" ]; then ST_SEED=20261202; fi
 if [ -n "${ST_SEED:-}" ]; then extra_args+=(--seed "$ST_SEED"); fi
 if [ -n "${ST_ARGS:-}" ]; then read -ra more <<<"$ST_ARGS" && extra_args+=("${more[@]}"); fi
 

@@ -323,6 +323,28 @@ async fn healthz_and_dashboard_answer(pool: PgPool) {
     );
 }
 
+/// With the database away, `/healthz` says so (503 problem+json) instead of 200 or 500.
+#[tokio::test]
+async fn healthz_is_503_when_the_database_is_away() {
+    let unreachable = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_secs(1))
+        .connect_lazy("postgres://postgres@127.0.0.1:1/none")
+        .unwrap();
+    let app = spawn_app(unreachable).await;
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], 503);
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex_encode(&sha2::Sha256::digest(data))

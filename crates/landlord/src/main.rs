@@ -129,74 +129,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let migrate = !cli.no_migrate;
-    let serve = |roles: Roles| {
-        let config = config::Config::build(&cli.settings, roles, false);
-        async move { run::roles(config?, migrate, roles).await }
-    };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Migrate => run::migrate(&cli.settings).await,
-            Command::Tenant {
-                command: TenantCommand::Create { name },
-            } => run::create_tenant(&cli.settings, migrate, &name).await,
-            Command::Tenant {
-                command: TenantCommand::List,
-            } => run::list_tenants(&cli.settings, migrate).await,
-            Command::Tenant {
-                command:
-                    TenantCommand::Suspend {
-                        id,
-                        reason,
-                        operator,
-                    },
-            } => run::suspend_tenant(&cli.settings, migrate, id, true, &reason, operator).await,
-            Command::Tenant {
-                command:
-                    TenantCommand::Unsuspend {
-                        id,
-                        reason,
-                        operator,
-                    },
-            } => run::suspend_tenant(&cli.settings, migrate, id, false, &reason, operator).await,
-            Command::Api => {
-                serve(Roles {
-                    api: true,
-                    worker: false,
-                    edge: false,
-                })
-                .await
-            }
-            Command::Worker => {
-                serve(Roles {
-                    api: false,
-                    worker: true,
-                    edge: false,
-                })
-                .await
-            }
-            Command::Edge => {
-                serve(Roles {
-                    api: false,
-                    worker: false,
-                    edge: true,
-                })
-                .await
-            }
-            Command::All => {
-                serve(Roles {
-                    api: true,
-                    worker: true,
-                    edge: true,
-                })
-                .await
-            }
-            Command::Ca {
-                command: CaCommand::Export,
-            } => run::export_ca(&cli.settings, migrate).await,
-            Command::Dev => dev::run(cli.settings.clone(), migrate).await,
-        }
-    });
+    let result = runtime.block_on(dispatch(cli));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fatal::Config(message)) => {
@@ -207,6 +140,77 @@ fn main() -> ExitCode {
             eprintln!("landlord: error: {}", one_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Run the command.
+async fn dispatch(cli: Cli) -> Result<(), Fatal> {
+    let migrate = !cli.no_migrate;
+    let settings = &cli.settings;
+    let serve = |roles: Roles| async move {
+        let config = config::Config::build(settings, roles, false)?;
+        run::roles(config, migrate, roles).await
+    };
+    match cli.command {
+        Command::Migrate => run::migrate(settings).await,
+        Command::Tenant {
+            command: TenantCommand::Create { name },
+        } => run::create_tenant(settings, migrate, &name).await,
+        Command::Tenant {
+            command: TenantCommand::List,
+        } => run::list_tenants(settings, migrate).await,
+        Command::Tenant {
+            command:
+                TenantCommand::Suspend {
+                    id,
+                    reason,
+                    operator,
+                },
+        } => run::suspend_tenant(settings, migrate, id, true, &reason, operator).await,
+        Command::Tenant {
+            command:
+                TenantCommand::Unsuspend {
+                    id,
+                    reason,
+                    operator,
+                },
+        } => run::suspend_tenant(settings, migrate, id, false, &reason, operator).await,
+        Command::Api => {
+            serve(Roles {
+                api: true,
+                worker: false,
+                edge: false,
+            })
+            .await
+        }
+        Command::Worker => {
+            serve(Roles {
+                api: false,
+                worker: true,
+                edge: false,
+            })
+            .await
+        }
+        Command::Edge => {
+            serve(Roles {
+                api: false,
+                worker: false,
+                edge: true,
+            })
+            .await
+        }
+        Command::All => {
+            serve(Roles {
+                api: true,
+                worker: true,
+                edge: true,
+            })
+            .await
+        }
+        Command::Ca {
+            command: CaCommand::Export,
+        } => run::export_ca(settings, migrate).await,
+        Command::Dev => dev::run(settings.clone(), migrate).await,
     }
 }
 

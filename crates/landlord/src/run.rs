@@ -118,10 +118,7 @@ pub async fn roles(config: Config, migrate: bool, roles: Roles) -> Result<(), Fa
     let api_store = store.clone();
     let worker_store = pool_for(roles.worker && roles.api).await?;
     let edge_store = pool_for(roles.edge && (roles.api || roles.worker)).await?;
-    let api_listener = match api {
-        Some(_) => Some(bind(api_addr, "LANDLORD_API_ADDR").await?),
-        None => None,
-    };
+    let api_listener = bind_if(api.is_some(), api_addr, "LANDLORD_API_ADDR").await?;
     let edge_listeners = match roles.edge {
         true => Some((
             bind(http_addr, "LANDLORD_HTTP_ADDR").await?,
@@ -129,7 +126,6 @@ pub async fn roles(config: Config, migrate: bool, roles: Roles) -> Result<(), Fa
         )),
         false => None,
     };
-
     let metrics_listener = match metrics_addr {
         Some(addr) => Some(bind(addr, "LANDLORD_METRICS_ADDR").await?),
         None => None,
@@ -140,14 +136,7 @@ pub async fn roles(config: Config, migrate: bool, roles: Roles) -> Result<(), Fa
     if let (Some(listener), Some(handle)) = (metrics_listener, metrics) {
         let stop = shutdown.wait();
         // With the API in this process, the fleet gauges too (as its /metrics would).
-        let fleet = roles.api.then(|| api_store.clone());
-        let router = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move || {
-                let (handle, fleet) = (handle.clone(), fleet.clone());
-                async move { landlord_api::render_metrics(fleet.as_ref(), Some(&handle)).await }
-            }),
-        );
+        let router = metrics_router(handle, roles.api.then(|| api_store.clone()));
         let limits = limits.clone();
         tasks.spawn(async move {
             landlord_edge::listen::serve(listener, "metrics", limits, router, stop)
@@ -183,6 +172,15 @@ pub async fn roles(config: Config, migrate: bool, roles: Roles) -> Result<(), Fa
                 .context("running the edge")
         });
     }
+    until_all_stop(tasks, shutdown).await
+}
+
+/// Wait for every role; the first to end stops the others, and any failure is the
+/// result.
+async fn until_all_stop(
+    mut tasks: tokio::task::JoinSet<anyhow::Result<()>>,
+    shutdown: Shutdown,
+) -> Result<(), Fatal> {
     let mut result = Ok(());
     while let Some(done) = tasks.join_next().await {
         if let Err(e) = done.map_err(anyhow::Error::from).and_then(|r| r) {
@@ -192,6 +190,21 @@ pub async fn roles(config: Config, migrate: bool, roles: Roles) -> Result<(), Fa
     }
     tracing::info!("stopped");
     result
+}
+
+/// `/metrics` on its own address: this process's metrics, and the fleet's gauges when
+/// `fleet` (the API's store) is given.
+fn metrics_router(
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+    fleet: Option<landlord_store::Store>,
+) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let (handle, fleet) = (handle.clone(), fleet.clone());
+            async move { landlord_api::render_metrics(fleet.as_ref(), Some(&handle)).await }
+        }),
+    )
 }
 
 /// Every connection is a file descriptor: raise the soft limit to the hard one (as
@@ -243,6 +256,17 @@ fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
             Some(handle)
         })
         .clone()
+}
+
+async fn bind_if(
+    needed: bool,
+    addr: std::net::SocketAddr,
+    name: &str,
+) -> Result<Option<tokio::net::TcpListener>, Fatal> {
+    match needed {
+        true => bind(addr, name).await.map(Some),
+        false => Ok(None),
+    }
 }
 
 async fn bind(addr: std::net::SocketAddr, name: &str) -> Result<tokio::net::TcpListener, Fatal> {

@@ -131,21 +131,7 @@ impl AcmeIssuer {
     /// from the CA marks progress and every write is fenced by the lease.
     pub async fn obtain(&self, ctx: &OrderContext<'_>) -> Result<(String, String), IssueError> {
         let key_context = format!("order-key:{}", ctx.hostname);
-        // The CSR's key, when an earlier round finalized this order. A key that cannot be
-        // opened (lost, or sealed under another master key) is as good as missing.
-        let mut key_pem: Option<String> = ctx.order_key_sealed.and_then(|sealed| {
-            match ctx.key.open(sealed, &key_context).map(String::from_utf8) {
-                Ok(Ok(pem)) => Some(pem),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "the stored order key is not PEM");
-                    None
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "the stored order key cannot be opened");
-                    None
-                }
-            }
-        });
+        let mut key_pem = stored_order_key(ctx, &key_context);
         let mut order = self.open_order(ctx).await?;
         let deadline = tokio::time::Instant::now() + ORDER_DEADLINE;
         let mut delay = Duration::from_millis(250);
@@ -160,28 +146,7 @@ impl AcmeIssuer {
                 }
                 OrderStatus::Pending => wait(&mut delay, ctx.max_poll_interval, deadline).await?,
                 OrderStatus::Ready => {
-                    let key = KeyPair::generate().map_err(IssueError::internal)?;
-                    let pem = key.serialize_pem();
-                    // Persist the key before finalizing: a worker taking over a finalized
-                    // order needs it to use the certificate.
-                    let sealed = ctx.key.seal(pem.as_bytes(), &key_context);
-                    fenced(
-                        ctx.store
-                            .save_order(ctx.domain, ctx.lease, order.url(), Some(&sealed))
-                            .await,
-                    )?;
-                    let mut params = CertificateParams::new(vec![ctx.hostname.to_owned()])
-                        .map_err(IssueError::internal)?;
-                    params.distinguished_name = DistinguishedName::new();
-                    let csr = params
-                        .serialize_request(&key)
-                        .map_err(IssueError::internal)?;
-                    order
-                        .finalize_csr(csr.der())
-                        .await
-                        .map_err(IssueError::from_acme)?;
-                    ctx.progress.mark();
-                    key_pem = Some(pem);
+                    key_pem = Some(self.finalize(&mut order, ctx, &key_context).await?);
                 }
                 OrderStatus::Processing | OrderStatus::Valid if key_pem.is_none() => {
                     // Finalized by a round whose key is gone: the certificate is useless
@@ -219,6 +184,36 @@ impl AcmeIssuer {
                 OrderStatus::Invalid => return Err(self.why_invalid(&mut order).await),
             }
         }
+    }
+
+    /// Finalize a ready order with a new key, persisted (sealed) before the CSR goes out:
+    /// a worker taking over a finalized order needs it. Returns the key's PEM.
+    async fn finalize(
+        &self,
+        order: &mut Order,
+        ctx: &OrderContext<'_>,
+        key_context: &str,
+    ) -> Result<String, IssueError> {
+        let key = KeyPair::generate().map_err(IssueError::internal)?;
+        let pem = key.serialize_pem();
+        let sealed = ctx.key.seal(pem.as_bytes(), key_context);
+        fenced(
+            ctx.store
+                .save_order(ctx.domain, ctx.lease, order.url(), Some(&sealed))
+                .await,
+        )?;
+        let mut params =
+            CertificateParams::new(vec![ctx.hostname.to_owned()]).map_err(IssueError::internal)?;
+        params.distinguished_name = DistinguishedName::new();
+        let csr = params
+            .serialize_request(&key)
+            .map_err(IssueError::internal)?;
+        order
+            .finalize_csr(csr.der())
+            .await
+            .map_err(IssueError::from_acme)?;
+        ctx.progress.mark();
+        Ok(pem)
     }
 
     /// Resume the order in flight, or place a new one.
@@ -414,6 +409,23 @@ fn fenced(written: Result<bool, landlord_store::StoreError>) -> Result<(), Issue
 
 /// Sleep before polling the order again (backing off to `cap`), unless that would pass
 /// `deadline`.
+/// The CSR's key, when an earlier round finalized this order. A key that cannot be
+/// opened (lost, or sealed under another master key) is as good as missing.
+fn stored_order_key(ctx: &OrderContext<'_>, key_context: &str) -> Option<String> {
+    let sealed = ctx.order_key_sealed?;
+    match ctx.key.open(sealed, key_context).map(String::from_utf8) {
+        Ok(Ok(pem)) => Some(pem),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the stored order key is not PEM");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the stored order key cannot be opened");
+            None
+        }
+    }
+}
+
 async fn wait(
     delay: &mut Duration,
     cap: Duration,

@@ -110,8 +110,22 @@ impl Context {
                 return Ok(());
             }
         }
-        let result = self.attempt(d, issuance.renewing).await;
-        let (outcome, cert) = match result {
+        let Some((outcome, cert)) = self.attempt(d, check, issuance.renewing).await else {
+            return Ok(());
+        };
+        self.record(&round, outcome, cert.as_ref()).await
+    }
+
+    /// One issuance attempt, as the state machine's outcome (with the certificate when
+    /// one was obtained); `None` when the lease was lost and nothing may be written.
+    async fn attempt(
+        &self,
+        d: &Claimed,
+        check: CheckRecord,
+        renewing: bool,
+    ) -> Option<(Outcome, Option<NewCertificate>)> {
+        let result = self.issue_holding_lease(d, renewing).await;
+        Some(match result {
             Ok(cert) => {
                 tracing::info!(not_after = %cert.not_after, "certificate obtained");
                 let issued = IssuedCert {
@@ -131,11 +145,11 @@ impl Context {
                 tracing::warn!(
                     "lost the lease (taken over after this worker stalled, or the domain was deleted); stopping without writing"
                 );
-                return Ok(());
+                return None;
             }
             Err(IssueError::Refused(why)) => {
                 tracing::warn!(%why, failures = d.ca_failures + 1, "the CA refused");
-                self.record_failed_validation(d, issuance.renewing).await;
+                self.record_failed_validation(d, renewing).await;
                 (Outcome::Refused { check, why }, None)
             }
             Err(IssueError::RateLimited(why, wait)) => {
@@ -160,8 +174,7 @@ impl Context {
                 tracing::info!(%why, "issuance interrupted; retrying soon");
                 (Outcome::Interrupted { check, why }, None)
             }
-        };
-        self.record(&round, outcome, cert.as_ref()).await
+        })
     }
 
     /// Record the transition `outcome` causes (installing `cert` with it, all or
@@ -217,7 +230,11 @@ impl Context {
     }
 
     /// One issuance attempt while holding the lease, counted in the metrics.
-    async fn attempt(&self, d: &Claimed, renewing: bool) -> Result<NewCertificate, IssueError> {
+    async fn issue_holding_lease(
+        &self,
+        d: &Claimed,
+        renewing: bool,
+    ) -> Result<NewCertificate, IssueError> {
         let in_flight = metrics::gauge!("landlord_worker_orders_in_flight");
         in_flight.increment(1.0);
         let progress = Progress::new();

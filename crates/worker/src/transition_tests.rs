@@ -571,27 +571,7 @@ fn drive(outcomes: Vec<Outcome>, clock: Vec<u32>) -> Result<(), TestCaseError> {
             (true, None) => Outcome::Serving { check: check() },
             _ => outcome,
         };
-        // Time-shift outcomes written against NOW.
-        let outcome = match outcome {
-            Outcome::Queued {
-                check,
-                reason,
-                until,
-            } => Outcome::Queued {
-                check,
-                reason,
-                until: now + (until - NOW),
-            },
-            Outcome::Issued { check, .. } => Outcome::Issued {
-                check,
-                cert: IssuedCert {
-                    issuer: "CA".into(),
-                    not_after: now + time::Duration::days(6),
-                    renew_at: now + time::Duration::days(3),
-                },
-            },
-            other => other,
-        };
+        let outcome = at(outcome, now);
         let status_before = match issuance {
             Some(i) if pointed && i.enter_issuing => DomainStatus::Issuing,
             _ => d.status,
@@ -625,30 +605,60 @@ fn drive(outcomes: Vec<Outcome>, clock: Vec<u32>) -> Result<(), TestCaseError> {
         }
 
         // The database applies the transition; time passes.
-        d.status = t.status;
-        d.attempts = t.attempts;
-        d.ca_failures = t.ca_failures;
-        d.dns_misses = t.dns_misses;
-        d.last_error = t.last_error.clone();
-        d.queued_reason = t.queued.as_ref().map(|q| q.reason.clone());
-        if let Some(c) = &t.check {
-            d.check_problem = c.problem.clone();
-        }
-        if issued {
-            d.cert_not_before = Some(now);
-            d.cert_not_after = Some(now + time::Duration::days(6));
-            d.cert_renew_at = Some(now + time::Duration::days(3));
-        }
-        if t.clear_order {
-            d.order_url = None;
-        } else if status_before == DomainStatus::Issuing || interrupted {
-            d.order_url.get_or_insert_with(|| "https://ca/order".into());
-        }
+        let order_live = status_before == DomainStatus::Issuing || interrupted;
+        apply(&mut d, &t, now, issued, order_live);
         now = t
             .next_attempt_at
             .max(now + time::Duration::seconds(i64::from(advance)));
     }
     Ok(())
+}
+
+/// An outcome written against `NOW`, moved to `now`.
+fn at(outcome: Outcome, now: OffsetDateTime) -> Outcome {
+    match outcome {
+        Outcome::Queued {
+            check,
+            reason,
+            until,
+        } => Outcome::Queued {
+            check,
+            reason,
+            until: now + (until - NOW),
+        },
+        Outcome::Issued { check, .. } => Outcome::Issued {
+            check,
+            cert: IssuedCert {
+                issuer: "CA".into(),
+                not_after: now + time::Duration::days(6),
+                renew_at: now + time::Duration::days(3),
+            },
+        },
+        other => other,
+    }
+}
+
+/// What the database does with a transition (the fields the state machine reads back).
+fn apply(d: &mut Claimed, t: &Transition, now: OffsetDateTime, issued: bool, order_live: bool) {
+    d.status = t.status;
+    d.attempts = t.attempts;
+    d.ca_failures = t.ca_failures;
+    d.dns_misses = t.dns_misses;
+    d.last_error = t.last_error.clone();
+    d.queued_reason = t.queued.as_ref().map(|q| q.reason.clone());
+    if let Some(c) = &t.check {
+        d.check_problem = c.problem.clone();
+    }
+    if issued {
+        d.cert_not_before = Some(now);
+        d.cert_not_after = Some(now + time::Duration::days(6));
+        d.cert_renew_at = Some(now + time::Duration::days(3));
+    }
+    if t.clear_order {
+        d.order_url = None;
+    } else if order_live {
+        d.order_url.get_or_insert_with(|| "https://ca/order".into());
+    }
 }
 
 proptest! {

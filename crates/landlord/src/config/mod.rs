@@ -20,9 +20,9 @@ use landlord_edge::EdgeConfig;
 use landlord_edge::listen::Limits;
 use landlord_store::TenantLimits;
 
-pub use build::{Config, Database};
 #[cfg(test)]
 use build::parse_duration;
+pub use build::{Config, Database};
 pub use file::apply_file;
 
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8080";

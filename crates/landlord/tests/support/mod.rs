@@ -281,6 +281,31 @@ impl Platform {
             .unwrap()
     }
 
+    /// The serial of the certificate a fresh TLS handshake for `host` is presented (the
+    /// chain verified against this Pebble's root), as the API writes serials.
+    pub async fn presented_serial(&self, host: &str, port: u16) -> String {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let root = std::fs::read(&self.env.pebble_root).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&root) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .expect("handshake");
+        let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+        let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+        cert.raw_serial_as_string()
+    }
+
     pub async fn dns(&self, path: &str, body: Value) {
         let res = self
             .client
