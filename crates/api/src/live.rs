@@ -163,7 +163,7 @@ fn start(store: landlord_store::Store) -> broadcast::Sender<Notice> {
             loop {
                 match listener.try_recv().await {
                     Ok(Some(n)) => {
-                        if let Some(notice) = parse(n.channel(), n.payload()) {
+                        if let Some(notice) = parse(&n.channel, &n.payload) {
                             let _ = sender.send(notice);
                         }
                     }

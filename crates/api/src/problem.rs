@@ -212,7 +212,7 @@ impl From<landlord_store::StoreError> for Problem {
                 "invalid-hostname",
                 format!("{h} is blocked on this platform and cannot be registered."),
             ),
-            StoreError::Database(e) if is_unavailable(&e) => Problem::unavailable(&e),
+            StoreError::Unavailable(e) => Problem::unavailable(&e),
             StoreError::Database(e) => Problem::internal(&e),
         }
     }
@@ -232,18 +232,6 @@ pub fn human_secs(d: Duration) -> String {
         1 if whole => "1 second".into(),
         _ => format!("{} seconds", d.as_secs_f64()),
     }
-}
-
-fn is_unavailable(err: &sqlx_error::Error) -> bool {
-    matches!(
-        err,
-        sqlx_error::Error::PoolTimedOut | sqlx_error::Error::Io(_) | sqlx_error::Error::PoolClosed
-    )
-}
-
-/// sqlx's error type, reached through the store so this crate needs no sqlx dependency.
-mod sqlx_error {
-    pub use landlord_store::SqlxError as Error;
 }
 
 /// Unknown routes.

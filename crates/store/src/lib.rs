@@ -20,8 +20,8 @@ mod work;
 
 use std::time::Duration;
 
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-pub use sqlx::{Error as SqlxError, PgPool};
 
 pub use admin::{AuditEntry, Because, BlockedHostname, TenantEvent, TenantSummary};
 pub use budget::{Budget, BudgetKind, Budgets, OrderRequest, Reservation};
@@ -41,8 +41,13 @@ pub use work::{
     AdvisoryLock, CheckRecord, Claimed, NewCertificate, Queued, RenewalInfoRecord, Transition,
 };
 
-/// The migrations in `migrations/`, embedded at build time.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+mod migrations {
+    /// The migrations in `migrations/`, embedded at build time.
+    pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+}
+/// For `#[sqlx::test(migrator = "landlord_store::MIGRATOR")]`.
+#[cfg(feature = "testing")]
+pub use migrations::MIGRATOR;
 
 /// NOTIFY channel carrying the new `changes.seq` after every domain or file change.
 pub const CHANGES_CHANNEL: &str = "landlord_changes";
@@ -66,8 +71,50 @@ pub enum StoreError {
     },
     #[error("the hostname {0} is blocked on this platform")]
     HostnameBlocked(String),
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    /// The database cannot be reached (connection refused or lost, pool exhausted or
+    /// closed): worth a 503 and a retry.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(DatabaseError),
+    /// Any other database failure: our bug or the database's, never the caller's.
+    #[error("database error: {0}")]
+    Database(DatabaseError),
+}
+
+/// What the database driver said, kept for the log; the driver's types stay inside
+/// this crate.
+#[derive(Debug)]
+pub struct DatabaseError(Box<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DatabaseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        let unavailable = matches!(
+            e,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+        );
+        let e = DatabaseError(Box::new(e));
+        match unavailable {
+            true => StoreError::Unavailable(e),
+            false => StoreError::Database(e),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Database(DatabaseError(Box::new(e)))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -82,7 +129,7 @@ impl Store {
     /// Connect to `url`, failing within `timeout` instead of hanging when the server is
     /// unreachable.
     pub async fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<Self> {
-        let options: PgConnectOptions = url.parse()?;
+        let options: PgConnectOptions = url.parse().map_err(StoreError::from)?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(timeout)
@@ -103,18 +150,22 @@ impl Store {
             .map_err(|e| e.to_string())
     }
 
+    /// A store on a test's own pool (`#[sqlx::test]`).
+    #[cfg(feature = "testing")]
     pub fn from_pool(pool: PgPool) -> Self {
         Self { pool }
     }
 
+    /// The pool, for tests that arrange rows no API writes.
+    #[cfg(feature = "testing")]
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
     /// Apply pending migrations. Safe to run from several processes at once (sqlx takes
     /// an advisory lock).
-    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        MIGRATOR.run(&self.pool).await
+    pub async fn migrate(&self) -> Result<()> {
+        Ok(migrations::MIGRATOR.run(&self.pool).await?)
     }
 
     /// A round trip to the database, for health checks.
@@ -132,9 +183,40 @@ fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
 impl Store {
     /// A LISTEN connection on `channels`. It reconnects by itself after a failure
     /// (notifications sent meanwhile are lost; callers re-read state after an error).
-    pub async fn listen(&self, channels: &[&str]) -> Result<sqlx::postgres::PgListener> {
+    pub async fn listen(&self, channels: &[&str]) -> Result<Listener> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
         listener.listen_all(channels.iter().copied()).await?;
-        Ok(listener)
+        Ok(Listener(listener))
+    }
+}
+
+/// A LISTEN connection (see [`Store::listen`]).
+pub struct Listener(sqlx::postgres::PgListener);
+
+/// One notification: its channel and payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub channel: String,
+    pub payload: String,
+}
+
+impl Listener {
+    /// The next notification; an error when the connection failed (the next call
+    /// reconnects).
+    pub async fn recv(&mut self) -> Result<Notification> {
+        let n = self.0.recv().await?;
+        Ok(Notification {
+            channel: n.channel().to_owned(),
+            payload: n.payload().to_owned(),
+        })
+    }
+
+    /// As [`Listener::recv`], but `None` when the connection was lost and re-established
+    /// (notifications may have been missed meanwhile).
+    pub async fn try_recv(&mut self) -> Result<Option<Notification>> {
+        Ok(self.0.try_recv().await?.map(|n| Notification {
+            channel: n.channel().to_owned(),
+            payload: n.payload().to_owned(),
+        }))
     }
 }
