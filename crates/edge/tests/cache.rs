@@ -451,8 +451,31 @@ async fn cached_names_keep_serving_while_the_database_is_away(pool: PgPool) {
         .unwrap();
     let edge = start_edge(store, der).await;
     assert_eq!(get(&edge, "steady.example.com", "/").await, Ok(200));
+    let probe = Store::connect(&proxy.url, 1, Duration::from_secs(1))
+        .await
+        .unwrap();
+    probe.ping().await.unwrap();
 
     proxy.cut();
+    // The cut took effect: an open connection through the proxy is gone, and the edge
+    // itself has tried to reach the database and been refused.
+    assert!(
+        probe.ping().await.is_err(),
+        "the proxy still passes queries"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proxy.refused.load(Ordering::Relaxed) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the edge never noticed the outage"
+        );
+        assert_eq!(
+            get(&edge, "steady.example.com", "/").await,
+            Ok(200),
+            "served from memory"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for _ in 0..20 {
         assert_eq!(
             get(&edge, "steady.example.com", "/").await,
@@ -460,8 +483,6 @@ async fn cached_names_keep_serving_while_the_database_is_away(pool: PgPool) {
             "served from memory"
         );
     }
-    tokio::time::sleep(Duration::from_secs(2)).await; // let the follower notice
-    assert_eq!(get(&edge, "steady.example.com", "/").await, Ok(200));
 
     // Changes made while the edge could not see them arrive once it can again.
     put_index(&direct, tenant, b"v2").await;
@@ -498,6 +519,8 @@ async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T
 struct Proxy {
     url: String,
     open: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Connections refused while cut: proof that a client tried and failed.
+    refused: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Proxy {
@@ -518,12 +541,15 @@ impl Proxy {
         let (open, _) = tokio::sync::watch::channel(true);
         let open = Arc::new(open);
         let gate = open.clone();
+        let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let refusals = refused.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
                 if !*gate.borrow() {
+                    refusals.fetch_add(1, Ordering::Relaxed);
                     continue; // dropped: connection refused in effect
                 }
                 let mut rx = gate.subscribe();
@@ -543,6 +569,7 @@ impl Proxy {
         Proxy {
             url: format!("{scheme_user}@127.0.0.1:{port}/{db}"),
             open,
+            refused,
         }
     }
 
@@ -715,7 +742,22 @@ async fn shutdown_refuses_new_connections_and_finishes_requests_in_flight(pool: 
             .to_bytes();
         (status, body)
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The request is in flight: its query waits on the lock.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the database"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         !in_flight.is_finished(),
         "the request should be waiting on the lock"

@@ -163,7 +163,11 @@ pub async fn roles(config: Config, migrate: bool, roles: Roles) -> Result<(), Fa
                 .context("running the worker")
         });
     }
-    if let (Some((http, https)), Some(config)) = (edge_listeners, edge) {
+    if let (Some((http, https)), Some(mut config)) = (edge_listeners, edge) {
+        // Redirects name the port HTTPS listens on (the kernel's choice for port 0).
+        if let Ok(bound) = https.local_addr() {
+            config.https_port = bound.port();
+        }
         let store = edge_store.unwrap_or_else(|| store.clone());
         let stop = shutdown.clone();
         tasks.spawn(async move {
@@ -273,7 +277,10 @@ async fn bind(addr: std::net::SocketAddr, name: &str) -> Result<tokio::net::TcpL
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Fatal::Config(format!("cannot listen on {addr} ({name}): {e}")))?;
-    tracing::info!(%addr, "{name} listening");
+    // The bound address: with port 0 the kernel's choice, which is how tests (and
+    // operators who let the system pick) learn it.
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %bound, "{name} listening");
     Ok(listener)
 }
 

@@ -155,8 +155,7 @@ async fn a_lease_holds_through_a_slow_ca_but_not_past_a_stalled_worker(pool: PgP
     let mut p = Platform::start(pool.clone(), &[]).await;
     // The CA's HTTP-01 validation reaches the edge through a relay that holds it up
     // (longer than the 5 s lease), so the ACME exchange stays pending meanwhile.
-    let edge_http = free_port();
-    p.spawn_edge_on(edge_http).await;
+    let (edge_http, _) = p.spawn_edge_anywhere().await;
     let relay = held_relay(p.env.http01_port, edge_http, Duration::from_secs(8)).await;
     let first = p.spawn("worker", &[]);
     let key = p.tenant().await;

@@ -62,23 +62,12 @@ async fn closed_within(mut s: TcpStream, limit: Duration) -> Option<Duration> {
 /// edge's HTTPS port and its metrics address.
 async fn serving(pool: PgPool, env: &[(&str, &str)]) -> (Platform, String, u16, String) {
     let mut p = Platform::start(pool, env).await;
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let http = p.env.http01_port;
-    let https = free_port();
-    p.spawn(
-        "edge",
-        &[
-            ("LANDLORD_HTTP_ADDR", &format!("127.0.0.1:{http}")),
-            ("LANDLORD_HTTPS_ADDR", &format!("127.0.0.1:{https}")),
-            ("LANDLORD_METRICS_ADDR", &metrics),
-        ],
-    );
-    for port in [http, https] {
-        p.wait_for("the edge", Duration::from_secs(30), |_| async move {
-            TcpStream::connect(("127.0.0.1", port)).await.is_ok()
-        })
+    let http = format!("127.0.0.1:{}", p.env.http01_port);
+    let (_, https) = p
+        .start_edge(&http, &[("LANDLORD_METRICS_ADDR", "127.0.0.1:0")])
         .await;
-    }
+    let edge = p.procs.len() - 1;
+    let metrics = format!("127.0.0.1:{}", p.bound(edge, "LANDLORD_METRICS_ADDR").await);
     p.spawn("worker", &[]);
     let key = p.tenant().await;
     let host = unique("hostile");
@@ -364,8 +353,6 @@ async fn a_random_path_flood_keeps_pages_cached_and_memory_bounded(pool: PgPool)
 #[sqlx::test]
 async fn out_of_file_descriptors_the_edge_backs_off_and_recovers(pool: PgPool) {
     let mut p = Platform::start(pool, &[]).await;
-    let (http, https) = (free_port(), free_port());
-    let metrics = format!("127.0.0.1:{}", free_port());
     // The edge with 128 file descriptors (its database pool and listeners take some).
     let mut cmd = std::process::Command::new("prlimit");
     cmd.arg("--nofile=128:128")
@@ -377,18 +364,13 @@ async fn out_of_file_descriptors_the_edge_backs_off_and_recovers(pool: PgPool) {
             cmd.env(k, v);
         }
     }
-    cmd.env_remove("LANDLORD_HTTP_ADDR")
-        .env("LANDLORD_HTTP_ADDR", format!("127.0.0.1:{http}"))
-        .env("LANDLORD_HTTPS_ADDR", format!("127.0.0.1:{https}"))
-        .env("LANDLORD_METRICS_ADDR", &metrics)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let child = cmd.spawn().unwrap();
-    let pid = child.id();
-    p.procs.push(Proc {
-        child,
-        name: "edge-prlimit".into(),
-    });
+    cmd.env("LANDLORD_HTTP_ADDR", "127.0.0.1:0")
+        .env("LANDLORD_HTTPS_ADDR", "127.0.0.1:0")
+        .env("LANDLORD_METRICS_ADDR", "127.0.0.1:0");
+    let edge = p.spawn_command("edge-prlimit", cmd);
+    let pid = p.procs[edge].child.id();
+    let http = p.bound(edge, "LANDLORD_HTTP_ADDR").await;
+    let metrics = format!("127.0.0.1:{}", p.bound(edge, "LANDLORD_METRICS_ADDR").await);
     p.wait_for("the edge", Duration::from_secs(30), |_| async move {
         TcpStream::connect(("127.0.0.1", http)).await.is_ok()
     })

@@ -90,12 +90,37 @@ pub async fn db_url(pool: &PgPool) -> String {
     format!("{server}/{db}")
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The port a process reported binding for `setting` (`LANDLORD_API_ADDR listening
+/// addr=127.0.0.1:41234`): processes bind port 0 and say where, so no two tests race for
+/// a port picked in advance.
+pub fn bound_port(log: &str, setting: &str) -> Option<u16> {
+    let plain = strip_ansi(log);
+    let line = plain
+        .lines()
+        .find(|l| l.contains(&format!("{setting} listening")))?;
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))?
+        .rsplit(':')
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Platform {
@@ -103,12 +128,11 @@ impl Platform {
     pub async fn start(pool: PgPool, extra_env: &[(&str, &str)]) -> Platform {
         let env = Env::get();
         let db_url = db_url(&pool).await;
-        let api = format!("127.0.0.1:{}", free_port());
         let mut p = Platform {
             env,
             db_url,
             pool,
-            api: format!("http://{api}"),
+            api: String::new(),
             client: reqwest::Client::new(),
             procs: Vec::new(),
             extra_env: extra_env
@@ -122,7 +146,11 @@ impl Platform {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        p.spawn("api", &[("LANDLORD_API_ADDR", &api)]);
+        let api = p.spawn("api", &[("LANDLORD_API_ADDR", "127.0.0.1:0")]);
+        p.api = format!(
+            "http://127.0.0.1:{}",
+            p.bound(api, "LANDLORD_API_ADDR").await
+        );
         p.wait_for("the API", Duration::from_secs(30), |p| async move {
             p.client
                 .get(format!("{}/healthz", p.api))
@@ -171,6 +199,17 @@ impl Platform {
 
     /// Start a role as a child process; its log goes to target/e2e-logs/.
     pub fn spawn(&mut self, role: &str, env: &[(&str, &str)]) -> usize {
+        let mut cmd = self.command(role);
+        cmd.arg("--no-migrate");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.spawn_command(role, cmd)
+    }
+
+    /// Start `cmd` (built from [`Platform::command`]) as process `role`, its log in
+    /// target/e2e-logs/.
+    pub fn spawn_command(&mut self, role: &str, mut cmd: Command) -> usize {
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
         std::fs::create_dir_all(&dir).unwrap();
         let name = format!(
@@ -179,16 +218,29 @@ impl Platform {
             self.procs.len()
         );
         let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-        let mut cmd = self.command(role);
-        cmd.arg("--no-migrate").stdout(Stdio::null()).stderr(log);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        cmd.stdout(Stdio::null()).stderr(log);
         self.procs.push(Proc {
             child: cmd.spawn().unwrap(),
             name,
         });
         self.procs.len() - 1
+    }
+
+    /// The port process `i` bound for `setting` (it was given port 0).
+    pub async fn bound(&self, i: usize, setting: &str) -> u16 {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log(i);
+            if let Some(port) = bound_port(&log, setting) {
+                return port;
+            }
+            assert!(
+                Instant::now() < end,
+                "{} never reported its {setting}:\n{log}",
+                self.procs[i].name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// What process `i` logged so far.
@@ -217,19 +269,36 @@ impl Platform {
 
     /// Another edge, with plain HTTP on a port of its own.
     pub async fn spawn_extra_edge(&mut self) -> u16 {
-        self.spawn_edge_on(free_port()).await
+        self.spawn_edge_anywhere().await.1
     }
 
     /// An edge with plain HTTP on `http`; returns its HTTPS port once both answer.
     pub async fn spawn_edge_on(&mut self, http: u16) -> u16 {
-        let https = free_port();
-        self.spawn(
-            "edge",
-            &[
-                ("LANDLORD_HTTP_ADDR", &format!("127.0.0.1:{http}")),
-                ("LANDLORD_HTTPS_ADDR", &format!("127.0.0.1:{https}")),
-            ],
-        );
+        self.start_edge(&format!("127.0.0.1:{http}"), &[]).await.1
+    }
+
+    /// An edge on ports of its own; returns its plain-HTTP and HTTPS ports.
+    pub async fn spawn_edge_anywhere(&mut self) -> (u16, u16) {
+        self.start_edge("127.0.0.1:0", &[]).await
+    }
+
+    /// Start an edge with plain HTTP on `http_addr` (port 0: any) and HTTPS anywhere,
+    /// `env` added; returns both ports once it answers.
+    pub async fn start_edge(&mut self, http_addr: &str, env: &[(&str, &str)]) -> (u16, u16) {
+        let mut all = vec![
+            ("LANDLORD_HTTP_ADDR", http_addr),
+            ("LANDLORD_HTTPS_ADDR", "127.0.0.1:0"),
+        ];
+        all.extend_from_slice(env);
+        let i = self.spawn("edge", &all);
+        let http = self.bound(i, "LANDLORD_HTTP_ADDR").await;
+        let https = self.bound(i, "LANDLORD_HTTPS_ADDR").await;
+        self.edge_answers(http, https).await;
+        (http, https)
+    }
+
+    /// Wait until an edge's ports take connections and its plain-HTTP listener answers.
+    pub async fn edge_answers(&self, http: u16, https: u16) {
         for port in [http, https] {
             self.wait_for("the edge", Duration::from_secs(30), |_| async move {
                 tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -253,7 +322,6 @@ impl Platform {
             },
         )
         .await;
-        https
     }
 
     pub async fn put_file(&self, key: &str, path: &str, content_type: &str, body: &str) {
