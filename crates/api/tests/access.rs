@@ -357,11 +357,9 @@ fn hex_encode(bytes: &[u8]) -> String {
 #[sqlx::test(migrator = "landlord_store::MIGRATOR")]
 async fn metrics_parse_as_prometheus_text(pool: PgPool) {
     use metrics_exporter_prometheus::PrometheusBuilder;
-    let recorder = PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    metrics::with_local_recorder(&recorder, || {
-        metrics::counter!("landlord_edge_handshakes_total", "outcome" => "ok").increment(3);
-    });
+    // The API renders the process's recorder and the fleet's gauges; what the edge counts
+    // is checked against a real edge (`crates/landlord/tests/hostile.rs`).
+    let handle = PrometheusBuilder::new().build_recorder().handle();
     let store = landlord_store::Store::from_pool(pool);
     let mut config = landlord_api::ApiConfig::new(
         landlord_store::Hostname::parse(common::CNAME_TARGET).unwrap(),
@@ -419,10 +417,6 @@ async fn metrics_parse_as_prometheus_text(pool: PgPool) {
     assert_eq!(
         value("landlord_certificates_renewal_overdue", None),
         Some(0.0)
-    );
-    assert_eq!(
-        value("landlord_edge_handshakes_total", Some(("outcome", "ok"))),
-        Some(3.0)
     );
 }
 

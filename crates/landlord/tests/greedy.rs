@@ -324,3 +324,53 @@ async fn a_resumed_order_whose_key_is_unusable_is_dropped_for_a_new_one(pool: Pg
         "{events:?}"
     );
 }
+
+/// SIGTERM drains: a worker told to stop with an order in flight finishes it (the CA's
+/// validation held up meanwhile) and then exits 0, instead of leaving the order to the
+/// next worker's takeover.
+#[sqlx::test(migrations = false)]
+async fn sigterm_lets_the_order_in_flight_finish(pool: PgPool) {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let mut p = Platform::start(pool.clone(), &[]).await;
+    let (edge_http, _) = p.spawn_edge_anywhere().await;
+    let relay = held_relay(p.env.http01_port, edge_http, Duration::from_secs(3)).await;
+    // A lease longer than the held validation: the drain waits at most one lease.
+    let worker = p.spawn("worker", &[("LANDLORD_WORKER_LEASE_SECONDS", "20")]);
+    let key = p.tenant().await;
+    let host = unique("drain");
+    let id = p.add_pointed_domain(&key, &host).await;
+    wait_until(
+        &pool,
+        "the order is placed",
+        "SELECT count(*) FROM ca_ledger WHERE kind = 'order'",
+        1,
+    )
+    .await;
+    let asked = Instant::now();
+    // Signal and wait without blocking this runtime: it runs the relay.
+    p.signal(worker, "TERM");
+    let status = loop {
+        if let Some(status) = p.procs[worker].child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(30),
+            "the worker never stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        status.success(),
+        "the worker exits 0 after draining: {status}"
+    );
+    assert!(
+        relay.connections.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the CA's validation was held up while the worker drained"
+    );
+    let d = p.domain(&key, &id).await;
+    assert_eq!(d["status"], "active", "finished before exiting: {d}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(30),
+        "drained within the lease bound"
+    );
+}

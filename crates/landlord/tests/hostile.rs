@@ -167,8 +167,19 @@ async fn idle_half_open_connections_are_closed_within_the_header_timeout(pool: P
         let open = metric(&metrics, "landlord_connections_open", &[]).await;
         assert!(open >= 1900.0, "only {open} flood connections are open");
     }
-    // During the flood, visitors from elsewhere are served.
+    // During the flood, visitors from elsewhere are served, and the edge counts their
+    // handshakes (each request is a new connection).
+    let handshakes = || {
+        metric(
+            &metrics,
+            "landlord_edge_handshakes_total",
+            &[("outcome", "ok")],
+        )
+    };
+    let before = handshakes().await;
     legitimate_requests(&p, &host, https, 20).await;
+    let counted = handshakes().await - before;
+    assert!(counted >= 20.0, "20 handshakes, {counted} counted");
 
     // Each flood connection is closed within the header (or handshake) timeout of its
     // own start; the flood took `opened` to open.
