@@ -16,6 +16,17 @@ const RULES: Rules = Rules {
     recheck_active: Duration::from_secs(86_400),
 };
 
+/// What a passing check calls for: a new certificate through `issuing`, or a renewal
+/// inside `active`.
+const ISSUE: Option<Issuance> = Some(Issuance {
+    renewing: false,
+    enter_issuing: true,
+});
+const RENEW: Option<Issuance> = Some(Issuance {
+    renewing: true,
+    enter_issuing: false,
+});
+
 fn domain(status: DomainStatus) -> Claimed {
     Claimed {
         lease: "worker/1".into(),
@@ -120,13 +131,7 @@ fn wait(t: &Transition) -> Duration {
 #[test]
 fn pending_dns_to_issuing_when_a_check_passes() {
     let d = domain(DomainStatus::PendingDns);
-    assert_eq!(
-        round(&d).needs_certificate(),
-        Some(Issuance {
-            renewing: false,
-            enter_issuing: true
-        })
-    );
+    assert_eq!(round(&d).needs_certificate(), ISSUE);
 }
 
 #[test]
@@ -211,13 +216,7 @@ fn issuing_stays_issuing_and_resumes_the_order_after_an_interruption() {
 fn failed_to_issuing_when_dns_still_points_at_us() {
     let mut d = domain(DomainStatus::Failed);
     d.ca_failures = 1;
-    assert_eq!(
-        round(&d).needs_certificate(),
-        Some(Issuance {
-            renewing: false,
-            enter_issuing: true
-        })
-    );
+    assert_eq!(round(&d).needs_certificate(), ISSUE);
 }
 
 #[test]
@@ -268,13 +267,7 @@ fn a_passing_check_resets_the_count_of_failed_checks() {
 fn active_renews_inside_active_once_renew_at_passes() {
     let d = serving(DomainStatus::Active, time::Duration::days(61));
     let r = round(&d);
-    assert_eq!(
-        r.needs_certificate(),
-        Some(Issuance {
-            renewing: true,
-            enter_issuing: false
-        })
-    );
+    assert_eq!(r.needs_certificate(), RENEW);
     let t = transition(&r, issued());
     assert_eq!(t.status, DomainStatus::Active);
     assert_eq!(kinds(&t), [EventKind::Renewed]);
@@ -297,13 +290,7 @@ fn a_refused_renewal_stays_active_and_names_the_expiry_date() {
 #[test]
 fn an_active_domain_whose_certificate_expired_goes_through_issuing() {
     let d = serving(DomainStatus::Active, time::Duration::days(91));
-    assert_eq!(
-        round(&d).needs_certificate(),
-        Some(Issuance {
-            renewing: false,
-            enter_issuing: true
-        })
-    );
+    assert_eq!(round(&d).needs_certificate(), ISSUE);
 }
 
 #[test]
@@ -349,13 +336,7 @@ fn moved_to_active_when_dns_points_back() {
 #[test]
 fn moved_to_issuing_when_its_certificate_is_due() {
     let d = serving(DomainStatus::Moved, time::Duration::days(61));
-    assert_eq!(
-        round(&d).needs_certificate(),
-        Some(Issuance {
-            renewing: false,
-            enter_issuing: true
-        })
-    );
+    assert_eq!(round(&d).needs_certificate(), ISSUE);
 }
 
 #[test]

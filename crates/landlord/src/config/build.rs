@@ -208,18 +208,12 @@ impl Settings {
     /// Everything `landlord edge` needs; `None` after recording its problems.
     fn edge_config(&self, p: &mut Problems, limits: Option<Limits>) -> Option<EdgeConfig> {
         let key = self.master_key().ok();
-        let cert = p.take(positive(
-            self.edge_cert_cache_bytes,
-            "LANDLORD_EDGE_CERT_CACHE_BYTES",
-        ));
-        let file = p.take(positive(
-            self.edge_file_cache_bytes,
-            "LANDLORD_EDGE_FILE_CACHE_BYTES",
-        ));
-        let miss = p.take(positive(
-            self.edge_miss_cache_bytes,
-            "LANDLORD_EDGE_MISS_CACHE_BYTES",
-        ));
+        let [cert, file, miss] = [
+            (self.edge_cert_cache_bytes, "LANDLORD_EDGE_CERT_CACHE_BYTES"),
+            (self.edge_file_cache_bytes, "LANDLORD_EDGE_FILE_CACHE_BYTES"),
+            (self.edge_miss_cache_bytes, "LANDLORD_EDGE_MISS_CACHE_BYTES"),
+        ]
+        .map(|(bytes, name)| p.take(positive(bytes, name)));
         let db = p.take(positive(
             self.edge_db_concurrency,
             "LANDLORD_EDGE_DB_CONCURRENCY",
