@@ -207,9 +207,8 @@ async fn an_expired_certificate_is_never_presented(pool: PgPool) {
 #[sqlx::test(migrator = "landlord_store::MIGRATOR")]
 async fn http01_answers_only_their_own_token_and_hostname(pool: PgPool) {
     let store = Store::from_pool(pool.clone());
-    for host in ["one.example.com", "two.example.com"] {
-        seed(&store, host).await;
-    }
+    let (_, der) = seed(&store, "one.example.com").await;
+    seed(&store, "two.example.com").await;
     sqlx::raw_sql(
         "UPDATE domains SET status = 'issuing'; \
          INSERT INTO acme_challenges (token, domain_id, hostname, key_authorization) \
@@ -219,20 +218,14 @@ async fn http01_answers_only_their_own_token_and_hostname(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
-    let dir = landlord_edge::start(
-        store,
-        EdgeConfig::new(MasterKey::new(KEY)),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
+    let edge = start_edge(store, der).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(landlord_edge::listen::serve(
         listener,
         "http",
         Arc::new(Default::default()),
-        landlord_edge::http_router(dir),
+        landlord_edge::http_router(edge.dir.clone()),
         std::future::pending(),
     ));
     let client = reqwest::Client::builder()

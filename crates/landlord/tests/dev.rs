@@ -5,11 +5,10 @@
 mod support;
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use support::{Proc, bound_port, db_url};
+use support::{Proc, bound_port, db_url, trusting};
 
 #[sqlx::test(migrations = false)]
 async fn dev_issues_from_the_local_ca_that_ca_export_prints(pool: PgPool) {
@@ -118,21 +117,14 @@ async fn dev_issues_from_the_local_ca_that_ca_export_prints(pool: PgPool) {
     );
 
     // The edge presents a certificate for the name that verifies against it.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(exported.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = trusting(exported.as_bytes());
     let end = Instant::now() + Duration::from_secs(10);
     loop {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", https))
             .await
             .unwrap();
         let name = rustls::pki_types::ServerName::try_from("shop.localhost").unwrap();
-        match tokio_rustls::TlsConnector::from(Arc::new(config.clone()))
+        match tokio_rustls::TlsConnector::from(config.clone())
             .connect(name, tcp)
             .await
         {

@@ -125,19 +125,9 @@ async fn idle_half_open_connections_are_closed_within_the_header_timeout(pool: P
         s.write_all(b"GET / HTTP/1.1\r\nHost: ").await.unwrap();
         flood.push(s);
     }
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // 500 TLS connections with a finished handshake and half a request head, 500 that
     // never finish their handshake.
-    let root = std::fs::read(&p.env.pebble_root).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&root) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let tls = std::sync::Arc::new(
-        rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
+    let tls = trusting(&std::fs::read(&p.env.pebble_root).unwrap());
     let connector = tokio_rustls::TlsConnector::from(tls);
     let name = rustls::pki_types::ServerName::try_from(host.clone()).unwrap();
     let mut tls_flood = Vec::new();

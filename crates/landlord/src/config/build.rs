@@ -48,13 +48,15 @@ impl Config {
         let mut p = Problems::default();
         let database = p.take(s.database());
         // Every role seals or unseals private keys.
-        p.take(s.master_key());
+        let key = p.take(s.master_key());
         let limits = p.take(s.limits());
         let api = roles.api.then(|| s.api_config(&mut p));
         let worker = roles
             .worker
-            .then(|| s.worker_config(&mut p, localhost_is_ours));
-        let edge = roles.edge.then(|| s.edge_config(&mut p, limits.clone()));
+            .then(|| s.worker_config(&mut p, key.clone(), localhost_is_ours));
+        let edge = roles
+            .edge
+            .then(|| s.edge_config(&mut p, key, limits.clone()));
         p.finish()?;
         Ok(Config {
             database: database.expect("checked"),
@@ -168,13 +170,17 @@ impl Settings {
     }
 
     /// Everything `landlord worker` needs; `None` after recording its problems.
-    fn worker_config(&self, p: &mut Problems, localhost_is_ours: bool) -> Option<WorkerConfig> {
+    fn worker_config(
+        &self,
+        p: &mut Problems,
+        master_key: Option<MasterKey>,
+        localhost_is_ours: bool,
+    ) -> Option<WorkerConfig> {
         let lease = Duration::from_secs(self.worker_lease_seconds.max(5));
         let cname_target = p.take(self.cname_target());
         let edge_ips = p.take(self.edge_ips());
         let servers = p.take(self.dns_servers());
         let issuer = p.take(self.issuer());
-        let master_key = self.master_key().ok();
         let budgets = p.take(self.budgets());
         let dns_deadline = p.take(self.dns_deadline(lease));
         let event_retention = p.take(duration(&self.event_retention, "LANDLORD_EVENT_RETENTION"));
@@ -206,8 +212,12 @@ impl Settings {
     }
 
     /// Everything `landlord edge` needs; `None` after recording its problems.
-    fn edge_config(&self, p: &mut Problems, limits: Option<Limits>) -> Option<EdgeConfig> {
-        let key = self.master_key().ok();
+    fn edge_config(
+        &self,
+        p: &mut Problems,
+        key: Option<MasterKey>,
+        limits: Option<Limits>,
+    ) -> Option<EdgeConfig> {
         let [cert, file, miss] = [
             (self.edge_cert_cache_bytes, "LANDLORD_EDGE_CERT_CACHE_BYTES"),
             (self.edge_file_cache_bytes, "LANDLORD_EDGE_FILE_CACHE_BYTES"),

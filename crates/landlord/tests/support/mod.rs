@@ -90,6 +90,20 @@ pub async fn db_url(pool: &PgPool) -> String {
     format!("{server}/{db}")
 }
 
+/// A TLS client configuration that trusts only the certificates in `root_pem`.
+pub fn trusting(root_pem: &[u8]) -> std::sync::Arc<rustls::ClientConfig> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(root_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
 /// The port a process reported binding for `setting` (`LANDLORD_API_ADDR listening
 /// addr=127.0.0.1:41234`): processes bind port 0 and say where, so no two tests race for
 /// a port picked in advance.
@@ -352,20 +366,12 @@ impl Platform {
     /// The serial of the certificate a fresh TLS handshake for `host` is presented (the
     /// chain verified against this Pebble's root), as the API writes serials.
     pub async fn presented_serial(&self, host: &str, port: u16) -> String {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let root = std::fs::read(&self.env.pebble_root).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&root) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = trusting(&std::fs::read(&self.env.pebble_root).unwrap());
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap();
         let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
-        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
             .expect("handshake");
