@@ -84,6 +84,18 @@ pub struct AuditView {
     operator: Option<String>,
 }
 
+impl From<landlord_store::AuditEntry> for AuditView {
+    fn from(e: landlord_store::AuditEntry) -> Self {
+        Self {
+            at: rfc3339(e.at),
+            action: e.action,
+            subject: e.subject,
+            reason: e.reason,
+            operator: e.operator,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct AuditList {
     events: Vec<AuditView>,
@@ -94,8 +106,6 @@ pub struct AuditList {
     security(("admin_token" = [])),
     responses(
         (status = 200, body = AdminTenantList),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Admin endpoints are disabled", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn tenants(
     _: Admin,
@@ -115,13 +125,6 @@ pub async fn tenants(
     security(("admin_token" = [])),
     responses(
         (status = 200, body = AdminTenant),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn suspend(
     _: Admin,
@@ -139,13 +142,6 @@ pub async fn suspend(
     security(("admin_token" = [])),
     responses(
         (status = 200, body = AdminTenant),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn unsuspend(
     _: Admin,
@@ -163,12 +159,6 @@ pub async fn unsuspend(
     security(("admin_token" = [])),
     responses(
         (status = 201, body = BlockView),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn block(
     _: Admin,
@@ -191,8 +181,6 @@ pub async fn block(
     security(("admin_token" = [])),
     responses(
         (status = 200, body = BlockList),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn blocked(
     _: Admin,
@@ -211,13 +199,6 @@ pub async fn blocked(
     security(("admin_token" = [])),
     responses(
         (status = 204, description = "Unblocked"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn unblock(
     _: Admin,
@@ -241,8 +222,6 @@ pub async fn unblock(
     security(("admin_token" = [])),
     responses(
         (status = 200, body = AuditList),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn audit(
     _: Admin,
@@ -250,16 +229,7 @@ pub async fn audit(
 ) -> Result<axum::Json<AuditList>, Problem> {
     let entries = state.store.audit_log(500).await?;
     Ok(axum::Json(AuditList {
-        events: entries
-            .into_iter()
-            .map(|e| AuditView {
-                at: rfc3339(e.at),
-                action: e.action,
-                subject: e.subject,
-                reason: e.reason,
-                operator: e.operator,
-            })
-            .collect(),
+        events: entries.into_iter().map(AuditView::from).collect(),
     }))
 }
 

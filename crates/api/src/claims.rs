@@ -3,46 +3,15 @@
 //! The first attempt answers 409 with the caller's own TXT value (`ownership`). Once it is
 //! published at `_landlord.<hostname>` and the holder's value is not, the same request
 //! moves the hostname to the caller (201). DNS is asked at most once per
-//! `check_interval` per claim; the resolvers are `LANDLORD_DNS_SERVERS`, the worker's.
-
-use std::net::SocketAddr;
-use std::time::Duration;
+//! `check_interval` per claim; the resolver is the worker's (`LANDLORD_DNS_SERVERS`).
 
 use axum::http::StatusCode;
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
 use crate::AppState;
 use crate::problem::Problem;
 use landlord_store::{Domain, Hostname, TenantId, ownership_record_name};
-
-/// A resolver for claim lookups (cache off: a record just published must be seen).
-pub fn resolver(servers: &[SocketAddr]) -> std::io::Result<TokioResolver> {
-    let provider = TokioRuntimeProvider::default();
-    let mut builder = if servers.is_empty() {
-        TokioResolver::builder(provider).map_err(std::io::Error::other)?
-    } else {
-        let servers = servers
-            .iter()
-            .map(|addr| {
-                let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                for c in &mut ns.connections {
-                    c.port = addr.port();
-                }
-                ns
-            })
-            .collect();
-        TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), provider)
-    };
-    let opts = builder.options_mut();
-    opts.cache_size = 0;
-    opts.timeout = Duration::from_secs(3);
-    opts.attempts = 2;
-    opts.ndots = 0;
-    builder.build().map_err(std::io::Error::other)
-}
 
 /// Try to claim `hostname` (held by another tenant) for `tenant`: the new domain when the
 /// DNS proves the caller's control, otherwise the problem to answer.
@@ -130,7 +99,14 @@ pub async fn attempt(
 async fn txt(state: &AppState, name: &str) -> Result<Vec<String>, String> {
     let resolver = state
         .resolver
-        .get_or_try_init(|| async { resolver(&state.config.dns_servers) })
+        .get_or_try_init(|| async {
+            match &state.config.resolver {
+                Some(resolver) => Ok(resolver.clone()),
+                None => TokioResolver::builder_tokio()
+                    .and_then(|b| b.build())
+                    .map_err(|e| e.to_string()),
+            }
+        })
         .await
         .map_err(|e| format!("no resolver: {e}"))?;
     match resolver.lookup(format!("{name}."), RecordType::TXT).await {

@@ -4,17 +4,15 @@ use axum::Json as JsonResponse;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::extract::{Caller, Json, Path, Query};
+use crate::extract::{Caller, Json, PageQuery, Path, Query};
 use crate::problem::Problem;
 use crate::views::{DomainList, DomainView, EventList, EventView};
 use landlord_store::Hostname;
 
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 1000;
 const TIMELINE_LENGTH: u32 = 200;
 
 #[derive(Deserialize, ToSchema)]
@@ -32,13 +30,9 @@ pub struct NewDomain {
     security(("api_key" = [])),
     responses(
         (status = 201, description = "Registered", body = DomainView),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The tenant holds the most domains allowed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another tenant (or you) holds this hostname; for another tenant's, `ownership` is the TXT record that proves the caller's control (publish it, then retry)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "A claim was looked up in DNS moments ago; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than 2 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid hostname or body shape, with the reason in `detail`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
@@ -68,31 +62,18 @@ pub async fn create(
     ))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Page size, 1 to 1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<Uuid>,
-}
-
 /// The caller's domains, oldest first, a page at a time.
-#[utoipa::path(get, path = "/v1/domains", tag = "domains", operation_id = "list_domains", params(ListParams),
+#[utoipa::path(get, path = "/v1/domains", tag = "domains", operation_id = "list_domains", params(PageQuery<Uuid>),
     security(("api_key" = [])),
     responses(
         (status = 200, body = DomainList),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list(
     Caller(tenant): Caller,
     State(state): State<AppState>,
-    Query(params): Query<ListParams>,
+    Query(params): Query<PageQuery<Uuid>>,
 ) -> Result<JsonResponse<DomainList>, Problem> {
-    let limit = page_size(params.limit)?;
+    let limit = params.limit()?;
     let page = state
         .store
         .list_domains(tenant, limit, params.cursor)
@@ -108,26 +89,12 @@ pub async fn list(
     }))
 }
 
-/// A listing's `limit`: 1 to 1000, 100 when not given.
-pub(crate) fn page_size(limit: Option<u32>) -> Result<u32, Problem> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::invalid(
-            "invalid-limit",
-            format!("limit must be between 1 and {MAX_PAGE}; it was {limit}."),
-        ));
-    }
-    Ok(limit)
-}
-
 /// One of the caller's domains.
 #[utoipa::path(get, path = "/v1/domains/{id}", tag = "domains", operation_id = "get_domain",
     params(("id" = Uuid, Path, description = "Domain id")),
     security(("api_key" = [])),
     responses(
         (status = 200, body = DomainView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get(
     Caller(tenant): Caller,
@@ -148,8 +115,6 @@ pub async fn get(
     security(("api_key" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete(
     Caller(tenant): Caller,
@@ -171,8 +136,6 @@ pub async fn delete(
     security(("api_key" = [])),
     responses(
         (status = 202, body = DomainView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "A check of this domain was requested moments ago; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn check(
@@ -197,8 +160,6 @@ pub async fn check(
     security(("api_key" = [])),
     responses(
         (status = 200, body = EventList),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn events(
     Caller(tenant): Caller,

@@ -25,6 +25,50 @@ pub struct Path<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(Problem))]
 pub struct Query<T>(pub T);
 
+/// A listing's query: `limit` and the `next_cursor` of the previous page.
+#[derive(serde::Deserialize)]
+pub struct PageQuery<C> {
+    limit: Option<u32>,
+    pub cursor: Option<C>,
+}
+
+/// How [`PageQuery`] is documented (the cursor is opaque to clients whatever its type).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct PageParams {
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+impl<C> utoipa::IntoParams for PageQuery<C> {
+    fn into_params(
+        parameter_in_provider: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        PageParams::into_params(parameter_in_provider)
+    }
+}
+
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+impl<C> PageQuery<C> {
+    /// `limit`: 1 to 1000, 100 when not given.
+    pub fn limit(&self) -> Result<u32, Problem> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(Problem::invalid(
+                "invalid-limit",
+                format!("limit must be between 1 and {MAX_PAGE}; it was {limit}."),
+            ));
+        }
+        Ok(limit)
+    }
+}
+
 impl From<JsonRejection> for Problem {
     fn from(r: JsonRejection) -> Self {
         let status = r.status();

@@ -1,15 +1,13 @@
 //! `/v1/files`: the tenant's static pages.
 
 use crate::AppState;
-use crate::extract::{Caller, Path, Query};
+use crate::extract::{Caller, PageQuery, Path, Query};
 use crate::problem::Problem;
 use crate::views::{FileBytes, FileList, FileUsage, FileView};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use landlord_store::{FILE_OVERHEAD_BYTES, FilePath, choose_content_type};
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 /// The longest Content-Type stored with a file (the header is served back on every hit).
 pub const MAX_CONTENT_TYPE_BYTES: usize = 255;
@@ -33,7 +31,6 @@ const PATH_RULES: &str = "File path, e.g. `index.html` or `css/site.css` (one le
     responses(
         (status = 204, description = "Stored"),
         (status = 400, description = "The body could not be read", body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The path is not valid UTF-8 once percent-decoded", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The tenant holds the most files allowed", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than the per-file limit or the tenant quota", body = Problem, content_type = "application/problem+json"),
@@ -110,31 +107,18 @@ pub async fn put(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Page size, 1 to 1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
-}
-
 /// The caller's files by path, a page at a time, and its storage usage.
-#[utoipa::path(get, path = "/v1/files", tag = "files", operation_id = "list_files", params(ListParams),
+#[utoipa::path(get, path = "/v1/files", tag = "files", operation_id = "list_files", params(PageQuery<String>),
     security(("api_key" = [])),
     responses(
         (status = 200, body = FileList),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list(
     Caller(tenant): Caller,
     State(state): State<AppState>,
-    Query(params): Query<ListParams>,
+    Query(params): Query<PageQuery<String>>,
 ) -> Result<axum::Json<FileList>, Problem> {
-    let limit = crate::domains::page_size(params.limit)?;
+    let limit = params.limit()?;
     let page = state
         .store
         .list_files(tenant, limit, params.cursor.as_deref())
@@ -161,9 +145,7 @@ pub async fn list(
     security(("api_key" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid path", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete(
     Caller(tenant): Caller,

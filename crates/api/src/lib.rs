@@ -35,7 +35,7 @@ pub use metrics::render_metrics;
 pub use problem::Problem;
 
 /// What the API needs to know beyond the database.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiConfig {
     /// The hostname tenants point their CNAME at.
     pub cname_target: Hostname,
@@ -43,8 +43,9 @@ pub struct ApiConfig {
     pub hostnames: HostnamePolicy,
     /// Addresses an A/AAAA record may point at instead of the CNAME.
     pub edge_ips: Vec<IpAddr>,
-    /// Resolvers for claim lookups (`LANDLORD_DNS_SERVERS`); empty: the system's.
-    pub dns_servers: Vec<std::net::SocketAddr>,
+    /// The resolver for claim lookups (the binary gives the worker's, asking
+    /// `LANDLORD_DNS_SERVERS`); `None`: the system's, built on the first claim.
+    pub resolver: Option<hickory_resolver::TokioResolver>,
     /// SHA-256 of `LANDLORD_ADMIN_TOKEN`; `None` disables the admin endpoints.
     pub admin_token_hash: Option<Vec<u8>>,
     /// What one tenant may hold (files, bytes, domains).
@@ -79,7 +80,7 @@ impl ApiConfig {
         };
         Self {
             hostnames,
-            dns_servers: Vec::new(),
+            resolver: None,
             cname_target,
             edge_ips,
             admin_token_hash: admin_token.map(extract::hash_admin_token),

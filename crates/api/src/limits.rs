@@ -14,7 +14,6 @@ use landlord_store::FILE_OVERHEAD_BYTES;
     security(("api_key" = [])),
     responses(
         (status = 200, body = LimitsView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn show(
     Caller(tenant): Caller,

@@ -31,7 +31,7 @@ use crate::{admin, domains, files, limits, tenants};
         admin::Action, admin::NewBlock, admin::AdminTenant, admin::AdminTenantList, admin::BlockView,
         admin::BlockList, admin::AuditView, admin::AuditList,
         TenantCreated, Health, LiveEvent, LiveEventKind)),
-    modifiers(&Security, &RateLimited, &ResponseDescriptions),
+    modifiers(&Security, &CommonResponses, &ResponseDescriptions),
     tags(
         (name = "domains", description = "Custom hostnames and their certificates"),
         (name = "files", description = "The tenant's static pages"),
@@ -56,63 +56,131 @@ impl Modify for Security {
     }
 }
 
-/// Every operation a tenant's API key authorizes counts against the tenant's request rate
-/// and is refused for a suspended tenant, so each may answer 429 and 403 (documented once
-/// here rather than on every handler).
-struct RateLimited;
+/// The answers many operations share, documented once here rather than on every handler
+/// (a handler's own description for a status wins):
+/// - every operation needing a credential may answer 401; the admin ones 403 while admin
+///   endpoints are disabled;
+/// - every operation a tenant's API key authorizes counts against the tenant's request
+///   rate and is refused for a suspended tenant, so each may answer 429 and 403;
+/// - a JSON body may be unreadable (400), too large (413), of another media type (415) or
+///   of the wrong shape (422);
+/// - a query string may not parse (400) or hold a value out of range (422);
+/// - a path naming a resource may name none the caller can see (404).
+struct CommonResponses;
 
-impl Modify for RateLimited {
+const UNAUTHORIZED: &str = "No valid credential: the `Authorization: Bearer` API key (or, for admin endpoints, the admin token) is missing or wrong";
+const ADMIN_DISABLED: &str = "Admin endpoints are disabled (no `LANDLORD_ADMIN_TOKEN`)";
+const RATE_LIMITED: &str = "Too many requests: the tenant's API request rate (or this endpoint's own limit) was exceeded; retry after `Retry-After` seconds";
+const SUSPENDED: &str = "The account is suspended by the operator (`/problems/tenant-suspended`), or a limit refuses the request";
+const JSON_BODY: [(&str, &str); 4] = [
+    ("400", "The body is not JSON"),
+    ("413", "The body is larger than 2 MiB"),
+    (
+        "415",
+        "The body is not sent as `Content-Type: application/json`",
+    ),
+    (
+        "422",
+        "The body's shape or one of its values is invalid; `detail` says which",
+    ),
+];
+const QUERY: [(&str, &str); 2] = [
+    ("400", "The query string does not parse"),
+    (
+        "422",
+        "A query parameter is out of range; `detail` says which",
+    ),
+];
+const NOT_FOUND: &str = "Not found: unknown ids and other tenants' ids answer alike";
+
+impl CommonResponses {
+    fn shared(operation: &utoipa::openapi::path::Operation) -> Vec<(&'static str, &'static str)> {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::path::ParameterIn;
+        let credential = |name: &str| {
+            operation
+                .security
+                .iter()
+                .flatten()
+                .any(|s| serde_json::to_value(s).is_ok_and(|v| v.get(name).is_some()))
+        };
+        let parameters = |place: ParameterIn| {
+            operation
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == place))
+        };
+        let json_body = operation.request_body.as_ref().is_some_and(
+            |b| matches!(b, RefOr::T(b) if b.content.contains_key("application/json")),
+        );
+        let mut shared = Vec::new();
+        if credential("api_key") || credential("admin_token") {
+            shared.push(("401", UNAUTHORIZED));
+        }
+        if credential("admin_token") {
+            shared.push(("403", ADMIN_DISABLED));
+        }
+        if credential("api_key") {
+            shared.extend([("429", RATE_LIMITED), ("403", SUSPENDED)]);
+        }
+        if json_body {
+            shared.extend(JSON_BODY);
+        }
+        if parameters(ParameterIn::Query) {
+            shared.extend(QUERY);
+        }
+        if parameters(ParameterIn::Path) {
+            shared.push(("404", NOT_FOUND));
+        }
+        shared
+    }
+}
+
+impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                let metered = operation
-                    .security
-                    .iter()
-                    .flatten()
-                    .any(|s| serde_json::to_value(s).is_ok_and(|v| v.get("api_key").is_some()));
-                if !metered {
+        for operation in operations(openapi) {
+            for (status, description) in Self::shared(operation) {
+                if operation.responses.responses.contains_key(status) {
                     continue;
                 }
-                for (status, description) in [
-                    (
-                        "429",
-                        "Too many requests: the tenant's API request rate (or this endpoint's own limit) was exceeded; retry after `Retry-After` seconds",
-                    ),
-                    (
-                        "403",
-                        "The account is suspended by the operator (`/problems/tenant-suspended`), or a limit refuses the request",
-                    ),
-                ] {
-                    if operation.responses.responses.contains_key(status) {
-                        continue;
-                    }
-                    let response = ResponseBuilder::new()
-                        .description(description)
-                        .content(
-                            "application/problem+json",
-                            ContentBuilder::new()
-                                .schema(Some(Ref::from_schema_name("Problem")))
-                                .build(),
-                        )
-                        .build();
-                    operation
-                        .responses
-                        .responses
-                        .insert(status.into(), response.into());
-                }
+                let response = ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/problem+json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    )
+                    .build();
+                operation
+                    .responses
+                    .responses
+                    .insert(status.into(), response.into());
             }
         }
     }
+}
+
+/// Every operation of the document.
+fn operations(
+    openapi: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+    })
 }
 
 /// OpenAPI requires a `description` on every response; where an annotation gives none,
@@ -122,21 +190,7 @@ struct ResponseDescriptions;
 impl Modify for ResponseDescriptions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::RefOr;
-        let operations = openapi.paths.paths.values_mut().flat_map(|item| {
-            [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.options,
-                &mut item.head,
-                &mut item.patch,
-                &mut item.trace,
-            ]
-            .into_iter()
-            .flatten()
-        });
-        for operation in operations {
+        for operation in operations(openapi) {
             for (status, response) in &mut operation.responses.responses {
                 if let RefOr::T(response) = response
                     && response.description.is_empty()
@@ -160,7 +214,6 @@ impl Modify for ResponseDescriptions {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Event stream; the schema is that of one event", content_type = "text/event-stream", body = LiveEvent),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many open streams, or the API request rate; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 #[allow(dead_code)]

@@ -383,6 +383,16 @@ pub struct TenantEventView {
     pub message: String,
 }
 
+impl From<landlord_store::TenantEvent> for TenantEventView {
+    fn from(e: landlord_store::TenantEvent) -> Self {
+        Self {
+            at: rfc3339(e.at),
+            kind: e.kind,
+            message: e.message,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct TenantEventList {
     pub events: Vec<TenantEventView>,

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hyper_util::service::TowerToHyperService;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::{Compression, CompressionLayer};
 
@@ -43,24 +42,18 @@ type BoxedFuture = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
 >;
 
-impl tower::Service<axum::http::Request<hyper::body::Incoming>> for Service {
+impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for Service {
     type Response = Response;
     type Error = std::convert::Infallible;
     type Future = BoxedFuture;
 
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+    fn call(&self, request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+        // Both are ready at once (no backpressure), and cloning them clones an `Arc`.
         if request.headers().contains_key(header::ACCEPT_ENCODING) {
-            let compressed = self.compressed.call(request);
+            let compressed = tower::Service::call(&mut self.compressed.clone(), request);
             Box::pin(async move { Ok(compressed.await?.map(Body::new)) })
         } else {
-            self.plain.call(request)
+            tower::Service::call(&mut self.plain.clone(), request)
         }
     }
 }
@@ -87,11 +80,7 @@ impl tower::Service<axum::http::Request<hyper::body::Incoming>> for Pages {
 }
 
 /// The service for one TLS connection (it knows its SNI name and tenant).
-pub fn service(
-    dir: Arc<Directory>,
-    host: Hostname,
-    tenant: uuid::Uuid,
-) -> TowerToHyperService<Service> {
+pub fn service(dir: Arc<Directory>, host: Hostname, tenant: uuid::Uuid) -> Service {
     let hsts = dir
         .config
         .hsts
@@ -103,10 +92,10 @@ pub fn service(
         tenant,
         hsts,
     }));
-    TowerToHyperService::new(Service {
+    Service {
         compressed: tower::Layer::layer(&CompressionLayer::new(), pages.clone()),
         plain: pages,
-    })
+    }
 }
 
 async fn page(site: &Site, request: &axum::http::request::Parts) -> Response {

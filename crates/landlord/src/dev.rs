@@ -90,25 +90,30 @@ async fn run_platform(settings: &mut Settings, migrate: bool, dir: &Path) -> Res
     let ca_path = dir.join("local-ca.pem");
     std::fs::write(&ca_path, ca_pem).with_context(|| format!("writing {}", ca_path.display()))?;
     drop(store);
-    let addr = config.api_addr;
+    let cname_target = config.api.as_ref().map(|api| api.cname_target.to_string());
     // The developer's own local secrets: printing them is the point of `dev`.
-    println!("Landlord dev is running.");
-    println!("  Dashboard:     http://{addr}/");
-    println!("  Demo API key:  {key}");
-    println!("  Admin token:   {admin_token}");
-    if let Some(api) = &config.api {
+    let banner = move |bound: crate::run::Bound| {
+        let show =
+            |addr: Option<std::net::SocketAddr>| addr.map(|a| a.to_string()).unwrap_or_default();
+        let addr = show(bound.api);
+        println!("Landlord dev is running.");
+        println!("  Dashboard:     http://{addr}/");
+        println!("  Demo API key:  {key}");
+        println!("  Admin token:   {admin_token}");
+        if let Some(target) = cname_target {
+            println!(
+                "  CNAME target:  {target} (hostnames under .localhost count as pointed at us)"
+            );
+        }
+        println!("  Edge HTTP:     http://{}/", show(bound.http));
+        println!("  Edge HTTPS:    https://{}/", show(bound.https));
         println!(
-            "  CNAME target:  {} (hostnames under .localhost count as pointed at us)",
-            api.cname_target
+            "  Local CA:      {} (trust it, or pass it to curl --cacert)",
+            ca_path.display()
         );
-    }
-    println!("  Edge HTTP:     http://{}/", config.http_addr);
-    println!(
-        "  Local CA:      {} (trust it, or pass it to curl --cacert)",
-        ca_path.display()
-    );
-    println!("  Try: curl -H 'Authorization: Bearer {key}' http://{addr}/v1/domains");
-    crate::run::roles(config, false, roles).await
+        println!("  Try: curl -H 'Authorization: Bearer {key}' http://{addr}/v1/domains");
+    };
+    crate::run::roles(config, false, roles, banner).await
 }
 
 /// The demo tenant's key: created once, kept in `path` (the database only has its hash).

@@ -149,7 +149,7 @@ async fn dispatch(cli: Cli) -> Result<(), Fatal> {
     let settings = &cli.settings;
     let serve = |roles: Roles| async move {
         let config = config::Config::build(settings, roles, false)?;
-        run::roles(config, migrate, roles).await
+        run::roles(config, migrate, roles, |_| {}).await
     };
     match cli.command {
         Command::Migrate => run::migrate(settings).await,

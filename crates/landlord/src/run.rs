@@ -84,59 +84,40 @@ pub struct Roles {
     pub edge: bool,
 }
 
-/// Connect, then run the roles `config` was built for until SIGTERM/SIGINT. Any role
-/// ending stops the others; a failure is the process's exit status.
-pub async fn roles(config: Config, migrate: bool, roles: Roles) -> Result<(), Fatal> {
+/// Connect, bind (then tell `ready` the bound addresses), and run the roles `config` was
+/// built for until SIGTERM/SIGINT. Any role ending stops the others; a failure is the
+/// process's exit status.
+pub async fn roles(
+    config: Config,
+    migrate: bool,
+    roles: Roles,
+    ready: impl FnOnce(Bound),
+) -> Result<(), Fatal> {
+    let metrics = install_metrics();
+    raise_file_limit(&config.limits, roles);
+    let pools = Pools::connect(&config.database, migrate, roles).await?;
+    let listeners = Listeners::bind(&config, roles).await?;
+    ready(listeners.bound());
     let Config {
-        database,
         limits,
         mut api,
-        api_addr,
         worker,
         edge,
-        http_addr,
-        https_addr,
         metrics_addr,
+        ..
     } = config;
-    let metrics = install_metrics();
     let limits = std::sync::Arc::new(limits);
     if let Some(api) = api.as_mut() {
         api.metrics = metrics.clone();
         api.serve_metrics = metrics_addr.is_none();
     }
-    raise_file_limit(&limits, roles);
-    // One pool per role, so a flood of edge misses cannot take the worker's or the
-    // API's connections; the first one applies the migrations.
-    let store = database.connect(migrate).await?;
-    let database = &database;
-    let pool_for = |needed: bool| async move {
-        match needed {
-            true => database.connect(false).await.map(Some),
-            false => Ok(None),
-        }
-    };
-    let api_store = store.clone();
-    let worker_store = pool_for(roles.worker && roles.api).await?;
-    let edge_store = pool_for(roles.edge && (roles.api || roles.worker)).await?;
-    let api_listener = bind_if(api.is_some(), api_addr, "LANDLORD_API_ADDR").await?;
-    let edge_listeners = match roles.edge {
-        true => Some((
-            bind(http_addr, "LANDLORD_HTTP_ADDR").await?,
-            bind(https_addr, "LANDLORD_HTTPS_ADDR").await?,
-        )),
-        false => None,
-    };
-    let metrics_listener = match metrics_addr {
-        Some(addr) => Some(bind(addr, "LANDLORD_METRICS_ADDR").await?),
-        None => None,
-    };
 
     let shutdown = Shutdown::on_signal();
     let mut tasks = tokio::task::JoinSet::new();
-    if let (Some(listener), Some(handle)) = (metrics_listener, metrics) {
+    if let (Some(listener), Some(handle)) = (listeners.metrics, metrics) {
         let stop = shutdown.wait();
         // With the API in this process, the fleet gauges too (as its /metrics would).
-        let router = metrics_router(handle, roles.api.then(|| api_store.clone()));
+        let router = metrics_router(handle, roles.api.then(|| pools.api.clone()));
         let limits = limits.clone();
         tasks.spawn(async move {
             landlord_edge::listen::serve(listener, "metrics", limits, router, stop)
@@ -144,9 +125,8 @@ pub async fn roles(config: Config, migrate: bool, roles: Roles) -> Result<(), Fa
                 .context("serving metrics")
         });
     }
-    if let (Some(config), Some(listener)) = (api, api_listener) {
-        let (store, stop) = (api_store, shutdown.wait());
-        let limits = limits.clone();
+    if let (Some(config), Some(listener)) = (api, listeners.api) {
+        let (store, stop, limits) = (pools.api.clone(), shutdown.wait(), limits.clone());
         tasks.spawn(async move {
             let router = landlord_api::router(store, config);
             landlord_edge::listen::serve(listener, "api", limits, router, stop)
@@ -155,21 +135,19 @@ pub async fn roles(config: Config, migrate: bool, roles: Roles) -> Result<(), Fa
         });
     }
     if let Some(config) = worker {
-        let store = worker_store.unwrap_or_else(|| store.clone());
-        let stop = shutdown.wait();
+        let (store, stop) = (pools.worker, shutdown.wait());
         tasks.spawn(async move {
             landlord_worker::run(store, config, stop)
                 .await
                 .context("running the worker")
         });
     }
-    if let (Some((http, https)), Some(mut config)) = (edge_listeners, edge) {
+    if let (Some((http, https)), Some(mut config)) = (listeners.edge, edge) {
         // Redirects name the port HTTPS listens on (the kernel's choice for port 0).
         if let Ok(bound) = https.local_addr() {
             config.https_port = bound.port();
         }
-        let store = edge_store.unwrap_or_else(|| store.clone());
-        let stop = shutdown.clone();
+        let (store, stop) = (pools.edge, shutdown.clone());
         tasks.spawn(async move {
             landlord_edge::run(store, config, http, https, move || stop.wait())
                 .await
@@ -179,8 +157,81 @@ pub async fn roles(config: Config, migrate: bool, roles: Roles) -> Result<(), Fa
     until_all_stop(tasks, shutdown).await
 }
 
-/// Wait for every role; the first to end stops the others, and any failure is the
-/// result.
+/// One pool per role, so a flood of edge misses cannot take the worker's or the API's
+/// connections; the first one applies the migrations. A role not run here shares it.
+struct Pools {
+    api: landlord_store::Store,
+    worker: landlord_store::Store,
+    edge: landlord_store::Store,
+}
+
+impl Pools {
+    async fn connect(database: &Database, migrate: bool, roles: Roles) -> Result<Self, Fatal> {
+        let first = database.connect(migrate).await?;
+        let own = |needed: bool| {
+            let first = first.clone();
+            async move {
+                match needed {
+                    true => database.connect(false).await,
+                    false => Ok(first),
+                }
+            }
+        };
+        Ok(Self {
+            worker: own(roles.worker && roles.api).await?,
+            edge: own(roles.edge && (roles.api || roles.worker)).await?,
+            api: first,
+        })
+    }
+}
+
+/// The process's sockets, bound before any role starts (a taken port is a configuration
+/// error, exit 2).
+struct Listeners {
+    api: Option<tokio::net::TcpListener>,
+    /// HTTP and HTTPS.
+    edge: Option<(tokio::net::TcpListener, tokio::net::TcpListener)>,
+    metrics: Option<tokio::net::TcpListener>,
+}
+
+/// The addresses the process listens on (with port 0, the kernel's choice).
+pub struct Bound {
+    pub api: Option<std::net::SocketAddr>,
+    pub http: Option<std::net::SocketAddr>,
+    pub https: Option<std::net::SocketAddr>,
+}
+
+impl Listeners {
+    fn bound(&self) -> Bound {
+        let addr = |l: &tokio::net::TcpListener| l.local_addr().ok();
+        Bound {
+            api: self.api.as_ref().and_then(addr),
+            http: self.edge.as_ref().and_then(|(http, _)| addr(http)),
+            https: self.edge.as_ref().and_then(|(_, https)| addr(https)),
+        }
+    }
+
+    async fn bind(config: &Config, roles: Roles) -> Result<Self, Fatal> {
+        Ok(Self {
+            api: match config.api.is_some() {
+                true => Some(bind(config.api_addr, "LANDLORD_API_ADDR").await?),
+                false => None,
+            },
+            edge: match roles.edge {
+                true => Some((
+                    bind(config.http_addr, "LANDLORD_HTTP_ADDR").await?,
+                    bind(config.https_addr, "LANDLORD_HTTPS_ADDR").await?,
+                )),
+                false => None,
+            },
+            metrics: match config.metrics_addr {
+                Some(addr) => Some(bind(addr, "LANDLORD_METRICS_ADDR").await?),
+                None => None,
+            },
+        })
+    }
+}
+
 async fn until_all_stop(
     mut tasks: tokio::task::JoinSet<anyhow::Result<()>>,
     shutdown: Shutdown,
@@ -260,17 +311,6 @@ fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
             Some(handle)
         })
         .clone()
-}
-
-async fn bind_if(
-    needed: bool,
-    addr: std::net::SocketAddr,
-    name: &str,
-) -> Result<Option<tokio::net::TcpListener>, Fatal> {
-    match needed {
-        true => bind(addr, name).await.map(Some),
-        false => Ok(None),
-    }
 }
 
 async fn bind(addr: std::net::SocketAddr, name: &str) -> Result<tokio::net::TcpListener, Fatal> {

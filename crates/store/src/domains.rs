@@ -111,6 +111,39 @@ pub struct Page<T, C = Uuid> {
     pub next_cursor: Option<C>,
 }
 
+impl Store {
+    /// A page of the tenant's rows: `sql` takes the tenant (`$1`), the cursor (`$2`, NULL
+    /// for the first page) and how many rows to fetch (`$3`), in cursor order; one row
+    /// more than `limit` is fetched to learn whether there is a next page.
+    pub(crate) async fn page<T, C>(
+        &self,
+        sql: &'static str,
+        tenant: TenantId,
+        cursor: Option<C>,
+        limit: u32,
+        cursor_of: fn(&T) -> C,
+    ) -> Result<Page<T, C>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+        C: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+    {
+        let mut items = sqlx::query_as::<_, T>(sql)
+            .bind(tenant.0)
+            .bind(cursor)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let next_cursor = match items.len() > limit as usize {
+            true => {
+                items.truncate(limit as usize);
+                items.last().map(cursor_of)
+            }
+            false => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+}
+
 /// The columns of [`Domain`], as a macro so queries stay `&'static str` (sqlx audits
 /// dynamic SQL strings).
 /// Every query reads `domains d LEFT JOIN certificates c`.
@@ -169,25 +202,15 @@ impl Store {
         limit: u32,
         cursor: Option<Uuid>,
     ) -> Result<Page<Domain>> {
-        let mut items = sqlx::query_as::<_, Domain>(concat!(
+        const SQL: &str = concat!(
             "SELECT ",
             domain_columns!(),
             " FROM domains d LEFT JOIN certificates c ON c.domain_id = d.id \
              WHERE d.tenant_id = $1 AND ($2::uuid IS NULL OR d.id > $2) \
              ORDER BY d.id LIMIT $3"
-        ))
-        .bind(tenant.0)
-        .bind(cursor)
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|d| d.id)
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        );
+        self.page(SQL, tenant, cursor, limit, |d: &Domain| d.id)
+            .await
     }
 
     /// One of the caller's domains; `None` for unknown ids and other tenants' ids alike.

@@ -103,23 +103,16 @@ impl Store {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<FileMeta, String>> {
-        let mut items = sqlx::query_as::<_, FileMeta>(
+        self.page(
             "SELECT path, size, content_type, etag, updated_at FROM files \
              WHERE tenant_id = $1 AND ($2::text IS NULL OR path > $2) \
              ORDER BY path LIMIT $3",
+            tenant,
+            cursor.map(str::to_owned),
+            limit,
+            |f: &FileMeta| f.path.clone(),
         )
-        .bind(tenant.0)
-        .bind(cursor)
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|f| f.path.clone())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        .await
     }
 
     /// Delete one of the caller's files; false when there was none at that path.

@@ -21,7 +21,6 @@ use landlord_worker::{AcmeConfig, DnsConfig, IssuerConfig, WorkerConfig};
 const DEFAULT_DNS_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The validated configuration of one process.
-#[derive(Debug)]
 pub struct Config {
     pub database: Database,
     /// Caps and timeouts of every listener of the process.
@@ -161,7 +160,12 @@ impl Settings {
             .filter(|t| !t.is_empty());
         let mut config = ApiConfig::new(cname_target?, edge_ips?, admin_token);
         config.hostnames = hostnames?;
-        config.dns_servers = dns_servers?;
+        config.resolver = Some(
+            p.take(
+                landlord_worker::dns::resolver(&dns_servers?)
+                    .map_err(|e| format!("LANDLORD_DNS_SERVERS: no resolver can be built: {e}")),
+            )?,
+        );
         config.limits = limits?;
         config.api_rate = api_rate?;
         config.check_interval = check_interval?;

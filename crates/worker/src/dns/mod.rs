@@ -66,6 +66,35 @@ pub enum Verdict {
 /// of them are asked at once, so the climb takes one lookup's time, not one per label).
 pub const MAX_CAA_NAMES: usize = 10;
 
+/// A resolver asking `servers` (the system's when empty) with its cache off, so a record
+/// the tenant just published or fixed is seen on the next lookup. The API's claim lookups
+/// use one too (the binary builds it here), so both see DNS the same way.
+pub fn resolver(servers: &[SocketAddr]) -> std::io::Result<TokioResolver> {
+    let provider = TokioRuntimeProvider::default();
+    let mut builder = if servers.is_empty() {
+        TokioResolver::builder(provider).map_err(std::io::Error::other)?
+    } else {
+        let servers = servers
+            .iter()
+            .map(|addr| {
+                let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+                for c in &mut ns.connections {
+                    c.port = addr.port();
+                }
+                ns
+            })
+            .collect();
+        TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), provider)
+    };
+    let opts = builder.options_mut();
+    opts.cache_size = 0;
+    opts.timeout = Duration::from_secs(3);
+    opts.attempts = 2;
+    opts.ndots = 0;
+    opts.preserve_intermediates = true;
+    builder.build().map_err(std::io::Error::other)
+}
+
 pub struct DnsChecker {
     resolver: TokioResolver,
     config: DnsConfig,
@@ -73,31 +102,8 @@ pub struct DnsChecker {
 
 impl DnsChecker {
     pub fn new(config: DnsConfig) -> anyhow::Result<Self> {
-        let provider = TokioRuntimeProvider::default();
-        let mut builder = if config.servers.is_empty() {
-            TokioResolver::builder(provider)?
-        } else {
-            let servers = config
-                .servers
-                .iter()
-                .map(|addr| {
-                    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                    for c in &mut ns.connections {
-                        c.port = addr.port();
-                    }
-                    ns
-                })
-                .collect();
-            TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), provider)
-        };
-        let opts = builder.options_mut();
-        opts.cache_size = 0;
-        opts.timeout = Duration::from_secs(3);
-        opts.attempts = 2;
-        opts.ndots = 0;
-        opts.preserve_intermediates = true;
         Ok(Self {
-            resolver: builder.build()?,
+            resolver: resolver(&config.servers)?,
             config,
         })
     }
