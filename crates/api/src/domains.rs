@@ -5,13 +5,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::extract::{Caller, Json, PageQuery, Path, Query};
 use crate::problem::Problem;
 use crate::views::{DomainList, DomainView, EventList, EventView};
-use landlord_store::Hostname;
+use landlord_store::{DomainId, Hostname};
 
 const TIMELINE_LENGTH: u32 = 200;
 
@@ -63,7 +62,7 @@ pub async fn create(
 }
 
 /// The caller's domains, oldest first, a page at a time.
-#[utoipa::path(get, path = "/v1/domains", tag = "domains", operation_id = "list_domains", params(PageQuery<Uuid>),
+#[utoipa::path(get, path = "/v1/domains", tag = "domains", operation_id = "list_domains", params(PageQuery<DomainId>),
     security(("api_key" = [])),
     responses(
         (status = 200, body = DomainList),
@@ -71,7 +70,7 @@ pub async fn create(
 pub async fn list(
     Caller(tenant): Caller,
     State(state): State<AppState>,
-    Query(params): Query<PageQuery<Uuid>>,
+    Query(params): Query<PageQuery<DomainId>>,
 ) -> Result<JsonResponse<DomainList>, Problem> {
     let limit = params.limit()?;
     let page = state
@@ -99,7 +98,7 @@ pub async fn list(
 pub async fn get(
     Caller(tenant): Caller,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<DomainId>,
 ) -> Result<JsonResponse<DomainView>, Problem> {
     let domain = state
         .store
@@ -119,7 +118,7 @@ pub async fn get(
 pub async fn delete(
     Caller(tenant): Caller,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<DomainId>,
 ) -> Result<StatusCode, Problem> {
     if state.store.delete_domain(tenant, id).await? {
         tracing::info!(domain = %id, "domain deleted");
@@ -141,7 +140,7 @@ pub async fn delete(
 pub async fn check(
     Caller(tenant): Caller,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<DomainId>,
 ) -> Result<(StatusCode, JsonResponse<DomainView>), Problem> {
     let domain = state
         .store
@@ -164,7 +163,7 @@ pub async fn check(
 pub async fn events(
     Caller(tenant): Caller,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<DomainId>,
 ) -> Result<JsonResponse<EventList>, Problem> {
     let events = state
         .store
@@ -176,6 +175,6 @@ pub async fn events(
     }))
 }
 
-fn no_domain(id: Uuid) -> Problem {
+fn no_domain(id: DomainId) -> Problem {
     Problem::not_found(format!("You have no domain with id {id}."))
 }

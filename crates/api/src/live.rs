@@ -22,17 +22,12 @@ use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::extract::Caller;
 use crate::problem::Problem;
-use landlord_store::TenantId;
-
-pub const DOMAINS_CHANNEL: &str = "landlord_domains";
-pub const EVENTS_CHANNEL: &str = "landlord_events";
-/// Entries of a tenant's own log (`GET /v1/tenant/events`).
-pub const TENANT_EVENTS_CHANNEL: &str = "landlord_tenant_events";
+use landlord_store::live::LIVE_CHANNELS;
+use landlord_store::{LiveNotice, TenantId};
 
 /// Notices buffered per stream before it counts as lagging.
 const FAN_OUT_BUFFER: usize = 1024;
@@ -40,7 +35,7 @@ const FAN_OUT_BUFFER: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct Notice {
     /// `None`: for every tenant (a `resync`).
-    tenant: Option<Uuid>,
+    tenant: Option<TenantId>,
     event: &'static str,
     data: String,
 }
@@ -49,38 +44,40 @@ pub struct Notice {
 #[derive(Default)]
 pub struct Hub {
     sender: tokio::sync::OnceCell<broadcast::Sender<Notice>>,
-    open: Arc<Mutex<HashMap<Uuid, usize>>>,
+    open: Arc<Mutex<HashMap<TenantId, usize>>>,
 }
 
 impl Hub {
     /// Open streams of `tenant` on this process.
     pub fn open_streams(&self, tenant: TenantId) -> usize {
-        lock(&self.open).get(&tenant.0).copied().unwrap_or(0)
+        lock(&self.open).get(&tenant).copied().unwrap_or(0)
     }
 
     /// Count one more stream for `tenant`, unless it holds `max` already.
     fn admit(&self, tenant: TenantId, max: usize) -> Option<StreamSlot> {
         let mut open = lock(&self.open);
-        let n = open.entry(tenant.0).or_default();
+        let n = open.entry(tenant).or_default();
         if *n >= max {
             return None;
         }
         *n += 1;
         Some(StreamSlot {
             open: self.open.clone(),
-            tenant: tenant.0,
+            tenant,
         })
     }
 }
 
-fn lock(m: &Mutex<HashMap<Uuid, usize>>) -> std::sync::MutexGuard<'_, HashMap<Uuid, usize>> {
+fn lock(
+    m: &Mutex<HashMap<TenantId, usize>>,
+) -> std::sync::MutexGuard<'_, HashMap<TenantId, usize>> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One counted stream; dropped with the stream (the client went away).
 struct StreamSlot {
-    open: Arc<Mutex<HashMap<Uuid, usize>>>,
-    tenant: Uuid,
+    open: Arc<Mutex<HashMap<TenantId, usize>>>,
+    tenant: TenantId,
 }
 
 impl Drop for StreamSlot {
@@ -118,7 +115,7 @@ pub async fn stream(
         // The slot lives as long as the stream.
         let _slot = &slot;
         let event = match notice {
-            Ok(n) if n.tenant.is_none_or(|t| t == tenant.0) => {
+            Ok(n) if n.tenant.is_none_or(|t| t == tenant) => {
                 Some(Event::default().event(n.event).data(n.data))
             }
             Ok(_) => None,
@@ -145,10 +142,7 @@ fn start(store: landlord_store::Store) -> broadcast::Sender<Notice> {
     tokio::spawn(async move {
         let mut connected_before = false;
         loop {
-            let mut listener = match store
-                .listen(&[DOMAINS_CHANNEL, EVENTS_CHANNEL, TENANT_EVENTS_CHANNEL])
-                .await
-            {
+            let mut listener = match store.listen(&LIVE_CHANNELS).await {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::warn!(error = %e, "live updates: cannot listen; retrying");
@@ -163,8 +157,8 @@ fn start(store: landlord_store::Store) -> broadcast::Sender<Notice> {
             loop {
                 match listener.try_recv().await {
                     Ok(Some(n)) => {
-                        if let Some(notice) = parse(&n.channel, &n.payload) {
-                            let _ = sender.send(notice);
+                        if let Some(n) = LiveNotice::parse(&n) {
+                            let _ = sender.send(notice(n));
                         }
                     }
                     // The connection was lost; `try_recv` reconnects on its next call.
@@ -192,36 +186,23 @@ fn reconnected() -> Notice {
     }
 }
 
-fn parse(channel: &str, payload: &str) -> Option<Notice> {
-    let mut parts = payload.split(' ');
-    let tenant = parts.next()?.parse().ok()?;
-    if channel == TENANT_EVENTS_CHANNEL {
-        let id: i64 = parts.next()?.parse().ok()?;
-        return Some(Notice {
-            tenant: Some(tenant),
-            event: "account",
-            data: serde_json::json!({ "id": id }).to_string(),
-        });
-    }
-    let domain: Uuid = parts.next()?.parse().ok()?;
-    match channel {
-        DOMAINS_CHANNEL => {
-            let kind = if parts.next() == Some("deleted") {
-                "deleted"
-            } else {
-                "changed"
-            };
-            Some(Notice {
-                tenant: Some(tenant),
-                event: "domain",
-                data: serde_json::json!({ "id": domain, "kind": kind }).to_string(),
-            })
+/// What a stream shows of a notice.
+fn notice(n: LiveNotice) -> Notice {
+    let (event, data) = match n {
+        LiveNotice::Account { id, .. } => ("account", serde_json::json!({ "id": id })),
+        LiveNotice::Domain {
+            domain, deleted, ..
+        } => (
+            "domain",
+            serde_json::json!({ "id": domain, "kind": if deleted { "deleted" } else { "changed" } }),
+        ),
+        LiveNotice::Timeline { domain, .. } => {
+            ("timeline", serde_json::json!({ "domain_id": domain }))
         }
-        EVENTS_CHANNEL => Some(Notice {
-            tenant: Some(tenant),
-            event: "timeline",
-            data: serde_json::json!({ "domain_id": domain }).to_string(),
-        }),
-        _ => None,
+    };
+    Notice {
+        tenant: Some(n.tenant()),
+        event,
+        data: data.to_string(),
     }
 }

@@ -6,17 +6,18 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::ApiConfig;
-use landlord_store::{Domain, DomainStatus, Event, FileMeta, Hostname};
+use landlord_store::{Domain, DomainId, DomainStatus, Event, FileMeta, Hostname, TenantId};
 
 /// A tenant's custom hostname and where it stands.
 #[derive(Serialize, ToSchema)]
 pub struct DomainView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: DomainId,
     /// Normalised ASCII form (punycode for internationalised names).
-    pub hostname: String,
+    #[schema(value_type = String)]
+    pub hostname: Hostname,
     /// The same name as a person reads it.
     pub hostname_unicode: String,
     #[schema(value_type = Status)]
@@ -146,7 +147,8 @@ pub struct CertificateView {
 pub struct DomainList {
     pub domains: Vec<DomainView>,
     /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub next_cursor: Option<DomainId>,
 }
 
 /// One entry of a domain's timeline.
@@ -271,7 +273,8 @@ pub struct LimitsView {
 /// A new tenant. `api_key` is shown only here.
 #[derive(Serialize, ToSchema)]
 pub struct TenantCreated {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: TenantId,
     pub name: String,
     pub api_key: String,
 }
@@ -289,26 +292,24 @@ impl DomainView {
             .iter()
             .map(|ip| DnsRecord {
                 kind: if ip.is_ipv4() { "A" } else { "AAAA" }.to_owned(),
-                name: d.hostname.clone(),
+                name: d.hostname.to_string(),
                 value: ip.to_string(),
             })
             .collect();
         DomainView {
             id: d.id,
             hostname: d.hostname.clone(),
-            hostname_unicode: Hostname::parse(&d.hostname)
-                .map(|h| h.to_unicode())
-                .unwrap_or_else(|_| d.hostname.clone()),
+            hostname_unicode: d.hostname.to_unicode(),
             status: d.status,
             ownership: (!config.edge_ips.is_empty()).then(|| OwnershipRecord {
                 kind: "TXT".to_owned(),
-                name: landlord_store::ownership_record_name(&d.hostname),
+                name: landlord_store::ownership_record_name(d.hostname.as_str()),
                 value: d.ownership_token.clone(),
                 verified: d.ownership_verified_at.is_some(),
             }),
             dns: DnsInstructions {
                 kind: "CNAME".to_owned(),
-                name: d.hostname.clone(),
+                name: d.hostname.to_string(),
                 value: format!("{}.{}", d.target_label, config.cname_target),
                 shared_target_accepted: d.shared_target_ok,
                 alternatives,

@@ -24,10 +24,9 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::Semaphore;
-use uuid::Uuid;
 
 use landlord_store::{
-    FilePath, MasterKey, RegisteredName, Store, TenantId, certificate_key_context,
+    FilePath, Hostname, MasterKey, RegisteredName, Store, TenantId, certificate_key_context,
 };
 
 use crate::listen::Limits;
@@ -81,7 +80,7 @@ impl EdgeConfig {
 
 /// A certificate ready for handshakes.
 pub struct CertEntry {
-    pub tenant: Uuid,
+    pub tenant: TenantId,
     pub config: Arc<ServerConfig>,
     /// Past this moment the certificate is never presented again (a handshake with an
     /// expired certificate helps nobody; an unrecognized_name alert is honest).
@@ -113,7 +112,7 @@ pub struct Counters {
 /// A registered hostname: its tenant, and whether the CA may come for a challenge.
 #[derive(Debug, Clone, Copy)]
 struct Name {
-    tenant: Uuid,
+    tenant: TenantId,
     validating: bool,
     pending: bool,
     issuing: bool,
@@ -135,18 +134,18 @@ const ENTRY_OVERHEAD: usize = 160;
 pub struct Directory {
     pub(crate) store: Store,
     pub(crate) config: EdgeConfig,
-    names: RwLock<HashMap<String, Name>>,
-    challenges: RwLock<HashMap<String, Challenges>>,
-    certs: Cache<String, Arc<CertEntry>>,
-    misses: Cache<String, ()>,
-    files: Cache<(Uuid, String), Arc<FileEntry>>,
+    names: RwLock<HashMap<Hostname, Name>>,
+    challenges: RwLock<HashMap<Hostname, Challenges>>,
+    certs: Cache<Hostname, Arc<CertEntry>>,
+    misses: Cache<Hostname, ()>,
+    files: Cache<(TenantId, String), Arc<FileEntry>>,
     /// Paths known to be missing, apart from `files`: a flood of random paths can fill
     /// this, never push real files out.
-    missing_files: Cache<(Uuid, String), ()>,
+    missing_files: Cache<(TenantId, String), ()>,
     /// Turns for the queries visitors cause (see the module doc).
     db: Semaphore,
     /// When each pending hostname last asked the workers for a check.
-    nudged: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    nudged: std::sync::Mutex<HashMap<Hostname, std::time::Instant>>,
     /// Nudges in flight at most (beyond, a nudge is skipped: another visitor retries it).
     nudges: Arc<Semaphore>,
     ticketer: Arc<dyn rustls::server::ProducesTickets>,
@@ -171,7 +170,7 @@ impl Directory {
         let (names, challenges) = load_names(&store).await?;
         let files = Cache::builder()
             .max_capacity(config.file_cache_bytes)
-            .weigher(|key: &(Uuid, String), f: &Arc<FileEntry>| {
+            .weigher(|key: &(TenantId, String), f: &Arc<FileEntry>| {
                 let value = f.body.len()
                     + 2 * f.etag.len()
                     + f.content_type_header.as_ref().map_or(0, |h| h.len());
@@ -180,15 +179,17 @@ impl Directory {
             .build();
         let missing_files = Cache::builder()
             .max_capacity(config.miss_cache_bytes / 2)
-            .weigher(|key: &(Uuid, String), _: &()| weight(16 + key.1.len()))
+            .weigher(|key: &(TenantId, String), _: &()| weight(16 + key.1.len()))
             .build();
         let certs = Cache::builder()
             .max_capacity(config.cert_cache_bytes)
-            .weigher(|key: &String, v: &Arc<CertEntry>| v.weight.saturating_add(weight(key.len())))
+            .weigher(|key: &Hostname, v: &Arc<CertEntry>| {
+                v.weight.saturating_add(weight(key.as_str().len()))
+            })
             .build();
         let misses = Cache::builder()
             .max_capacity(config.miss_cache_bytes / 2)
-            .weigher(|key: &String, _: &()| weight(key.len()))
+            .weigher(|key: &Hostname, _: &()| weight(key.as_str().len()))
             .time_to_live(config.negative_ttl)
             .build();
         Ok(Arc::new(Self {
@@ -251,7 +252,7 @@ impl Directory {
     }
 
     /// The tenant owning a registered hostname.
-    pub fn tenant_of(&self, hostname: &str) -> Option<Uuid> {
+    pub fn tenant_of(&self, hostname: &Hostname) -> Option<TenantId> {
         self.names
             .read()
             .expect("names lock")
@@ -264,7 +265,7 @@ impl Directory {
     /// an edge: ask the workers to check it now, at most once per [`NUDGE_EVERY`] per
     /// hostname, decided from memory, never waited for, at most two at a time. An edge
     /// that cannot write (a read-only replica) simply does not nudge.
-    pub fn visited(&self, hostname: &str) {
+    pub fn visited(&self, hostname: &Hostname) {
         let pending = self
             .names
             .read()
@@ -289,13 +290,13 @@ impl Directory {
             if nudged.len() >= MAX_NUDGED {
                 return;
             }
-            nudged.insert(hostname.to_owned(), now);
+            nudged.insert(hostname.clone(), now);
         }
         let Ok(turn) = self.nudges.clone().try_acquire_owned() else {
             return;
         };
         let store = self.store.clone();
-        let hostname = hostname.to_owned();
+        let hostname = hostname.clone();
         tokio::spawn(async move {
             let _turn = turn;
             metrics::counter!("landlord_edge_db_queries_total", "kind" => "nudge").increment(1);
@@ -318,7 +319,7 @@ impl Directory {
     /// cannot make this edge query for names they did not register.
     pub async fn challenge(
         &self,
-        hostname: &str,
+        hostname: &Hostname,
         token: &str,
     ) -> Result<Option<String>, Unavailable> {
         let expected = {
@@ -354,7 +355,7 @@ impl Directory {
 
     /// The certificate for an SNI name: memory first; one (shared) database lookup for
     /// a registered name not in memory; `None` for anything else.
-    pub async fn certificate(&self, hostname: &str) -> Option<Arc<CertEntry>> {
+    pub async fn certificate(&self, hostname: &Hostname) -> Option<Arc<CertEntry>> {
         let started = std::time::Instant::now();
         let (result, entry) = self.lookup(hostname).await;
         metrics::counter!("landlord_edge_sni_lookups_total", "result" => result).increment(1);
@@ -363,7 +364,7 @@ impl Directory {
         entry
     }
 
-    async fn lookup(&self, hostname: &str) -> (&'static str, Option<Arc<CertEntry>>) {
+    async fn lookup(&self, hostname: &Hostname) -> (&'static str, Option<Arc<CertEntry>>) {
         if self.tenant_of(hostname).is_none() {
             self.counters.unknown_names.fetch_add(1, Ordering::Relaxed);
             return ("unknown", None);
@@ -384,15 +385,15 @@ impl Directory {
         self.counters.cert_misses.fetch_add(1, Ordering::Relaxed);
         let entry = self
             .certs
-            .optionally_get_with(hostname.to_owned(), self.load_certificate(hostname))
+            .optionally_get_with(hostname.clone(), self.load_certificate(hostname))
             .await;
         if entry.is_none() {
-            self.misses.insert(hostname.to_owned(), ()).await;
+            self.misses.insert(hostname.clone(), ()).await;
         }
         ("miss", entry)
     }
 
-    async fn load_certificate(&self, hostname: &str) -> Option<Arc<CertEntry>> {
+    async fn load_certificate(&self, hostname: &Hostname) -> Option<Arc<CertEntry>> {
         let _turn = self.db_turn().await.ok()?;
         self.counters.db_lookups.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("landlord_edge_db_queries_total", "kind" => "certificate").increment(1);
@@ -425,7 +426,7 @@ impl Directory {
 
     fn server_config(
         &self,
-        hostname: &str,
+        hostname: &Hostname,
         chain_pem: &str,
         sealed: &[u8],
     ) -> anyhow::Result<Arc<ServerConfig>> {
@@ -434,7 +435,7 @@ impl Directory {
         let key_pem = self
             .config
             .master_key
-            .open(sealed, &certificate_key_context(hostname))?;
+            .open(sealed, &certificate_key_context(hostname.as_str()))?;
         let key = PrivateKeyDer::from_pem_slice(&key_pem)?;
         let mut config = ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
@@ -453,7 +454,7 @@ impl Directory {
     /// `FilePath::check`); anything else is simply not found.
     pub async fn file(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         path: &str,
     ) -> Result<Option<Arc<FileEntry>>, Unavailable> {
         let key = FileKey(tenant, path);
@@ -468,7 +469,7 @@ impl Directory {
         };
         let _turn = self.db_turn().await?;
         metrics::counter!("landlord_edge_db_queries_total", "kind" => "file").increment(1);
-        match self.store.get_file(TenantId(tenant), &path).await {
+        match self.store.get_file(tenant, &path).await {
             Ok(found) => {
                 let entry = found.map(|f| {
                     Arc::new(FileEntry {
@@ -495,7 +496,7 @@ impl Directory {
     }
 
     /// A domain changed: refresh its allowlist entry and forget its certificate.
-    pub(crate) async fn domain_changed(&self, hostname: &str) -> anyhow::Result<()> {
+    pub(crate) async fn domain_changed(&self, hostname: &Hostname) -> anyhow::Result<()> {
         let entry = self.store.registered_name(hostname).await?;
         {
             let mut names = self.names.write().expect("names lock");
@@ -509,11 +510,11 @@ impl Directory {
     }
 
     /// The challenges published for a hostname changed: load them again.
-    pub(crate) async fn challenges_changed(&self, hostname: &str) -> anyhow::Result<()> {
+    pub(crate) async fn challenges_changed(&self, hostname: &Hostname) -> anyhow::Result<()> {
         let rows = self.store.published_challenges(Some(hostname)).await?;
         let mut challenges = self.challenges.write().expect("challenges lock");
         match by_hostname(rows).remove(hostname) {
-            Some(list) => challenges.insert(hostname.to_owned(), list),
+            Some(list) => challenges.insert(hostname.clone(), list),
             None => challenges.remove(hostname),
         };
         Ok(())
@@ -533,12 +534,12 @@ impl Directory {
         Ok(())
     }
 
-    pub(crate) async fn certificate_changed(&self, hostname: &str) {
+    pub(crate) async fn certificate_changed(&self, hostname: &Hostname) {
         self.certs.invalidate(hostname).await;
         self.misses.invalidate(hostname).await;
     }
 
-    pub(crate) async fn file_changed(&self, tenant: Uuid, path: &str) {
+    pub(crate) async fn file_changed(&self, tenant: TenantId, path: &str) {
         self.files.invalidate(&FileKey(tenant, path)).await;
         self.missing_files.invalidate(&FileKey(tenant, path)).await;
     }
@@ -547,7 +548,7 @@ impl Directory {
 /// Every registered name and every published challenge (at start, and to start over).
 async fn load_names(
     store: &Store,
-) -> anyhow::Result<(HashMap<String, Name>, HashMap<String, Challenges>)> {
+) -> anyhow::Result<(HashMap<Hostname, Name>, HashMap<Hostname, Challenges>)> {
     let names = store
         .all_hostnames()
         .await?
@@ -558,7 +559,7 @@ async fn load_names(
     Ok((names, challenges))
 }
 
-fn name_entry(r: RegisteredName) -> (String, Name) {
+fn name_entry(r: RegisteredName) -> (Hostname, Name) {
     (
         r.hostname,
         Name {
@@ -570,8 +571,8 @@ fn name_entry(r: RegisteredName) -> (String, Name) {
     )
 }
 
-fn by_hostname(rows: Vec<(String, String, String)>) -> HashMap<String, Challenges> {
-    let mut challenges: HashMap<String, Challenges> = HashMap::new();
+fn by_hostname(rows: Vec<(Hostname, String, String)>) -> HashMap<Hostname, Challenges> {
+    let mut challenges: HashMap<Hostname, Challenges> = HashMap::new();
     for (hostname, token, answer) in rows {
         challenges
             .entry(hostname)
@@ -582,12 +583,12 @@ fn by_hostname(rows: Vec<(String, String, String)>) -> HashMap<String, Challenge
 }
 
 /// A borrowed key of the file cache: looks up `(tenant, path)` without allocating the
-/// `String` for every request. It hashes exactly as the owned `(Uuid, String)` does.
+/// `String` for every request. It hashes exactly as the owned `(TenantId, String)` does.
 #[derive(Hash)]
-struct FileKey<'a>(Uuid, &'a str);
+struct FileKey<'a>(TenantId, &'a str);
 
-impl moka::Equivalent<(Uuid, String)> for FileKey<'_> {
-    fn equivalent(&self, key: &(Uuid, String)) -> bool {
+impl moka::Equivalent<(TenantId, String)> for FileKey<'_> {
+    fn equivalent(&self, key: &(TenantId, String)) -> bool {
         self.0 == key.0 && self.1 == key.1
     }
 }
@@ -600,7 +601,7 @@ mod tests {
 
     #[test]
     fn a_borrowed_file_key_finds_the_owned_one() {
-        let tenant = Uuid::from_u128(7);
+        let tenant = TenantId::for_tests(uuid::Uuid::from_u128(7));
         let owned = (tenant, "docs/index.html".to_owned());
         let hasher = std::collections::hash_map::RandomState::new();
         let borrowed = FileKey(tenant, "docs/index.html");

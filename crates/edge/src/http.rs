@@ -38,7 +38,7 @@ async fn challenge(
     let Some(host) = request_host(&headers) else {
         return not_found();
     };
-    match dir.challenge(host.as_str(), &token).await {
+    match dir.challenge(&host, &token).await {
         Ok(Some(key_authorization)) => {
             tracing::info!(hostname = %host, "answered an HTTP-01 challenge");
             ([(header::CONTENT_TYPE, "text/plain")], key_authorization).into_response()
@@ -53,8 +53,8 @@ async fn redirect(State(dir): State<Arc<Directory>>, headers: HeaderMap, uri: Ur
     let Some(host) = request_host(&headers) else {
         return not_found();
     };
-    dir.visited(host.as_str());
-    if dir.tenant_of(host.as_str()).is_none() {
+    dir.visited(&host);
+    if dir.tenant_of(&host).is_none() {
         return not_found();
     }
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");

@@ -10,14 +10,14 @@ use axum::response::{IntoResponse, Response};
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::{Compression, CompressionLayer};
 
-use landlord_store::{FilePath, Hostname};
+use landlord_store::{FilePath, Hostname, TenantId};
 
 use crate::directory::Directory;
 
 struct Site {
     dir: Arc<Directory>,
     host: Hostname,
-    tenant: uuid::Uuid,
+    tenant: TenantId,
     /// `Strict-Transport-Security`, built once per connection rather than per request.
     hsts: Option<HeaderValue>,
 }
@@ -80,7 +80,7 @@ impl tower::Service<axum::http::Request<hyper::body::Incoming>> for Pages {
 }
 
 /// The service for one TLS connection (it knows its SNI name and tenant).
-pub fn service(dir: Arc<Directory>, host: Hostname, tenant: uuid::Uuid) -> Service {
+pub fn service(dir: Arc<Directory>, host: Hostname, tenant: TenantId) -> Service {
     let hsts = dir
         .config
         .hsts
@@ -148,7 +148,7 @@ async fn respond(site: &Site, request: &axum::http::request::Parts) -> Response 
             .into_response();
     }
     // The tenant may have changed hands or the domain been deleted since the handshake.
-    if site.dir.tenant_of(site.host.as_str()) != Some(site.tenant) {
+    if site.dir.tenant_of(&site.host) != Some(site.tenant) {
         return (
             StatusCode::MISDIRECTED_REQUEST,
             "This hostname is no longer served here.\n",

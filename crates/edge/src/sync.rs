@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use landlord_store::{CHANGES_CHANNEL, Change};
+use landlord_store::{CHANGES_CHANNEL, Change, Changed};
 
 use crate::directory::Directory;
 
@@ -186,12 +186,12 @@ impl Follower {
         if self.seen.contains_key(&c.seq) {
             return Ok(());
         }
-        match (c.entity.as_str(), &c.hostname, &c.path) {
-            ("domain", Some(h), _) => dir.domain_changed(h).await?,
-            ("certificate", Some(h), _) => dir.certificate_changed(h).await,
-            ("challenge", Some(h), _) => dir.challenges_changed(h).await?,
-            ("file", _, Some(p)) => dir.file_changed(c.tenant_id, p).await,
-            _ => {}
+        match &c.what {
+            Changed::Domain(h) => dir.domain_changed(h).await?,
+            Changed::Certificate(h) => dir.certificate_changed(h).await,
+            Changed::Challenge(h) => dir.challenges_changed(h).await?,
+            Changed::File { tenant, path } => dir.file_changed(*tenant, path).await,
+            Changed::Unknown => {}
         }
         self.seen.insert(c.seq, Instant::now());
         Ok(())

@@ -70,7 +70,7 @@ async fn handshake(
 ) -> Option<(
     tokio_rustls::server::TlsStream<Socket>,
     Hostname,
-    uuid::Uuid,
+    landlord_store::TenantId,
     Arc<Activity>,
 )> {
     // The handshake's bound covers the ClientHello, the certificate lookup and the rest
@@ -92,8 +92,8 @@ async fn handshake(
         .and_then(|n| Hostname::parse(n).ok());
     let entry = match &sni {
         Some(host) => {
-            dir.visited(host.as_str());
-            dir.certificate(host.as_str()).await
+            dir.visited(host);
+            dir.certificate(host).await
         }
         None => None,
     };

@@ -32,7 +32,7 @@ async fn seed(
         .create_tenant(&landlord_store::TenantName::parse("t").unwrap())
         .await
         .unwrap();
-    let tenant = TenantId(tenant.id);
+    let tenant = tenant.id;
     store
         .create_domain(tenant, &Hostname::parse(hostname).unwrap(), 100)
         .await
@@ -275,7 +275,7 @@ async fn a_change_committed_after_a_later_one_is_not_missed(pool: PgPool) {
     assert_eq!(get(&edge, "late.example.com", "/").await, Ok(404));
     let slow = late_deletion(&pool, &store, tenant).await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while edge.dir.tenant_of("other.example.com").is_none() {
+    while edge.dir.tenant_of(&host("other.example.com")).is_none() {
         assert!(
             Instant::now() < deadline,
             "the edge never saw the later change"
@@ -330,12 +330,12 @@ async fn a_skipped_sequence_number_is_looked_for_until_it_commits(pool: PgPool) 
         landlord_edge::Follower::new(store.latest_change().await.unwrap()).past_start_up();
     let slow = late_deletion(&pool, &store, tenant).await;
     follower.catch_up(&dir).await.unwrap();
-    assert_eq!(dir.tenant_of("other.example.com"), Some(tenant.0));
-    assert_eq!(dir.tenant_of("late.example.com"), Some(tenant.0));
+    assert_eq!(dir.tenant_of(&host("other.example.com")), Some(tenant));
+    assert_eq!(dir.tenant_of(&host("late.example.com")), Some(tenant));
     slow.commit().await.unwrap();
     follower.catch_up(&dir).await.unwrap();
     assert_eq!(
-        dir.tenant_of("late.example.com"),
+        dir.tenant_of(&host("late.example.com")),
         None,
         "the late deletion was missed"
     );
@@ -349,7 +349,7 @@ async fn an_edge_behind_the_pruned_change_log_reloads_everything(pool: PgPool) {
         .await
         .unwrap();
     let mut follower = landlord_edge::Follower::new(store.latest_change().await.unwrap());
-    assert!(dir.tenant_of("gone.example.com").is_some());
+    assert!(dir.tenant_of(&host("gone.example.com")).is_some());
     // While this edge is away: one domain deleted, one added, and the log pruned.
     sqlx::query("DELETE FROM domains WHERE hostname = 'gone.example.com'")
         .execute(&pool)
@@ -363,8 +363,8 @@ async fn an_edge_behind_the_pruned_change_log_reloads_everything(pool: PgPool) {
     assert!(pruned >= 2, "{pruned}");
     assert!(store.changes_pruned_through().await.unwrap() > follower.position());
     follower.catch_up(&dir).await.unwrap();
-    assert!(dir.tenant_of("gone.example.com").is_none());
-    assert_eq!(dir.tenant_of("new.example.com"), Some(tenant.0));
+    assert!(dir.tenant_of(&host("gone.example.com")).is_none());
+    assert_eq!(dir.tenant_of(&host("new.example.com")), Some(tenant));
     assert!(follower.position() >= store.changes_pruned_through().await.unwrap());
 }
 
@@ -782,4 +782,8 @@ async fn shutdown_refuses_new_connections_and_finishes_requests_in_flight(pool: 
         .expect("the listener's future ends once its connections have")
         .unwrap()
         .unwrap();
+}
+
+fn host(name: &str) -> Hostname {
+    Hostname::parse(name).expect("a valid hostname")
 }

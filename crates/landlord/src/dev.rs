@@ -134,7 +134,7 @@ async fn demo_key(store: &landlord_store::Store, path: &Path) -> Result<String, 
         }
     }
     let key = match existing {
-        Some(t) => store.issue_api_key(landlord_store::TenantId(t.id)).await,
+        Some(t) => store.issue_api_key(t.id).await,
         None => {
             let name = landlord_store::TenantName::parse(DEMO_TENANT).expect("a valid name");
             store.create_tenant(&name).await.map(|(_, k)| k)

@@ -135,7 +135,7 @@ impl Store {
         };
         sqlx::query(held).bind(id).execute(&mut *tx).await?;
         audit(&mut tx, action, &id.to_string(), why).await?;
-        tenant_event(&mut tx, TenantId(id), kind, message).await?;
+        tenant_event(&mut tx, TenantId::from_uuid(id), kind, message).await?;
         tx.commit().await?;
         self.tenant_summary(id).await
     }
@@ -230,7 +230,7 @@ impl Store {
             "SELECT id, at, kind, message FROM tenant_events WHERE tenant_id = $1 \
              ORDER BY id DESC LIMIT $2",
         )
-        .bind(tenant.0)
+        .bind(tenant)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
@@ -263,7 +263,7 @@ pub(crate) async fn tenant_event(
     message: &str,
 ) -> Result<()> {
     sqlx::query("INSERT INTO tenant_events (tenant_id, kind, message) VALUES ($1, $2, $3)")
-        .bind(tenant.0)
+        .bind(tenant)
         .bind(kind)
         .bind(message)
         .execute(tx)

@@ -25,9 +25,8 @@
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::{Result, Store};
+use crate::{DomainId, Result, Store, TenantId};
 
 /// At most `limit` events per sliding `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,8 +146,8 @@ pub enum Reservation {
 #[derive(Debug, Clone)]
 pub struct OrderRequest<'a> {
     pub ca: &'a str,
-    pub tenant_id: Uuid,
-    pub domain_id: Uuid,
+    pub tenant_id: TenantId,
+    pub domain_id: DomainId,
     pub hostname: &'a str,
     pub registered_domain: &'a str,
     pub renewal: bool,

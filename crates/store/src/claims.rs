@@ -9,9 +9,8 @@
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::{Domain, Hostname, Result, Store, StoreError, TenantId};
+use crate::{Domain, DomainId, Hostname, Result, Store, StoreError, TenantId};
 
 /// A claim on a hostname another tenant holds.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -22,7 +21,7 @@ pub struct Claim {
     pub new: bool,
     /// The holder's own TXT value (its proof must be gone for the claim to win).
     pub holder_token: String,
-    pub holder_domain: Uuid,
+    pub holder_domain: DomainId,
     /// When the API last looked the claim up in DNS.
     pub checked_at: Option<OffsetDateTime>,
 }
@@ -40,7 +39,7 @@ impl Store {
              SELECT c.token, c.new, h.ownership_token AS holder_token, h.id AS holder_domain, \
                  c.checked_at FROM c, h",
         )
-        .bind(tenant.0)
+        .bind(tenant)
         .bind(hostname.as_str())
         .fetch_optional(&self.pool)
         .await?)
@@ -63,7 +62,7 @@ impl Store {
                  GREATEST(0, EXTRACT(EPOCH FROM (SELECT checked_at FROM old) \
                      + make_interval(secs => $3) - now()))::float8 END",
         )
-        .bind(tenant.0)
+        .bind(tenant)
         .bind(hostname.as_str())
         .bind(interval.as_secs_f64())
         .fetch_one(&self.pool)
@@ -80,12 +79,12 @@ impl Store {
     pub async fn transfer_domain(
         &self,
         hostname: &Hostname,
-        from: Uuid,
+        from: DomainId,
         tenant: TenantId,
         max_domains: i64,
     ) -> Result<Domain> {
         let mut tx = self.pool.begin().await?;
-        let holder: Option<Uuid> = sqlx::query_scalar(
+        let holder: Option<TenantId> = sqlx::query_scalar(
             "DELETE FROM domains WHERE id = $1 AND hostname = $2 RETURNING tenant_id",
         )
         .bind(from)
@@ -98,7 +97,7 @@ impl Store {
         };
         crate::admin::tenant_event(
             &mut tx,
-            TenantId(holder),
+            holder,
             "hostname_claimed",
             &format!(
                 "Another account proved control of {hostname} through its DNS (the TXT record {}), so {hostname} was removed from this account and is no longer served for it. To take it back, publish the value a new registration attempt gives you there and remove the other one.",
@@ -107,7 +106,7 @@ impl Store {
         )
         .await?;
         sqlx::query("DELETE FROM claims WHERE tenant_id = $1 AND hostname = $2")
-            .bind(tenant.0)
+            .bind(tenant)
             .bind(hostname.as_str())
             .execute(&mut *tx)
             .await?;

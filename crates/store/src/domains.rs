@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -21,12 +21,51 @@ pub enum DomainStatus {
     Moved,
 }
 
+/// The id of a domain. Minted by the store for new rows; read from the database or from a
+/// request (an id in a URL is only a name: every query also takes the caller's
+/// [`TenantId`]).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
+)]
+#[sqlx(transparent)]
+#[serde(transparent)]
+pub struct DomainId(Uuid);
+
+impl DomainId {
+    pub(crate) fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+
+    /// Any id, for unit tests that need one without a database.
+    #[cfg(feature = "testing")]
+    pub fn for_tests(id: Uuid) -> Self {
+        Self(id)
+    }
+}
+
+impl std::fmt::Display for DomainId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for DomainId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        s.parse().map(Self)
+    }
+}
+
 /// A domain row as the API shows it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Domain {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub hostname: String,
+    pub id: DomainId,
+    pub tenant_id: TenantId,
+    pub hostname: Hostname,
     pub status: DomainStatus,
     pub checked_at: Option<OffsetDateTime>,
     pub check_found: Option<serde_json::Value>,
@@ -105,7 +144,7 @@ impl Domain {
 
 /// One page of a cursor-paginated listing.
 #[derive(Debug)]
-pub struct Page<T, C = Uuid> {
+pub struct Page<T, C = DomainId> {
     pub items: Vec<T>,
     /// Pass back as `cursor` to get the next page; `None` on the last page.
     pub next_cursor: Option<C>,
@@ -128,7 +167,7 @@ impl Store {
         C: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
     {
         let mut items = sqlx::query_as::<_, T>(sql)
-            .bind(tenant.0)
+            .bind(tenant)
             .bind(cursor)
             .bind(i64::from(limit) + 1)
             .fetch_all(&self.pool)
@@ -179,13 +218,13 @@ impl Store {
             }
             Err(StoreError::HostnameTaken(_)) => {
                 drop(tx);
-                let holder: Option<(Uuid, Uuid)> =
+                let holder: Option<(DomainId, TenantId)> =
                     sqlx::query_as("SELECT id, tenant_id FROM domains WHERE hostname = $1")
                         .bind(hostname.as_str())
                         .fetch_optional(&self.pool)
                         .await?;
                 Err(match holder {
-                    Some((id, owner)) if owner == tenant.0 => {
+                    Some((id, owner)) if owner == tenant => {
                         StoreError::HostnameAlreadyYours(hostname.to_string(), id)
                     }
                     _ => StoreError::HostnameTaken(hostname.to_string()),
@@ -200,7 +239,7 @@ impl Store {
         &self,
         tenant: TenantId,
         limit: u32,
-        cursor: Option<Uuid>,
+        cursor: Option<DomainId>,
     ) -> Result<Page<Domain>> {
         const SQL: &str = concat!(
             "SELECT ",
@@ -214,7 +253,7 @@ impl Store {
     }
 
     /// One of the caller's domains; `None` for unknown ids and other tenants' ids alike.
-    pub async fn get_domain(&self, tenant: TenantId, id: Uuid) -> Result<Option<Domain>> {
+    pub async fn get_domain(&self, tenant: TenantId, id: DomainId) -> Result<Option<Domain>> {
         Ok(sqlx::query_as::<_, Domain>(concat!(
             "SELECT ",
             domain_columns!(),
@@ -222,17 +261,17 @@ impl Store {
              WHERE d.id = $1 AND d.tenant_id = $2"
         ))
         .bind(id)
-        .bind(tenant.0)
+        .bind(tenant)
         .fetch_optional(&self.pool)
         .await?)
     }
 
     /// Delete one of the caller's domains; false when it is not theirs (or not there).
     /// Events go with it (ON DELETE CASCADE); the change trigger tells every edge.
-    pub async fn delete_domain(&self, tenant: TenantId, id: Uuid) -> Result<bool> {
+    pub async fn delete_domain(&self, tenant: TenantId, id: DomainId) -> Result<bool> {
         let done = sqlx::query("DELETE FROM domains WHERE id = $1 AND tenant_id = $2")
             .bind(id)
-            .bind(tenant.0)
+            .bind(tenant)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
@@ -244,7 +283,7 @@ impl Store {
     pub async fn request_check(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: DomainId,
         interval: Duration,
     ) -> Result<Option<Domain>> {
         let mut tx = self.pool.begin().await?;
@@ -257,7 +296,7 @@ impl Store {
             " FROM d LEFT JOIN certificates c ON c.domain_id = d.id"
         ))
         .bind(id)
-        .bind(tenant.0)
+        .bind(tenant)
         .bind(interval.as_secs_f64())
         .fetch_optional(&mut *tx)
         .await?;
@@ -269,7 +308,7 @@ impl Store {
                  FROM domains WHERE id = $1 AND tenant_id = $2",
             )
             .bind(id)
-            .bind(tenant.0)
+            .bind(tenant)
             .bind(interval.as_secs_f64())
             .fetch_optional(&mut *tx)
             .await?;
@@ -312,7 +351,7 @@ pub(crate) async fn insert_domain(
 ) -> Result<Domain> {
     lock_tenant(tx, tenant).await?;
     let held: i64 = sqlx::query_scalar("SELECT count(*) FROM domains WHERE tenant_id = $1")
-        .bind(tenant.0)
+        .bind(tenant)
         .fetch_one(&mut *tx)
         .await?;
     if held >= max_domains {
@@ -339,8 +378,8 @@ pub(crate) async fn insert_domain(
         domain_columns!(),
         " FROM d LEFT JOIN certificates c ON c.domain_id = d.id"
     ))
-    .bind(Uuid::now_v7())
-    .bind(tenant.0)
+    .bind(DomainId::new())
+    .bind(tenant)
     .bind(hostname.as_str())
     .bind(verified)
     .fetch_optional(&mut *tx)

@@ -3,23 +3,54 @@
 
 use uuid::Uuid;
 
-use crate::{Result, Store};
+use crate::{Hostname, Result, Store, TenantId};
 
 /// One row of the change log.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub seq: i64,
-    pub entity: String,
-    pub tenant_id: Uuid,
-    pub hostname: Option<String>,
-    pub path: Option<String>,
+    pub what: Changed,
+}
+
+/// What a change-log row says changed (its `entity`), for an edge to reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// The registration: added, deleted, held, or its status or order changed.
+    Domain(Hostname),
+    /// Its certificate was installed, renewed or deleted.
+    Certificate(Hostname),
+    /// Its HTTP-01 challenges were published or withdrawn.
+    Challenge(Hostname),
+    File {
+        tenant: TenantId,
+        path: String,
+    },
+    /// A row this release cannot read (a newer release's entity): nothing to reload.
+    Unknown,
+}
+
+impl Changed {
+    fn from_row(
+        entity: &str,
+        tenant: TenantId,
+        hostname: Option<Hostname>,
+        path: Option<String>,
+    ) -> Self {
+        match (entity, hostname, path) {
+            ("domain", Some(h), _) => Self::Domain(h),
+            ("certificate", Some(h), _) => Self::Certificate(h),
+            ("challenge", Some(h), _) => Self::Challenge(h),
+            ("file", _, Some(path)) => Self::File { tenant, path },
+            _ => Self::Unknown,
+        }
+    }
 }
 
 /// A registered hostname as the edge knows it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RegisteredName {
-    pub hostname: String,
-    pub tenant_id: Uuid,
+    pub hostname: Hostname,
+    pub tenant_id: TenantId,
     /// An ACME order is in flight: the CA may come for an HTTP-01 challenge.
     pub validating: bool,
     /// Still waiting for its DNS (`pending_dns`): a visitor means it may point at us now.
@@ -31,7 +62,7 @@ pub struct RegisteredName {
 /// What the edge needs to serve a hostname over TLS.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ServingCertificate {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub chain_pem: String,
     pub key_sealed: Vec<u8>,
     pub not_after: time::OffsetDateTime,
@@ -53,7 +84,7 @@ impl Store {
     /// A visitor reached an edge for `hostname`, still in `pending_dns`: make it due now
     /// and wake the workers (its DNS evidently reaches an edge). Nothing for any other
     /// status (a `failed` domain keeps its CA backoff). True when a check was requested.
-    pub async fn nudge_check(&self, hostname: &str) -> Result<bool> {
+    pub async fn nudge_check(&self, hostname: &Hostname) -> Result<bool> {
         let woken: Option<Uuid> = sqlx::query_scalar(
             "WITH d AS (UPDATE domains SET next_attempt_at = now() \
                  WHERE hostname = $1 AND status = 'pending_dns' AND next_attempt_at > now() \
@@ -68,7 +99,7 @@ impl Store {
     }
 
     /// One hostname's allowlist entry, if registered.
-    pub async fn registered_name(&self, hostname: &str) -> Result<Option<RegisteredName>> {
+    pub async fn registered_name(&self, hostname: &Hostname) -> Result<Option<RegisteredName>> {
         Ok(sqlx::query_as(
             "SELECT hostname, tenant_id, order_url IS NOT NULL AS validating, \
                  status = 'pending_dns' AS pending, status = 'issuing' AS issuing \
@@ -83,8 +114,8 @@ impl Store {
     /// `None`: (hostname, token, key authorization).
     pub async fn published_challenges(
         &self,
-        hostname: Option<&str>,
-    ) -> Result<Vec<(String, String, String)>> {
+        hostname: Option<&Hostname>,
+    ) -> Result<Vec<(Hostname, String, String)>> {
         Ok(sqlx::query_as(
             "SELECT hostname, token, key_authorization FROM acme_challenges \
              WHERE $1::text IS NULL OR hostname = $1",
@@ -95,7 +126,10 @@ impl Store {
     }
 
     /// The certificate currently served for a hostname.
-    pub async fn serving_certificate(&self, hostname: &str) -> Result<Option<ServingCertificate>> {
+    pub async fn serving_certificate(
+        &self,
+        hostname: &Hostname,
+    ) -> Result<Option<ServingCertificate>> {
         Ok(sqlx::query_as(
             "SELECT c.tenant_id, c.chain_pem, c.key_sealed, c.not_after FROM certificates c \
              JOIN domains d ON d.id = c.domain_id WHERE c.hostname = $1 AND d.held IS NULL",
@@ -158,8 +192,8 @@ impl Store {
             pruned_through: i64,
             seq: Option<i64>,
             entity: Option<String>,
-            tenant_id: Option<Uuid>,
-            hostname: Option<String>,
+            tenant_id: Option<TenantId>,
+            hostname: Option<Hostname>,
             path: Option<String>,
         }
         let (lo, hi): (Vec<i64>, Vec<i64>) = gaps.iter().copied().unzip();
@@ -192,10 +226,7 @@ impl Store {
             .filter_map(|r| {
                 Some(Change {
                     seq: r.seq?,
-                    entity: r.entity?,
-                    tenant_id: r.tenant_id?,
-                    hostname: r.hostname,
-                    path: r.path,
+                    what: Changed::from_row(&r.entity?, r.tenant_id?, r.hostname, r.path),
                 })
             })
             .collect();

@@ -1,14 +1,13 @@
 //! The timeline of a domain.
 
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::{Result, Store, TenantId};
+use crate::{DomainId, Result, Store, TenantId};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Event {
     pub id: i64,
-    pub domain_id: Uuid,
+    pub domain_id: DomainId,
     pub at: OffsetDateTime,
     #[sqlx(try_from = "String")]
     pub kind: EventKind,
@@ -126,14 +125,14 @@ impl NewEvent {
 /// the state change it describes.
 pub(crate) async fn record(
     tx: &mut sqlx::PgConnection,
-    domain: Uuid,
+    domain: DomainId,
     tenant: TenantId,
     kind: EventKind,
     message: &str,
 ) -> Result<()> {
     sqlx::query("INSERT INTO events (domain_id, tenant_id, kind, message) VALUES ($1, $2, $3, $4)")
         .bind(domain)
-        .bind(tenant.0)
+        .bind(tenant)
         .bind(kind.as_str())
         .bind(message)
         .execute(tx)
@@ -147,7 +146,7 @@ impl Store {
     pub async fn domain_events(
         &self,
         tenant: TenantId,
-        domain: Uuid,
+        domain: DomainId,
         limit: u32,
     ) -> Result<Option<Vec<Event>>> {
         if self.get_domain(tenant, domain).await?.is_none() {
@@ -158,7 +157,7 @@ impl Store {
              WHERE domain_id = $1 AND tenant_id = $2 ORDER BY id DESC LIMIT $3",
         )
         .bind(domain)
-        .bind(tenant.0)
+        .bind(tenant)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;

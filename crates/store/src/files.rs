@@ -51,7 +51,7 @@ impl Store {
             file_cost_sum!(),
             " FROM files WHERE tenant_id = $1 AND path <> $2"
         ))
-        .bind(tenant.0)
+        .bind(tenant)
         .bind(path.as_str())
         .fetch_one(&mut *tx)
         .await?;
@@ -59,7 +59,7 @@ impl Store {
             let exists: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM files WHERE tenant_id = $1 AND path = $2)",
             )
-            .bind(tenant.0)
+            .bind(tenant)
             .bind(path.as_str())
             .fetch_one(&mut *tx)
             .await?;
@@ -84,7 +84,7 @@ impl Store {
                body = excluded.body, size = excluded.size, etag = excluded.etag, updated_at = now() \
              RETURNING path, size, content_type, etag, updated_at",
         )
-        .bind(tenant.0)
+        .bind(tenant)
         .bind(path.as_str())
         .bind(content_type)
         .bind(body)
@@ -118,7 +118,7 @@ impl Store {
     /// Delete one of the caller's files; false when there was none at that path.
     pub async fn delete_file(&self, tenant: TenantId, path: &FilePath) -> Result<bool> {
         let done = sqlx::query("DELETE FROM files WHERE tenant_id = $1 AND path = $2")
-            .bind(tenant.0)
+            .bind(tenant)
             .bind(path.as_str())
             .execute(&self.pool)
             .await?;
@@ -130,7 +130,7 @@ impl Store {
         Ok(sqlx::query_as::<_, StoredFile>(
             "SELECT content_type, etag, body FROM files WHERE tenant_id = $1 AND path = $2",
         )
-        .bind(tenant.0)
+        .bind(tenant)
         .bind(path.as_str())
         .fetch_optional(&self.pool)
         .await?)

@@ -230,6 +230,42 @@ impl AsRef<str> for Hostname {
     }
 }
 
+/// Stored as `text`. Only parsed hostnames are ever written, so a row decodes without
+/// parsing again (an edge loads every hostname at start); what cannot be one of ours
+/// (upper case, spaces, empty) is refused as a decode error rather than trusted.
+impl sqlx::Type<sqlx::Postgres> for Hostname {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <String as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <String as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Hostname {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let s = <String as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+        let stored = !s.is_empty()
+            && s.len() <= MAX_HOSTNAME_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        match stored {
+            true => Ok(Hostname(s)),
+            false => Err(format!("{} is not a stored hostname", shorten(&s)).into()),
+        }
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for Hostname {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.0.as_str(), buf)
+    }
+}
+
 impl serde::Serialize for Hostname {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0)

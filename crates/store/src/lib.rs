@@ -14,6 +14,7 @@ pub mod file_path;
 mod files;
 pub mod hostname;
 mod limits;
+pub mod live;
 pub mod sealing;
 mod tenants;
 mod work;
@@ -27,18 +28,20 @@ pub use admin::{AuditEntry, Because, BlockedHostname, TenantEvent, TenantSummary
 pub use budget::{Budget, BudgetKind, Budgets, OrderRequest, Reservation};
 pub use claims::Claim;
 pub use domains::{
-    CertificateSummary, Domain, DomainStatus, Page, RenewalWindow, ownership_record_name,
+    CertificateSummary, Domain, DomainId, DomainStatus, Page, RenewalWindow, ownership_record_name,
 };
-pub use edge::{Change, ChangePoll, FleetSnapshot, RegisteredName, ServingCertificate};
+pub use edge::{Change, ChangePoll, Changed, FleetSnapshot, RegisteredName, ServingCertificate};
 pub use events::{Event, EventKind, NewEvent};
 pub use file_path::{FilePath, FilePathError, choose_content_type};
 pub use files::{FileMeta, StoredFile};
 pub use hostname::{Hostname, HostnameError, HostnamePolicy, normalise_suffix};
 pub use limits::{FILE_OVERHEAD_BYTES, Limit, TenantLimits, Usage, file_cost};
+pub use live::LiveNotice;
 pub use sealing::{MasterKey, SealError, certificate_key_context};
 pub use tenants::{ApiKey, Authenticated, Tenant, TenantId, TenantName};
 pub use work::{
-    AdvisoryLock, CheckRecord, Claimed, NewCertificate, Queued, RenewalInfoRecord, Transition,
+    AdvisoryLock, CheckRecord, Claimed, IssuedBy, NewCertificate, Queued, RenewalInfoRecord,
+    Transition,
 };
 
 mod migrations {
@@ -59,7 +62,7 @@ pub enum StoreError {
     #[error("the hostname {0} is already registered")]
     HostnameTaken(String),
     #[error("the hostname {0} is already one of your domains")]
-    HostnameAlreadyYours(String, uuid::Uuid),
+    HostnameAlreadyYours(String, DomainId),
     #[error("file quota exceeded: {used} bytes used of {quota}, this upload needs {needed}")]
     QuotaExceeded { used: i64, quota: i64, needed: i64 },
     #[error("the tenant holds the most {limit:?} allowed ({max})")]

@@ -74,7 +74,7 @@ impl Store {
             " FROM files WHERE tenant_id = $1) AS used_bytes, \
                  (SELECT count(*) FROM domains WHERE tenant_id = $1) AS domains"
         ))
-        .bind(tenant.0)
+        .bind(tenant)
         .fetch_one(&self.pool)
         .await?)
     }
@@ -87,7 +87,7 @@ impl Store {
 /// domain's row would otherwise deadlock with it).
 pub(crate) async fn lock_tenant(tx: &mut sqlx::PgConnection, tenant: TenantId) -> Result<()> {
     sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(tenant.0)
+        .bind(tenant)
         .execute(tx)
         .await?;
     Ok(())

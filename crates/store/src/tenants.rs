@@ -8,15 +8,38 @@ use uuid::Uuid;
 
 use crate::{Budget, Result, Store};
 
-/// The id of a tenant, obtained only from a successful authentication or creation, so a
-/// `TenantId` in a handler always means "the caller".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+/// The id of a tenant, obtained only from the database (an authentication, a creation,
+/// a row naming its tenant), so a `TenantId` in a handler always means "the caller".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, sqlx::Type)]
 #[sqlx(transparent)]
-pub struct TenantId(pub Uuid);
+pub struct TenantId(Uuid);
+
+impl TenantId {
+    /// Only the store mints ids, from what the database holds or was just given.
+    pub(crate) fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+
+    /// Any id, for unit tests that need one without a database.
+    #[cfg(feature = "testing")]
+    pub fn for_tests(id: Uuid) -> Self {
+        Self(id)
+    }
+}
+
+impl std::fmt::Display for TenantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Tenant {
-    pub id: Uuid,
+    pub id: TenantId,
     pub name: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -141,7 +164,7 @@ impl Store {
         }
         let hash = ApiKey::hash(secret);
         let Some(rate) = rate else {
-            let row: Option<(Uuid, bool)> = sqlx::query_as(
+            let row: Option<(TenantId, bool)> = sqlx::query_as(
                 "SELECT k.tenant_id, t.suspended_at IS NOT NULL FROM api_keys k \
                  JOIN tenants t ON t.id = k.tenant_id \
                  WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
@@ -151,15 +174,15 @@ impl Store {
             .await?;
             return Ok(match row {
                 None => Authenticated::Unknown,
-                Some((t, true)) => Authenticated::Suspended(TenantId(t)),
-                Some((t, false)) => Authenticated::Tenant(TenantId(t)),
+                Some((t, true)) => Authenticated::Suspended(t),
+                Some((t, false)) => Authenticated::Tenant(t),
             });
         };
         // Emission interval T = window / limit; tolerance tau = window - T. A request at
         // `now` fits when max(tat, now) - now <= tau, and moves tat on by T.
         let interval = rate.window.as_secs_f64() / f64::from(rate.limit.max(1));
         let tolerance = rate.window.as_secs_f64() - interval;
-        let row: Option<(Uuid, bool, bool, f64)> = sqlx::query_as(
+        let row: Option<(TenantId, bool, bool, f64)> = sqlx::query_as(
             "WITH k AS (SELECT k.tenant_id, t.suspended_at IS NOT NULL AS suspended \
                  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
                  WHERE k.key_hash = $1 AND k.revoked_at IS NULL), \
@@ -182,12 +205,11 @@ impl Store {
         .await?;
         Ok(match row {
             None => Authenticated::Unknown,
-            Some((tenant, true, _, _)) => Authenticated::Suspended(TenantId(tenant)),
-            Some((tenant, false, true, _)) => Authenticated::Tenant(TenantId(tenant)),
-            Some((tenant, false, false, wait)) => Authenticated::Limited(
-                TenantId(tenant),
-                std::time::Duration::from_secs_f64(wait.max(0.0)),
-            ),
+            Some((tenant, true, _, _)) => Authenticated::Suspended(tenant),
+            Some((tenant, false, true, _)) => Authenticated::Tenant(tenant),
+            Some((tenant, false, false, wait)) => {
+                Authenticated::Limited(tenant, std::time::Duration::from_secs_f64(wait.max(0.0)))
+            }
         })
     }
 
@@ -209,7 +231,7 @@ impl Store {
             "INSERT INTO api_keys (id, tenant_id, prefix, key_hash) VALUES ($1, $2, $3, $4)",
         )
         .bind(Uuid::now_v7())
-        .bind(tenant.0)
+        .bind(tenant)
         .bind(ApiKey::display_prefix(&key.secret))
         .bind(ApiKey::hash(&key.secret))
         .execute(&self.pool)

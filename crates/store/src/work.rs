@@ -12,19 +12,28 @@
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::events::{EventKind, NewEvent};
-use crate::{DomainStatus, Result, Store, TenantId};
+use crate::{DomainId, DomainStatus, Hostname, Result, Store, TenantId};
+
+/// Which kind of issuer a certificate came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum IssuedBy {
+    /// An ACME CA (only these have renewal information, RFC 9773).
+    Acme,
+    /// `landlord dev`'s local CA.
+    Local,
+}
 
 /// A domain reserved for one worker.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Claimed {
     /// This claim's lease: the fencing token every write on its behalf carries.
     pub lease: String,
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub hostname: String,
+    pub id: DomainId,
+    pub tenant_id: TenantId,
+    pub hostname: Hostname,
     pub status: DomainStatus,
     pub attempts: i32,
     pub ca_failures: i32,
@@ -38,7 +47,7 @@ pub struct Claimed {
     pub cert_not_after: Option<OffsetDateTime>,
     pub cert_renew_at: Option<OffsetDateTime>,
     pub cert_serial: Option<String>,
-    pub cert_issued_by: Option<String>,
+    pub cert_issued_by: Option<IssuedBy>,
     /// The RFC 9773 identifier of the served certificate (ACME only).
     pub cert_ari_id: Option<String>,
     pub cert_ari_next_check_at: Option<OffsetDateTime>,
@@ -97,7 +106,7 @@ pub struct NewCertificate {
     pub serial: String,
     pub issuer: String,
     pub renew_at: OffsetDateTime,
-    pub issued_by: String,
+    pub issued_by: IssuedBy,
     /// RFC 9773 identifier, when the CA is an ACME CA.
     pub ari_cert_id: Option<String>,
     /// For the ledger: the CA (directory URL or `local`), the registered domain, and the
@@ -172,7 +181,7 @@ impl Store {
     }
 
     /// Extend a claim's lease by `lease` from now; false when it was lost.
-    pub async fn renew_lease(&self, id: Uuid, lease: &str, duration: Duration) -> Result<bool> {
+    pub async fn renew_lease(&self, id: DomainId, lease: &str, duration: Duration) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE domains SET lease_expires_at = now() + make_interval(secs => $3) \
              WHERE id = $1 AND lease_owner = $2",
@@ -187,7 +196,7 @@ impl Store {
 
     /// Forget the order in flight (e.g. finalized with a key that is lost), with an event
     /// saying so; false when the lease was lost.
-    pub async fn forget_order(&self, id: Uuid, lease: &str, message: &str) -> Result<bool> {
+    pub async fn forget_order(&self, id: DomainId, lease: &str, message: &str) -> Result<bool> {
         self.replace_order(id, lease, None, EventKind::OrderDropped, message)
             .await
     }
@@ -195,7 +204,7 @@ impl Store {
     /// Mark the domain `issuing` (with its event) while keeping the lease.
     pub async fn start_issuing(
         &self,
-        id: Uuid,
+        id: DomainId,
         lease: &str,
         check: &CheckRecord,
         message: &str,
@@ -221,7 +230,7 @@ impl Store {
     /// after a crash can resume it instead of placing a new one.
     pub async fn save_order(
         &self,
-        id: Uuid,
+        id: DomainId,
         owner: &str,
         url: &str,
         key_sealed: Option<&[u8]>,
@@ -243,7 +252,7 @@ impl Store {
     /// sees either both or neither.
     pub async fn record_order_placed(
         &self,
-        id: Uuid,
+        id: DomainId,
         owner: &str,
         url: &str,
         message: &str,
@@ -256,7 +265,7 @@ impl Store {
     /// the lease was lost.
     async fn replace_order(
         &self,
-        id: Uuid,
+        id: DomainId,
         lease: &str,
         url: Option<&str>,
         kind: EventKind,
@@ -275,7 +284,7 @@ impl Store {
     /// Append an event to a claimed domain's timeline; false when the lease was lost.
     pub async fn record_event(
         &self,
-        id: Uuid,
+        id: DomainId,
         lease: &str,
         kind: EventKind,
         message: &str,
@@ -292,8 +301,8 @@ impl Store {
     /// together, or nothing is written when the lease was lost (false).
     async fn fenced_with_event(
         &self,
-        fence: sqlx::query::QueryScalar<'_, sqlx::Postgres, Uuid, sqlx::postgres::PgArguments>,
-        id: Uuid,
+        fence: sqlx::query::QueryScalar<'_, sqlx::Postgres, TenantId, sqlx::postgres::PgArguments>,
+        id: DomainId,
         kind: EventKind,
         message: &str,
     ) -> Result<bool> {
@@ -301,7 +310,7 @@ impl Store {
         let Some(tenant) = fence.fetch_optional(&mut *tx).await? else {
             return Ok(false);
         };
-        crate::events::record(&mut tx, id, TenantId(tenant), kind, message).await?;
+        crate::events::record(&mut tx, id, tenant, kind, message).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -310,7 +319,7 @@ impl Store {
     /// worker owns the domain now, or it was deleted): nothing is written then.
     pub async fn record_transition(
         &self,
-        id: Uuid,
+        id: DomainId,
         owner: &str,
         transition: &Transition,
     ) -> Result<bool> {
@@ -324,13 +333,13 @@ impl Store {
     /// or nothing, and only while `owner` still holds the lease.
     pub async fn install_certificate(
         &self,
-        id: Uuid,
+        id: DomainId,
         owner: &str,
         cert: &NewCertificate,
         transition: &Transition,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(Uuid, String)> = sqlx::query_as(
+        let row: Option<(TenantId, Hostname)> = sqlx::query_as(
             "SELECT tenant_id, hostname FROM domains WHERE id = $1 AND lease_owner = $2 FOR UPDATE",
         )
         .bind(id)
@@ -387,7 +396,7 @@ impl Store {
         .bind(&cert.serial)
         .bind(&cert.issuer)
         .bind(cert.renew_at)
-        .bind(&cert.issued_by)
+        .bind(cert.issued_by)
         .bind(&cert.ari_cert_id)
         .execute(&mut *tx)
         .await?;
@@ -404,7 +413,7 @@ impl Store {
     /// claimed domain, and the renewal time chosen from it.
     pub async fn record_renewal_info(
         &self,
-        id: Uuid,
+        id: DomainId,
         owner: &str,
         serial: &str,
         info: &RenewalInfoRecord,
@@ -432,7 +441,7 @@ impl Store {
     /// The CA offers no renewal information (now): look again at `next_check_at`.
     pub async fn postpone_renewal_info(
         &self,
-        id: Uuid,
+        id: DomainId,
         serial: &str,
         next_check_at: OffsetDateTime,
     ) -> Result<()> {
@@ -452,9 +461,9 @@ impl Store {
     pub async fn save_challenge(
         &self,
         token: &str,
-        domain: Uuid,
+        domain: DomainId,
         lease: &str,
-        hostname: &str,
+        hostname: &Hostname,
         key_authorization: &str,
     ) -> Result<bool> {
         let done = sqlx::query(
@@ -474,7 +483,11 @@ impl Store {
     }
 
     /// The key authorization for `token` when it was issued for `hostname`.
-    pub async fn challenge_response(&self, token: &str, hostname: &str) -> Result<Option<String>> {
+    pub async fn challenge_response(
+        &self,
+        token: &str,
+        hostname: &Hostname,
+    ) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(
             "SELECT key_authorization FROM acme_challenges WHERE token = $1 AND hostname = $2",
         )
@@ -538,11 +551,11 @@ impl Store {
 
 async fn apply_transition(
     tx: &mut sqlx::PgConnection,
-    id: Uuid,
+    id: DomainId,
     owner: &str,
     o: &Transition,
 ) -> Result<bool> {
-    let tenant: Option<Uuid> = sqlx::query_scalar(
+    let tenant: Option<TenantId> = sqlx::query_scalar(
         "UPDATE domains SET status = $3, \
              checked_at = CASE WHEN $4 THEN now() ELSE checked_at END, \
              check_found = CASE WHEN $4 THEN COALESCE($5, check_found) ELSE check_found END, \
@@ -583,7 +596,7 @@ async fn apply_transition(
             .await?;
     }
     for event in &o.events {
-        crate::events::record(tx, id, TenantId(tenant), event.kind, &event.message).await?;
+        crate::events::record(tx, id, tenant, event.kind, &event.message).await?;
     }
     Ok(true)
 }

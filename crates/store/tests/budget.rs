@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use landlord_store::{Budget, BudgetKind, Budgets, OrderRequest, Reservation, Store};
+use landlord_store::{
+    Budget, BudgetKind, Budgets, DomainId, OrderRequest, Reservation, Store, TenantId,
+};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -12,12 +14,16 @@ const CA: &str = "https://ca.test/dir";
 fn order<'a>(hostname: &'a str, registered_domain: &'a str, renewal: bool) -> OrderRequest<'a> {
     OrderRequest {
         ca: CA,
-        tenant_id: Uuid::nil(),
-        domain_id: Uuid::new_v4(),
+        tenant_id: tenant(Uuid::nil()),
+        domain_id: DomainId::for_tests(Uuid::new_v4()),
         hostname,
         registered_domain,
         renewal,
     }
+}
+
+fn tenant(id: Uuid) -> TenantId {
+    TenantId::for_tests(id)
 }
 
 fn budget(limit: u32, secs: u64) -> Option<Budget> {
@@ -201,8 +207,8 @@ async fn one_tenant_gets_at_most_its_share_of_a_window(pool: PgPool) {
         failed_validations_per_hostname: None,
         tenant_share_percent: 50,
     };
-    let (greedy, other) = (Uuid::new_v4(), Uuid::new_v4());
-    let ask = |tenant: Uuid, i: usize| {
+    let (greedy, other) = (tenant(Uuid::new_v4()), tenant(Uuid::new_v4()));
+    let ask = |tenant: TenantId, i: usize| {
         let store = store.clone();
         async move {
             let host = format!("n{i}.example.test");
@@ -229,7 +235,7 @@ async fn one_tenant_gets_at_most_its_share_of_a_window(pool: PgPool) {
         assert_eq!(ask(other, 100 + i).await, Reservation::Granted);
     }
     assert!(matches!(
-        ask(Uuid::new_v4(), 200).await,
+        ask(tenant(Uuid::new_v4()), 200).await,
         Reservation::Queued {
             kind: BudgetKind::OrdersPerAccount,
             ..

@@ -12,7 +12,7 @@ async fn events_are_pruned_by_age_and_count_per_domain(pool: PgPool) {
         .create_tenant(&landlord_store::TenantName::parse("t").unwrap())
         .await
         .unwrap();
-    let tenant = landlord_store::TenantId(tenant.id);
+    let tenant = tenant.id;
     let busy = store
         .create_domain(tenant, &Hostname::parse("busy.example.com").unwrap(), 10)
         .await
@@ -28,7 +28,7 @@ async fn events_are_pruned_by_age_and_count_per_domain(pool: PgPool) {
          SELECT $1, $2, 'check_requested', 'n' || g FROM generate_series(1, 30) g",
     )
     .bind(busy.id)
-    .bind(tenant.0)
+    .bind(tenant)
     .execute(&pool)
     .await
     .unwrap();
@@ -37,7 +37,7 @@ async fn events_are_pruned_by_age_and_count_per_domain(pool: PgPool) {
          VALUES ($1, $2, 'dns_problem', 'old', now() - interval '100 days')",
     )
     .bind(quiet.id)
-    .bind(tenant.0)
+    .bind(tenant)
     .execute(&pool)
     .await
     .unwrap();

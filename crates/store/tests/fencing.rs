@@ -37,7 +37,7 @@ fn certificate() -> NewCertificate {
         serial: "0a:0b".into(),
         issuer: "stale CA".into(),
         renew_at: now + time::Duration::days(60),
-        issued_by: "local".into(),
+        issued_by: landlord_store::IssuedBy::Local,
         ari_cert_id: None,
         ca: "local".into(),
         registered_domain: "example.com".into(),
@@ -52,7 +52,7 @@ async fn a_claim_that_was_taken_over_cannot_write(pool: PgPool) {
         .create_tenant(&TenantName::parse("t").unwrap())
         .await
         .unwrap();
-    let tenant = landlord_store::TenantId(tenant.id);
+    let tenant = tenant.id;
     let host = Hostname::parse("fenced.example.com").unwrap();
     store.create_domain(tenant, &host, 10).await.unwrap();
 
@@ -104,7 +104,7 @@ async fn a_claim_that_was_taken_over_cannot_write(pool: PgPool) {
     );
     assert!(
         !store
-            .save_challenge("tok", id, old, host.as_str(), "tok.x")
+            .save_challenge("tok", id, old, &host, "tok.x")
             .await
             .unwrap()
     );

@@ -15,7 +15,9 @@ use instant_acme::{
 };
 use rcgen::{CertificateParams, DistinguishedName, KeyPair};
 
-use landlord_store::{Budgets, MasterKey, OrderRequest, Reservation, Store};
+use landlord_store::{
+    Budgets, DomainId, Hostname, MasterKey, OrderRequest, Reservation, Store, TenantId,
+};
 
 use crate::IssueError;
 use crate::lease::Progress;
@@ -41,9 +43,9 @@ pub struct OrderContext<'a> {
     pub key: &'a MasterKey,
     /// The claim's lease: every write is fenced with it.
     pub lease: &'a str,
-    pub tenant: uuid::Uuid,
-    pub domain: uuid::Uuid,
-    pub hostname: &'a str,
+    pub tenant: TenantId,
+    pub domain: DomainId,
+    pub hostname: &'a Hostname,
     pub order_url: Option<&'a str>,
     pub order_key_sealed: Option<&'a [u8]>,
     /// For a renewal: the RFC 9773 identifier of the certificate it replaces.
@@ -203,7 +205,7 @@ impl AcmeIssuer {
                 .await,
         )?;
         let mut params =
-            CertificateParams::new(vec![ctx.hostname.to_owned()]).map_err(IssueError::internal)?;
+            CertificateParams::new(vec![ctx.hostname.to_string()]).map_err(IssueError::internal)?;
         params.distinguished_name = DistinguishedName::new();
         let csr = params
             .serialize_request(&key)
@@ -223,7 +225,7 @@ impl AcmeIssuer {
                 Ok(mut order) => {
                     ctx.progress.mark();
                     if order.state().status != OrderStatus::Invalid {
-                        tracing::info!(hostname = ctx.hostname, "resuming the order in flight");
+                        tracing::info!(hostname = %ctx.hostname, "resuming the order in flight");
                         return Ok(order);
                     }
                 }
@@ -241,7 +243,7 @@ impl AcmeIssuer {
             ca: &self.directory_url,
             tenant_id: ctx.tenant,
             domain_id: ctx.domain,
-            hostname: ctx.hostname,
+            hostname: ctx.hostname.as_str(),
             registered_domain: ctx.registered_domain,
             renewal: ctx.renewal,
         };
@@ -284,10 +286,10 @@ impl AcmeIssuer {
     /// order when the CA does not or refuses the replacement (e.g. already replaced).
     pub(crate) async fn place_order(
         &self,
-        hostname: &str,
+        hostname: &Hostname,
         replaces: Option<&str>,
     ) -> Result<Order, IssueError> {
-        let identifiers = [Identifier::Dns(hostname.to_owned())];
+        let identifiers = [Identifier::Dns(hostname.to_string())];
         if let Some(id) = replaces.and_then(crate::ari::parse_certificate_id) {
             match self
                 .account
@@ -651,7 +653,7 @@ mod recorded {
     async fn renew(http: Recorded) -> Vec<Request> {
         issuer(http.clone())
             .await
-            .place_order("status.example.com", Some(ID))
+            .place_order(&Hostname::parse("status.example.com").unwrap(), Some(ID))
             .await
             .unwrap();
         http.requests.lock().unwrap().clone()

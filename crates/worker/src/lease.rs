@@ -12,9 +12,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use uuid::Uuid;
 
-use landlord_store::Store;
+use landlord_store::{DomainId, Store};
 
 use crate::IssueError;
 
@@ -53,7 +52,7 @@ pub fn max_poll_interval(lease: Duration) -> Duration {
 /// answering; see the module documentation.
 pub async fn hold<T>(
     store: &Store,
-    domain: Uuid,
+    domain: DomainId,
     lease: &str,
     duration: Duration,
     progress: &Progress,

@@ -5,7 +5,8 @@ use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use landlord_store::{
-    CheckRecord, Claimed, DomainStatus, EventKind, NewCertificate, Store, certificate_key_context,
+    CheckRecord, Claimed, DomainStatus, EventKind, IssuedBy, NewCertificate, Store,
+    certificate_key_context,
 };
 
 use crate::acme::{AcmeIssuer, OrderContext, spki_of};
@@ -266,7 +267,7 @@ impl Context {
             .issuer
             .get_or_try_init(|| self.connect_issuer())
             .await?;
-        let registered_domain = registered_domain(&d.hostname);
+        let registered_domain = d.hostname.registrable_domain();
         let (ca, (chain, key_pem, issued_by)) = match issuer {
             Issuer::Acme(acme) => {
                 let ctx = OrderContext {
@@ -280,22 +281,30 @@ impl Context {
                     order_key_sealed: d.order_key_sealed.as_deref(),
                     replaces: d.cert_ari_id.as_deref(),
                     renewal: d.cert_serial.is_some(),
-                    registered_domain: &registered_domain,
+                    registered_domain,
                     budgets: &self.config.budgets,
                     progress,
                     max_poll_interval: crate::lease::max_poll_interval(self.config.lease),
                 };
                 let (chain, key) = acme.obtain(&ctx).await?;
-                (acme.directory_url().to_owned(), (chain, key, "acme"))
+                (
+                    acme.directory_url().to_owned(),
+                    (chain, key, IssuedBy::Acme),
+                )
             }
             Issuer::Local(ca) => {
                 let key = rcgen::KeyPair::generate().map_err(IssueError::internal)?;
-                let chain = ca.issue(&d.hostname, &key).map_err(IssueError::internal)?;
-                ("local".to_owned(), (chain, key.serialize_pem(), "local"))
+                let chain = ca
+                    .issue(d.hostname.as_str(), &key)
+                    .map_err(IssueError::internal)?;
+                (
+                    "local".to_owned(),
+                    (chain, key.serialize_pem(), IssuedBy::Local),
+                )
             }
         };
         let (_, spki) = spki_of(&key_pem).map_err(IssueError::internal)?;
-        let leaf = certificate::inspect(&chain, &spki, &d.hostname).map_err(|e| {
+        let leaf = certificate::inspect(&chain, &spki, d.hostname.as_str()).map_err(|e| {
             IssueError::Refused(format!("The CA returned an unusable certificate: {e}."))
         })?;
         Ok(NewCertificate {
@@ -303,24 +312,24 @@ impl Context {
                 Some(window) => leaf.not_after - window,
                 None => schedule::renew_at(leaf.not_before, leaf.not_after, rand::random()),
             },
-            ari_cert_id: if issued_by == "acme" {
+            ari_cert_id: if issued_by == IssuedBy::Acme {
                 leaf.ari_id
             } else {
                 None
             },
             ca,
-            registered_domain,
+            registered_domain: registered_domain.to_owned(),
             replaces: d.cert_serial.clone(),
             chain_pem: chain,
-            key_sealed: self
-                .config
-                .master_key
-                .seal(key_pem.as_bytes(), &certificate_key_context(&d.hostname)),
+            key_sealed: self.config.master_key.seal(
+                key_pem.as_bytes(),
+                &certificate_key_context(d.hostname.as_str()),
+            ),
             not_before: leaf.not_before,
             not_after: leaf.not_after,
             serial: leaf.serial,
             issuer: leaf.issuer,
-            issued_by: issued_by.to_owned(),
+            issued_by,
         })
     }
 
@@ -335,7 +344,7 @@ impl Context {
         let (Some(id), Some(serial)) = (d.cert_ari_id.as_deref(), d.cert_serial.as_deref()) else {
             return Ok(None);
         };
-        if d.cert_issued_by.as_deref() != Some("acme")
+        if d.cert_issued_by != Some(IssuedBy::Acme)
             || d.cert_ari_next_check_at.is_some_and(|t| t > now)
             || !matches!(self.config.issuer, IssuerConfig::Acme(_))
         {
@@ -403,8 +412,8 @@ impl Context {
             ca: &acme.directory_url,
             tenant_id: d.tenant_id,
             domain_id: d.id,
-            hostname: &d.hostname,
-            registered_domain: &registered_domain(&d.hostname),
+            hostname: d.hostname.as_str(),
+            registered_domain: d.hostname.registrable_domain(),
             renewal,
         };
         if let Err(e) = self.store.record_failed_validation(&request).await {
@@ -431,11 +440,4 @@ impl Context {
             ))
         })
     }
-}
-
-/// The registered domain (eTLD+1 by the Public Suffix List) a CA counts a name under.
-fn registered_domain(hostname: &str) -> String {
-    landlord_store::Hostname::parse(hostname)
-        .map(|h| h.registrable_domain().to_owned())
-        .unwrap_or_else(|_| hostname.to_owned())
 }

@@ -30,9 +30,9 @@ const RENEW: Option<Issuance> = Some(Issuance {
 fn domain(status: DomainStatus) -> Claimed {
     Claimed {
         lease: "worker/1".into(),
-        id: uuid::Uuid::nil(),
-        tenant_id: uuid::Uuid::nil(),
-        hostname: "status.example.com".into(),
+        id: landlord_store::DomainId::for_tests(uuid::Uuid::nil()),
+        tenant_id: landlord_store::TenantId::for_tests(uuid::Uuid::nil()),
+        hostname: landlord_store::Hostname::parse("status.example.com").unwrap(),
         status,
         attempts: 0,
         ca_failures: 0,

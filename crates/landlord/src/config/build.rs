@@ -194,7 +194,7 @@ impl Settings {
         ));
         Some(WorkerConfig {
             dns: DnsConfig {
-                cname_target: cname_target?.to_string(),
+                cname_target: cname_target?,
                 edge_ips: edge_ips?,
                 servers: servers?,
                 caa_identities: self.caa_identities(),

@@ -326,7 +326,7 @@ mod tests {
 
     fn config(edge_ips: &[&str]) -> DnsConfig {
         DnsConfig {
-            cname_target: "edge.example.net".into(),
+            cname_target: landlord_store::Hostname::parse("edge.example.net").unwrap(),
             edge_ips: edge_ips.iter().map(|s| s.parse().unwrap()).collect(),
             servers: vec![],
             caa_identities: vec!["letsencrypt.org".into()],

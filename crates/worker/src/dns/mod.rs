@@ -17,11 +17,12 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
+use landlord_store::Hostname;
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
 pub struct DnsConfig {
-    pub cname_target: String,
+    pub cname_target: Hostname,
     pub edge_ips: Vec<IpAddr>,
     /// Resolvers to ask; empty means the system's.
     pub servers: Vec<SocketAddr>,
@@ -109,7 +110,8 @@ impl DnsChecker {
     }
 
     /// Check `hostname`: ask DNS what [`judge`] needs, until it decides.
-    pub async fn check(&self, hostname: &str, expect: Expect<'_>) -> Verdict {
+    pub async fn check(&self, hostname: &Hostname, expect: Expect<'_>) -> Verdict {
+        let hostname = hostname.as_str();
         let mut answers = Answers::default();
         loop {
             match judge(hostname, &answers, expect, &self.config) {
