@@ -26,9 +26,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::Semaphore;
 
 use landlord_store::{
-    FilePath, Hostname, MasterKey, RegisteredName, Store, TenantId, certificate_key_context,
+    FilePath, Hostname, MasterKey, RegisteredName, Store, StoredFile, TenantId,
+    certificate_key_context,
 };
 
+use crate::encoding::Encoding;
 use crate::listen::Limits;
 
 #[derive(Debug, Clone)]
@@ -91,12 +93,77 @@ pub struct CertEntry {
 
 /// A file ready to serve.
 pub struct FileEntry {
-    /// The strong ETag, quoted (compared with `If-None-Match`).
+    /// The identity body.
+    pub identity: Representation,
+    /// Its precompressed bodies, smallest first (see `encoding::choose`).
+    pub variants: Vec<Representation>,
+    pub content_type_header: Option<axum::http::HeaderValue>,
+    /// Its bodies may differ by `Accept-Encoding` (a compressible type, whether or not
+    /// its variants are computed yet): caches must know.
+    pub vary: bool,
+}
+
+/// One stored body of a file, with its own strong ETag.
+pub struct Representation {
+    pub encoding: Encoding,
+    /// Quoted; compared with `If-None-Match`.
     pub etag: String,
     pub body: axum::body::Bytes,
-    /// The headers, built once when the file is loaded rather than per request.
+    /// Built once when the file is loaded rather than per request.
     pub etag_header: axum::http::HeaderValue,
-    pub content_type_header: Option<axum::http::HeaderValue>,
+}
+
+impl Representation {
+    /// The identity body's etag is the stored one; a variant's adds its coding
+    /// (`"<sha-256>-br"`), so every representation has its own.
+    fn new(encoding: Encoding, etag: &str, body: Vec<u8>) -> Self {
+        let etag = match encoding {
+            Encoding::Identity => etag.to_owned(),
+            e => format!("{}-{}\"", etag.trim_end_matches('"'), e.token()),
+        };
+        Self {
+            etag_header: axum::http::HeaderValue::from_str(&etag)
+                .unwrap_or(axum::http::HeaderValue::from_static("\"\"")),
+            etag,
+            encoding,
+            body: body.into(),
+        }
+    }
+}
+
+impl FileEntry {
+    fn new(file: StoredFile) -> Self {
+        let StoredFile {
+            content_type,
+            etag,
+            body,
+            variants,
+        } = file;
+        let mut compressed: Vec<Representation> = [
+            (Encoding::Br, variants.br),
+            (Encoding::Zstd, variants.zstd),
+            (Encoding::Gzip, variants.gzip),
+        ]
+        .into_iter()
+        .filter_map(|(e, body)| Some(Representation::new(e, &etag, body?)))
+        .collect();
+        compressed.sort_by_key(|r| r.body.len());
+        Self {
+            vary: !compressed.is_empty() || landlord_store::compressible(&content_type),
+            identity: Representation::new(Encoding::Identity, &etag, body),
+            variants: compressed,
+            content_type_header: axum::http::HeaderValue::from_str(&content_type).ok(),
+        }
+    }
+
+    /// What it holds in memory, roughly (for the cache's bound).
+    fn weight(&self) -> usize {
+        std::iter::once(&self.identity)
+            .chain(&self.variants)
+            .map(|r| r.body.len() + 2 * r.etag.len())
+            .sum::<usize>()
+            + self.content_type_header.as_ref().map_or(0, |h| h.len())
+    }
 }
 
 /// Counters read by tests, benchmarks and (later) `/metrics`.
@@ -171,10 +238,7 @@ impl Directory {
         let files = Cache::builder()
             .max_capacity(config.file_cache_bytes)
             .weigher(|key: &(TenantId, String), f: &Arc<FileEntry>| {
-                let value = f.body.len()
-                    + 2 * f.etag.len()
-                    + f.content_type_header.as_ref().map_or(0, |h| h.len());
-                weight(16 + key.1.len() + value)
+                weight(16 + key.1.len() + f.weight())
             })
             .build();
         let missing_files = Cache::builder()
@@ -471,16 +535,7 @@ impl Directory {
         metrics::counter!("landlord_edge_db_queries_total", "kind" => "file").increment(1);
         match self.store.get_file(tenant, &path).await {
             Ok(found) => {
-                let entry = found.map(|f| {
-                    Arc::new(FileEntry {
-                        etag_header: axum::http::HeaderValue::from_str(&f.etag)
-                            .unwrap_or(axum::http::HeaderValue::from_static("\"\"")),
-                        content_type_header: axum::http::HeaderValue::from_str(&f.content_type)
-                            .ok(),
-                        etag: f.etag,
-                        body: f.body.into(),
-                    })
-                });
+                let entry = found.map(|f| Arc::new(FileEntry::new(f)));
                 let key = (tenant, path.as_str().to_owned());
                 match &entry {
                     Some(file) => self.files.insert(key, file.clone()).await,

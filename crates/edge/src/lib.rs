@@ -11,6 +11,7 @@
 //!   change log.
 
 mod directory;
+pub mod encoding;
 mod http;
 pub mod listen;
 mod pages;

@@ -1,5 +1,7 @@
-//! Tenant pages over HTTPS: the owning tenant's files, with `ETag`/`304`, `HEAD`,
-//! compression for text, `421` when `Host` is not the SNI name.
+//! Tenant pages over HTTPS: the owning tenant's files, with `ETag`/`304`, `HEAD`, the
+//! precompressed body `Accept-Encoding` prefers (computed once when the file was stored:
+//! nothing is compressed here), single byte ranges of the identity body, and `421` when
+//! `Host` is not the SNI name.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -7,12 +9,11 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tower_http::compression::predicate::{DefaultPredicate, Predicate};
-use tower_http::compression::{Compression, CompressionLayer};
 
 use landlord_store::{FilePath, Hostname, TenantId};
 
-use crate::directory::Directory;
+use crate::directory::{Directory, FileEntry, Representation};
+use crate::encoding::{self, Encoding, Range};
 
 struct Site {
     dir: Arc<Directory>,
@@ -22,21 +23,9 @@ struct Site {
     hsts: Option<HeaderValue>,
 }
 
-/// The pages of one TLS connection: a plain tower service (no router: every path is a
-/// file).
+/// The pages of one TLS connection: a plain service (no router: every path is a file).
 #[derive(Clone)]
-pub struct Pages(Arc<Site>);
-
-/// What hyper calls for one connection: `Pages`, through tower-http's compression when
-/// the request accepts an encoding. A request without `Accept-Encoding` (an API client,
-/// a load generator) skips the layer: its response body type has room for a Brotli
-/// encoder (about 6 KB) and would otherwise be moved around for every request. Both ways
-/// answer with the same headers, `Vary: Accept-Encoding` included (see `page`).
-#[derive(Clone)]
-pub struct Service {
-    plain: Pages,
-    compressed: Compression<Pages>,
-}
+pub struct Service(Arc<Site>);
 
 type BoxedFuture = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
@@ -48,29 +37,6 @@ impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for Ser
     type Future = BoxedFuture;
 
     fn call(&self, request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
-        // Both are ready at once (no backpressure), and cloning them clones an `Arc`.
-        if request.headers().contains_key(header::ACCEPT_ENCODING) {
-            let compressed = tower::Service::call(&mut self.compressed.clone(), request);
-            Box::pin(async move { Ok(compressed.await?.map(Body::new)) })
-        } else {
-            tower::Service::call(&mut self.plain.clone(), request)
-        }
-    }
-}
-
-impl tower::Service<axum::http::Request<hyper::body::Incoming>> for Pages {
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future = BoxedFuture;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
         let site = self.0.clone();
         Box::pin(async move {
             let (request, _body) = request.into_parts();
@@ -86,16 +52,12 @@ pub fn service(dir: Arc<Directory>, host: Hostname, tenant: TenantId) -> Service
         .hsts
         .as_deref()
         .and_then(|v| HeaderValue::from_str(v).ok());
-    let pages = Pages(Arc::new(Site {
+    Service(Arc::new(Site {
         dir,
         host,
         tenant,
         hsts,
-    }));
-    Service {
-        compressed: tower::Layer::layer(&CompressionLayer::new(), pages.clone()),
-        plain: pages,
-    }
+    }))
 }
 
 async fn page(site: &Site, request: &axum::http::request::Parts) -> Response {
@@ -107,13 +69,6 @@ async fn page(site: &Site, request: &axum::http::request::Parts) -> Response {
     );
     if let Some(hsts) = &site.hsts {
         headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-    }
-    // What the compression layer adds when it could compress (it does not add it twice),
-    // here also for requests that skip the layer: caches must know the body varies.
-    if DefaultPredicate::new().should_compress(&response) {
-        response
-            .headers_mut()
-            .append(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
     response
 }
@@ -170,30 +125,107 @@ async fn respond(site: &Site, request: &axum::http::request::Parts) -> Response 
                 .into_response();
         }
     };
-    let etag = file.etag_header.clone();
-    let matches = request
+    serve(&file, request)
+}
+
+/// The response for a found file: the representation `Accept-Encoding` prefers, or a
+/// byte range of the identity body when one is asked for (and `If-Range`, if sent, names
+/// the identity body).
+fn serve(file: &FileEntry, request: &axum::http::request::Parts) -> Response {
+    let header_str = |name| request.headers.get(name).and_then(|v| v.to_str().ok());
+    let len = file.identity.body.len() as u64;
+    let range = match header_str(header::IF_RANGE) {
+        Some(tag) if tag.trim() != file.identity.etag => Range::Whole,
+        _ if request.method != Method::GET => Range::Whole,
+        _ => encoding::range(header_str(header::RANGE), len),
+    };
+    let chosen = match range {
+        Range::Whole => {
+            let available: Vec<Encoding> = file.variants.iter().map(|r| r.encoding).collect();
+            match encoding::choose(header_str(header::ACCEPT_ENCODING), &available) {
+                Encoding::Identity => &file.identity,
+                e => file
+                    .variants
+                    .iter()
+                    .find(|r| r.encoding == e)
+                    .unwrap_or(&file.identity),
+            }
+        }
+        _ => &file.identity,
+    };
+    let mut response = if not_modified(request, chosen) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        match range {
+            Range::Unsatisfiable => {
+                let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                r
+            }
+            _ => body_response(request, chosen, range, len),
+        }
+    };
+    let status_has_body = response.status().is_success();
+    let headers = response.headers_mut();
+    if let (true, Some(ct)) = (status_has_body, &file.content_type_header) {
+        headers.insert(header::CONTENT_TYPE, ct.clone());
+    }
+    headers.insert(header::ETAG, chosen.etag_header.clone());
+    if file.vary {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `If-None-Match` names this representation (or `*`).
+fn not_modified(request: &axum::http::request::Parts, chosen: &Representation) -> bool {
+    request
         .headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == file.etag);
-    if matches {
-        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
-    }
-    let body = if request.method == Method::HEAD {
-        Body::empty()
-    } else {
-        Body::from(file.body.clone())
+        .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == chosen.etag)
+}
+
+fn body_response(
+    request: &axum::http::request::Parts,
+    chosen: &Representation,
+    range: Range,
+    len: u64,
+) -> Response {
+    let (status, bytes) = match range {
+        Range::Part { start, end } => (
+            StatusCode::PARTIAL_CONTENT,
+            chosen.body.slice(start as usize..=end as usize),
+        ),
+        _ => (StatusCode::OK, chosen.body.clone()),
+    };
+    let size = bytes.len();
+    let body = match request.method == Method::HEAD {
+        true => Body::empty(),
+        false => Body::from(bytes),
     };
     let mut response = Response::new(body);
+    *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::ETAG, etag);
-    if let Some(ct) = &file.content_type_header {
-        headers.insert(header::CONTENT_TYPE, ct.clone());
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    if let Range::Part { start, end } = range
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}"))
+    {
+        headers.insert(header::CONTENT_RANGE, v);
     }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(file.body.len()));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if chosen.encoding != Encoding::Identity {
+        headers.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(chosen.encoding.token()),
+        );
+    } else {
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
     response
 }
 

@@ -33,7 +33,7 @@ pub use domains::{
 pub use edge::{Change, ChangePoll, Changed, FleetSnapshot, RegisteredName, ServingCertificate};
 pub use events::{Event, EventKind, NewEvent};
 pub use file_path::{FilePath, FilePathError, choose_content_type};
-pub use files::{FileMeta, StoredFile};
+pub use files::{COMPRESS_CHANNEL, FileMeta, StoredFile, Uncompressed, Variants, compressible};
 pub use hostname::{Hostname, HostnameError, HostnamePolicy, normalise_suffix};
 pub use limits::{FILE_OVERHEAD_BYTES, Limit, TenantLimits, Usage, file_cost};
 pub use live::LiveNotice;

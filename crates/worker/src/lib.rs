@@ -8,6 +8,7 @@
 mod acme;
 pub mod ari;
 mod certificate;
+pub mod compress;
 pub mod dns;
 mod lease;
 mod local;
@@ -51,6 +52,8 @@ pub struct WorkerConfig {
     pub master_key: MasterKey,
     /// Domains processed at once by this worker (each may hold one order in flight).
     pub concurrency: usize,
+    /// Files compressed at once by this worker (see [`compress`]).
+    pub compression_concurrency: usize,
     /// How long a claim stays reserved without progress (a `kill -9`ed worker's domains
     /// are taken over after this).
     pub lease: Duration,
@@ -239,6 +242,7 @@ pub async fn run(
     let ctx = Arc::new(process::Context::new(store.clone(), config.clone())?);
     let mut listener = store.listen(&[WAKE_CHANNEL]).await?;
     let pruner = tokio::spawn(prune(store.clone(), config.clone()));
+    let compressor = tokio::spawn(compress::run(store.clone(), config.compression_concurrency));
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let finished = Arc::new(tokio::sync::Notify::new());
     tracing::info!(%owner, concurrency = config.concurrency, "worker started");
@@ -284,6 +288,7 @@ pub async fn run(
         }
     }
     pruner.abort();
+    compressor.abort();
     tracing::info!("worker stopping; waiting for work in flight");
     let all = u32::try_from(config.concurrency.max(1)).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(config.lease, permits.acquire_many(all)).await;

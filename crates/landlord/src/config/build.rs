@@ -203,6 +203,7 @@ impl Settings {
             issuer: issuer?,
             master_key: master_key?,
             concurrency: self.worker_concurrency.max(1),
+            compression_concurrency: self.compression_concurrency.max(1),
             lease,
             recheck_active: Duration::from_secs(self.recheck_active_seconds.max(1)),
             moved_after: self.moved_after.max(1),

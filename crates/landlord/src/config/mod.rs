@@ -108,6 +108,14 @@ pub struct Settings {
         default_value_t = 8
     )]
     pub worker_concurrency: usize,
+    /// Files a worker compresses at once (each takes one CPU core while it runs).
+    #[arg(
+        long,
+        env = "LANDLORD_COMPRESSION_CONCURRENCY",
+        global = true,
+        default_value_t = 1
+    )]
+    pub compression_concurrency: usize,
     /// Seconds a worker's claim on a domain lasts without progress (at least 5).
     #[arg(
         long,

@@ -1,0 +1,207 @@
+//! Pages as browsers fetch them: the precompressed body `Accept-Encoding` prefers
+//! (computed once by a worker after the upload), each with its own ETag, `Vary`, byte
+//! ranges of the identity body. Real `api`, `worker` and `edge` processes, Pebble.
+
+mod support;
+
+use std::io::Read;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use support::{EDGE_PORT_LOCK, Platform, unique};
+
+const ISSUE_DEADLINE: Duration = Duration::from_secs(90);
+
+/// A 20 KB status page, as a page builder would write it.
+fn status_page() -> String {
+    let mut html =
+        String::from("<!doctype html><html><head><title>Status</title></head><body><ul>");
+    let mut i = 0;
+    while html.len() < 20_000 {
+        html.push_str(&format!(
+            "<li class=\"component\"><span>Component {i}</span><em>operational</em></li>\n"
+        ));
+        i += 1;
+    }
+    html + "</ul></body></html>"
+}
+
+fn decode(encoding: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    match encoding {
+        "br" => brotli::BrotliDecompress(&mut &body[..], &mut out).unwrap(),
+        "gzip" => {
+            flate2::read::GzDecoder::new(body)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        "zstd" => out = zstd::decode_all(body).unwrap(),
+        other => panic!("unexpected encoding {other}"),
+    }
+    out
+}
+
+#[sqlx::test(migrations = false)]
+async fn pages_are_served_precompressed_by_accept_encoding_and_by_range(pool: PgPool) {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let mut p = Platform::start(pool, &[]).await;
+    let port = p.spawn_edge().await;
+    p.spawn("worker", &[]);
+    let key = p.tenant().await;
+    let host = unique("pages");
+    let id = p.add_pointed_domain(&key, &host).await;
+    let page = status_page();
+    p.put_file(&key, "index.html", "text/html; charset=utf-8", &page)
+        .await;
+    p.put_file(&key, "logo.png", "image/png", &"\u{1}PNG".repeat(2000))
+        .await;
+    p.wait_domain(&key, &id, ISSUE_DEADLINE, |d| d["status"] == "active")
+        .await;
+    let client = p.https_client(&host, port);
+    let url = format!("https://{host}:{port}/");
+    let get = |encoding: &'static str| client.get(&url).header("accept-encoding", encoding).send();
+
+    // The worker compresses after the upload; the edge hears of it through the change log.
+    p.wait_for("the Brotli variant", Duration::from_secs(20), |_| async {
+        get("gzip, deflate, br, zstd")
+            .await
+            .unwrap()
+            .headers()
+            .get("content-encoding")
+            .is_some_and(|v| v == "br")
+    })
+    .await;
+
+    let mut etags = Vec::new();
+    for (accept, want) in [
+        ("gzip, deflate, br, zstd", "br"),
+        ("gzip, deflate, zstd", "zstd"),
+        ("gzip, deflate", "gzip"),
+        ("br;q=0.1, gzip;q=0.9", "gzip"),
+    ] {
+        let res = get(accept).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let headers = res.headers().clone();
+        assert_eq!(headers["content-encoding"], want, "{accept}");
+        assert_eq!(headers["vary"], "accept-encoding");
+        assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+        let body = res.bytes().await.unwrap();
+        assert_eq!(headers["content-length"], body.len().to_string().as_str());
+        assert!(body.len() < page.len() / 3, "{want}: {} bytes", body.len());
+        assert_eq!(decode(want, &body), page.as_bytes(), "{want}");
+        etags.push(headers["etag"].to_str().unwrap().to_owned());
+    }
+    let res = client.get(&url).send().await.unwrap();
+    assert!(res.headers().get("content-encoding").is_none());
+    assert_eq!(res.headers()["vary"], "accept-encoding");
+    assert_eq!(res.headers()["accept-ranges"], "bytes");
+    let identity_etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(res.text().await.unwrap(), page);
+    etags.push(identity_etag.clone());
+    etags.dedup();
+    assert_eq!(etags.len(), 4, "one ETag per representation: {etags:?}");
+
+    // A cached variant is revalidated against its own ETag.
+    let res = get("br").await.unwrap();
+    let br_etag = res.headers()["etag"].clone();
+    let revalidate = |etag: &str, accept: &'static str| {
+        client
+            .get(&url)
+            .header("accept-encoding", accept)
+            .header("if-none-match", etag)
+            .send()
+    };
+    assert_eq!(
+        revalidate(br_etag.to_str().unwrap(), "br")
+            .await
+            .unwrap()
+            .status(),
+        304
+    );
+    assert_eq!(
+        revalidate(&identity_etag, "br").await.unwrap().status(),
+        200
+    );
+
+    // HEAD tells the chosen representation's length without a body.
+    let res = client
+        .head(&url)
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-encoding"], "br");
+    assert!(
+        res.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+            < page.len()
+    );
+
+    // Ranges are of the identity body, whatever the client accepts.
+    let range = |spec: &'static str| {
+        client
+            .get(&url)
+            .header("accept-encoding", "gzip, br")
+            .header("range", spec)
+            .send()
+    };
+    let res = range("bytes=100-199").await.unwrap();
+    assert_eq!(res.status(), 206);
+    assert!(res.headers().get("content-encoding").is_none());
+    assert_eq!(
+        res.headers()["content-range"],
+        format!("bytes 100-199/{}", page.len()).as_str()
+    );
+    assert_eq!(res.text().await.unwrap(), &page[100..200]);
+    let res = range("bytes=-10").await.unwrap();
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.text().await.unwrap(), &page[page.len() - 10..]);
+    let res = range("bytes=999999-").await.unwrap();
+    assert_eq!(res.status(), 416);
+    assert_eq!(
+        res.headers()["content-range"],
+        format!("bytes */{}", page.len()).as_str()
+    );
+    // If-Range naming another version: the whole (current) page.
+    let res = client
+        .get(&url)
+        .header("range", "bytes=0-9")
+        .header("if-range", "\"stale\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Incompressible types are served as stored, without Vary.
+    let res = client
+        .get(format!("https://{host}:{port}/logo.png"))
+        .header("accept-encoding", "gzip, deflate, br, zstd")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("content-encoding").is_none());
+    assert!(res.headers().get("vary").is_none());
+
+    // A new version is served at once (identity) and compressed again shortly after.
+    let v2 = page.replace("operational", "degraded");
+    p.put_file(&key, "index.html", "text/html; charset=utf-8", &v2)
+        .await;
+    p.wait_for(
+        "the new version, compressed",
+        Duration::from_secs(20),
+        |_| async {
+            let res = get("br").await.unwrap();
+            let br = res
+                .headers()
+                .get("content-encoding")
+                .is_some_and(|v| v == "br");
+            let body = res.bytes().await.unwrap();
+            br && decode("br", &body) == v2.as_bytes()
+        },
+    )
+    .await;
+}
