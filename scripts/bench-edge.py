@@ -52,6 +52,7 @@ Everything it starts is stopped, /etc/hosts restored and the database dropped on
 
 import argparse
 import datetime as dt
+import gzip
 import json
 import os
 import platform
@@ -308,7 +309,7 @@ class Bench:
         run_quiet([BINARY, "migrate"], env=self.landlord_env())
         self.results["postgres"] = self.psql("SHOW server_version")
 
-    def issue_certificate(self, index_html):
+    def issue_certificate(self, index_html, page_html):
         """Let Landlord issue bench.example.com itself (local CA) and store index.html."""
         tenant = json.loads(run_quiet([BINARY, "--no-migrate", "tenant", "create", "bench"],
                                       env=self.landlord_env()))
@@ -339,15 +340,19 @@ class Bench:
         # Pointed with an A record (challtestsrv's default answer): prove ownership with
         # the TXT record, then check now.
         register_domain(api, api_key, HOST, f"http://127.0.0.1:{mgmt_port}")
-        st, body = http("PUT", f"{api}/v1/files/index.html", index_html, token=api_key,
-                        content_type="text/html; charset=utf-8")
-        if st != 204:
-            raise BenchError(f"PUT /v1/files/index.html answered {st}: {body}")
+        for path, content in (("index.html", index_html), (PAGE_PATH, page_html)):
+            st, body = http("PUT", f"{api}/v1/files/{path}", content, token=api_key,
+                            content_type="text/html; charset=utf-8")
+            if st != 204:
+                raise BenchError(f"PUT /v1/files/{path} answered {st}: {body}")
         deadline = time.monotonic() + 60
         while True:
             st, body = http("GET", f"{api}/v1/domains", token=api_key)
             status = body["domains"][0]["status"] if st == 200 and body.get("domains") else None
-            if status == "active":
+            # The worker in `all` also stores the page's compressed bodies.
+            compressed = self.psql("SELECT count(*) FROM files WHERE variants_etag = etag "
+                                   f"AND path = '{PAGE_PATH}'") == "1"
+            if status == "active" and compressed:
                 break
             if status == "failed" or time.monotonic() > deadline:
                 raise BenchError(f"{HOST} did not become active (last answer {st}: {body})")
@@ -451,6 +456,7 @@ http {{
         ssl_session_tickets {tickets};
         root {www};
         index index.html;
+        gzip_static on;
     }}
 }}
 """
@@ -486,6 +492,24 @@ http {{
         wait_port(https_port, p, "landlord edge")
         return {"name": "landlord", "proc": p, "port": https_port, "ca": self.landlord_ca,
                 "log": logfile, "startup_s": time.monotonic() - t0}
+
+    def verify_page(self, server, page_html):
+        """The browser phases' page: compressed on the wire (the encoding is recorded), and
+        the same bytes once decoded (curl --compressed), over HTTP/1.1 and HTTP/2."""
+        url = f"https://{HOST}:{server['port']}/{PAGE_PATH}"
+        for flag in ("--http1.1", "--http2"):
+            out = subprocess.run(
+                ["curl", "-sS", flag, "--compressed", "-H", f"Accept-Encoding: {BROWSER_ACCEPT_ENCODING}",
+                 "--cacert", server["ca"], "--resolve", f"{HOST}:{server['port']}:127.0.0.1",
+                 "-o", "-", "-w", "\n%{http_code} %{size_download} %header{content-encoding}", url],
+                capture_output=True, timeout=20)
+            body, _, tail = out.stdout.rpartition(b"\n")
+            fields = tail.decode().split()
+            if out.returncode != 0 or len(fields) != 3 or fields[0] != "200" or body != page_html:
+                raise BenchError(f"{server['name']}: {url} {flag} answered {tail.decode()!r} "
+                                 f"{out.stderr.decode().strip()}, body {'equal' if body == page_html else 'different'}")
+            self.results.setdefault("page_wire", {})[server["name"]] = {
+                "encoding": fields[2], "bytes": int(fields[1])}
 
     def verify(self, server, index_html):
         """One HTTP/1.1 and one HTTP/2 request with certificate verification, the page
@@ -547,7 +571,9 @@ http {{
         return text, usage.ru_utime + usage.ru_stime
 
     def phase(self, server, kind, duration, record=True, label=None):
-        url = f"https://{HOST}:{server['port']}/"
+        browser = kind.startswith("browser")
+        url = f"https://{HOST}:{server['port']}/" + (PAGE_PATH if browser else "")
+        accept = ["-H", f"Accept-Encoding: {BROWSER_ACCEPT_ENCODING}"] if browser else []
         c = str(self.args.connections)
         if kind == "full":
             # One h2load client per connection, created at a fixed rate: every client has a
@@ -557,11 +583,12 @@ http {{
             total = per_period * round(duration * 1000 / period_ms)
             cmd = ["taskset", "-c", CLIENT_CORE, "h2load", "--h1", "-t", "1", "-n", str(total), "-c", str(total),
                    "-r", str(per_period), "--rate-period", f"{period_ms}ms", "-N", "10s", url]
-        elif kind == "h2":
+        elif kind in ("h2", "browser-h2"):
             cmd = ["taskset", "-c", CLIENT_CORE, "h2load", "-t", "1", "-c", c, "-m", "10",
-                   "-D", str(duration), url]
+                   "-D", str(duration), *accept, url]
         else:
-            cmd = ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{c}", f"-d{duration}s", "--latency"]
+            cmd = ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{c}", f"-d{duration}s", "--latency",
+                   *accept]
             if kind == "resumed":
                 cmd += ["-H", "Connection: close"]
             cmd.append(url)
@@ -581,7 +608,7 @@ http {{
         wall = time.monotonic() - t0
         if not record:
             return None
-        r = parse_h2load(out) if kind in ("h2", "full") else parse_wrk(out)
+        r = parse_h2load(out) if kind in ("h2", "browser-h2", "full") else parse_wrk(out)
         r.update(server=label or server["name"], kind=kind, command=shlex.join(cmd[3:]),
                  wall_s=wall, server_cpu_us=(after - before) * TICK_US, client_cpu_s=client_cpu,
                  rss_kib=rss_kib(pid))
@@ -604,9 +631,9 @@ http {{
             problems.append(f"socket errors {r['errors']}")
         if r.get("non_2xx"):
             problems.append(f"{r['non_2xx']} non-2xx responses")
-        if kind == "h2" and r.get("protocol") != "h2":
+        if kind in ("h2", "browser-h2") and r.get("protocol") != "h2":
             problems.append(f"h2load negotiated {r.get('protocol')!r}, not h2")
-        if kind in ("h2", "full") and r.get("tls_protocol") != "TLSv1.3":
+        if kind in ("h2", "browser-h2", "full") and r.get("tls_protocol") != "TLSv1.3":
             problems.append(f"h2load negotiated {r.get('tls_protocol')!r}, not TLSv1.3")
         if kind == "full" and r.get("finished_s", 0) > duration * 1.1 + 1:
             problems.append(f"the offered {self.args.handshake_rate} connections/s were not kept up "
@@ -684,9 +711,16 @@ http {{
         with open(os.path.join(www, "index.html"), "wb") as f:
             f.write(index_html)
         self.results["index_html_bytes"] = len(index_html)
+        # The browser phases' page, and nginx's precompressed copy of it (`gzip -9`).
+        page_html = make_page_html()
+        with open(os.path.join(www, PAGE_PATH), "wb") as f:
+            f.write(page_html)
+        with open(os.path.join(www, PAGE_PATH + ".gz"), "wb") as f:
+            f.write(gzip.compress(page_html, compresslevel=9, mtime=0))
+        self.results["page_html_bytes"] = len(page_html)
 
         self.database()
-        self.issue_certificate(index_html)
+        self.issue_certificate(index_html, page_html)
         self.nginx_certificate()
         chains = {}
         for name, path in (("landlord", self.landlord_chain), ("nginx", self.nginx_chain)):
@@ -709,6 +743,7 @@ http {{
         rss_start = rss_kib(edge["proc"].pid)
         for s in (nginx, edge):
             self.verify(s, index_html)
+            self.verify_page(s, page_html)
         self.results["tls"] = {s["name"]: s["tls"] for s in (nginx, edge)}
         self.results["edge_threads"] = threads(edge["proc"].pid)
         rss_warm = rss_kib(edge["proc"].pid)
@@ -836,7 +871,14 @@ KIND_LABEL = {
     "resumed": "new connection, resumed TLS 1.3 session",
     "keepalive": "keep-alive request",
     "h2": "HTTP/2 request",
+    "browser": "keep-alive, 20 KB page, browser A-E",
+    "browser-h2": "HTTP/2, 20 KB page, browser A-E",
 }
+
+# What every browser sends: the browser phases ask for PAGE_PATH with it, so the edge
+# serves its stored Brotli body and nginx its `gzip_static` file (it has no Brotli).
+BROWSER_ACCEPT_ENCODING = "gzip, deflate, br, zstd"
+PAGE_PATH = "page.html"
 
 UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
@@ -887,6 +929,21 @@ def parse_h2load(out):
         r["ttfb_min_ms"], r["ttfb_max_ms"], r["ttfb_mean_ms"] = (to_ms(ttfb.group(i), ttfb.group(i + 1))
                                                                  for i in (1, 3, 5))
     return r
+
+
+def make_page_html():
+    """About 20 KB of HTML, as a status page or landing page is: what the browser phases
+    fetch."""
+    rows = []
+    i = 0
+    while sum(len(r) for r in rows) < 19_000:
+        rows.append(f'<tr><td class="name">Component {i}</td><td class="state ok">operational</td>'
+                    f'<td class="uptime">99.{(i * 37) % 100:02d} %</td></tr>\n')
+        i += 1
+    html = (f"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{HOST} status</title>\n</head>\n<body>\n<h1>{HOST}</h1>\n<table>\n"
+            + "".join(rows) + "</table>\n</body>\n</html>\n")
+    return html.encode()
 
 
 def make_index_html():
@@ -1007,7 +1064,22 @@ def render(res, args):
         "Server CPU µs per unit of work: per connection in the first two columns, per request in the others. Crypto "
         f"floor: a full handshake costs the server at least one ECDSA P-256 signature and two X25519 operations "
         f"(ephemeral key, shared secret); a resumed one (psk_dhe_ke) only the two X25519 operations.",
+        "",
+        "### Browser-like requests (lower is better)",
+        "",
+        f"The {res.get('page_html_bytes', 0):,}-byte `{PAGE_PATH}` asked for with `Accept-Encoding: "
+        f"{BROWSER_ACCEPT_ENCODING}`, as every browser sends it: landlord serves the Brotli body its worker stored "
+        "once after the upload; nginx serves `page.html.gz` (`gzip -9`, `gzip_static on`; nginx has no Brotli "
+        "without a third-party module). Neither compresses per request. On the wire: "
+        + ", ".join(f"{name} {w['bytes']:,} bytes of {w['encoding']}"
+                    for name, w in sorted(res.get("page_wire", {}).items())) + ".",
+        "",
+        "| Server | Keep-alive HTTP/1.1 request | vs nginx | HTTP/2 request | vs nginx |",
+        "|---|---:|---:|---:|---:|",
     ]
+    for s in servers:
+        lines.append(f"| {s} | {fmt(cpu[(s, 'browser')])} | {ratio(s, 'browser')} | "
+                     f"{fmt(cpu[(s, 'browser-h2')])} | {ratio(s, 'browser-h2')} |")
     lines += [
         "",
         "### Each phase",
@@ -1022,7 +1094,7 @@ def render(res, args):
     for k in KIND_LABEL:
         for s in servers:
             for p in (q for q in res["phases"] if q["server"] == s and q["kind"] == k):
-                if k == "h2":
+                if k in ("h2", "browser-h2"):
                     p50 = f"mean {fmt_ms(p.get('mean_ms'))}"
                     p99 = f"max {fmt_ms(p.get('max_ms'))}"
                 elif k == "full":
@@ -1172,7 +1244,7 @@ def main():
                     help="seconds to wait for quiet before a phase (default 60)")
     ap.add_argument("--no-build", action="store_true", help="use target/release/landlord as it is")
     ap.add_argument("--command-label", help="the command shown in the results")
-    ap.add_argument("--only", choices=["full", "resumed", "keepalive", "h2"],
+    ap.add_argument("--only", choices=list(KIND_LABEL),
                     help="exploration: measure only this load, edge and nginx alternating for --rounds, with the "
                          "first --domains count; prints the CPU per unit and writes no results")
     ap.add_argument("--perf", metavar="FILE",

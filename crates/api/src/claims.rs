@@ -11,20 +11,22 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 
 use crate::AppState;
 use crate::problem::Problem;
-use landlord_store::{Domain, Hostname, TenantId, ownership_record_name};
+use landlord_store::{Domain, Hostname, SiteId, TenantId, ownership_record_name};
 
-/// Try to claim `hostname` (held by another tenant) for `tenant`: the new domain when the
-/// DNS proves the caller's control, otherwise the problem to answer.
+/// Try to claim `hostname` (held by another tenant) for `tenant`, to serve `site` (`None`:
+/// the default site): the new domain when the DNS proves the caller's control, otherwise
+/// the problem to answer.
 pub async fn attempt(
     state: &AppState,
     tenant: TenantId,
     hostname: &Hostname,
+    site: Option<SiteId>,
 ) -> Result<Domain, Problem> {
     let Some(claim) = state.store.open_claim(tenant, hostname).await? else {
         // Released meanwhile: register it plainly.
         return Ok(state
             .store
-            .create_domain(tenant, hostname, state.config.limits.max_domains)
+            .create_domain(tenant, hostname, site, state.config.limits.max_domains)
             .await?);
     };
     let name = ownership_record_name(hostname.as_str());
@@ -89,6 +91,7 @@ pub async fn attempt(
             hostname,
             claim.holder_domain,
             tenant,
+            site,
             state.config.limits.max_domains,
         )
         .await?;

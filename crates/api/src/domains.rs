@@ -10,7 +10,7 @@ use crate::AppState;
 use crate::extract::{Caller, Json, PageQuery, Path, Query};
 use crate::problem::Problem;
 use crate::views::{DomainList, DomainView, EventList, EventView};
-use landlord_store::{DomainId, Hostname};
+use landlord_store::{DomainId, Hostname, SiteId};
 
 const TIMELINE_LENGTH: u32 = 200;
 
@@ -21,6 +21,19 @@ pub struct NewDomain {
     /// with the reason in `detail`.
     #[schema(min_length = 1, example = "status.example.com")]
     hostname: String,
+    /// The site it serves (one of yours); the default site when absent.
+    #[schema(value_type = Option<Uuid>)]
+    #[serde(default)]
+    site_id: Option<SiteId>,
+}
+
+/// What `PATCH /v1/domains/{id}` changes.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainPatch {
+    /// Serve this site (one of yours) on the domain from now on.
+    #[schema(value_type = Uuid)]
+    site_id: SiteId,
 }
 
 /// Register a hostname. It starts in `pending_dns`; the worker checks DNS right away.
@@ -46,11 +59,16 @@ pub async fn create(
     }
     let domain = match state
         .store
-        .create_domain(tenant, &hostname, state.config.limits.max_domains)
+        .create_domain(
+            tenant,
+            &hostname,
+            body.site_id,
+            state.config.limits.max_domains,
+        )
         .await
     {
         Err(landlord_store::StoreError::HostnameTaken(_)) => {
-            crate::claims::attempt(&state, tenant, &hostname).await?
+            crate::claims::attempt(&state, tenant, &hostname, body.site_id).await?
         }
         other => other?,
     };
@@ -86,6 +104,30 @@ pub async fn list(
         domains,
         next_cursor: page.next_cursor,
     }))
+}
+
+/// Move one of the caller's domains to another of its sites: every edge serves that
+/// site's live deploy on it within 2 seconds.
+#[utoipa::path(patch, path = "/v1/domains/{id}", tag = "domains", operation_id = "update_domain",
+    params(("id" = Uuid, Path, description = "Domain id")),
+    request_body = DomainPatch,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = DomainView),
+        (status = 422, description = "`site_id` names none of your sites, or the body's shape is invalid", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update(
+    Caller(tenant): Caller,
+    State(state): State<AppState>,
+    Path(id): Path<DomainId>,
+    Json(body): Json<DomainPatch>,
+) -> Result<JsonResponse<DomainView>, Problem> {
+    let domain = state
+        .store
+        .move_domain(tenant, id, body.site_id)
+        .await?
+        .ok_or_else(|| no_domain(id))?;
+    Ok(JsonResponse(DomainView::new(&domain, &state.config)))
 }
 
 /// One of the caller's domains.

@@ -32,25 +32,32 @@ pub struct PageQuery<C> {
     pub cursor: Option<C>,
 }
 
-/// How [`PageQuery`] is documented (the cursor is opaque to clients whatever its type).
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct PageParams {
-    /// Page size, 1 to 1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
-}
+/// How [`PageQuery`] is documented, per cursor type (a cursor is opaque to clients, but
+/// its format is what a client may send).
+macro_rules! page_params {
+    ($params:ident, $cursor:ty, $doc_type:ty) => {
+        #[derive(utoipa::IntoParams)]
+        #[into_params(parameter_in = Query)]
+        #[allow(dead_code)]
+        struct $params {
+            /// Page size, 1 to 1000 (default 100).
+            #[param(minimum = 1, maximum = 1000)]
+            limit: Option<u32>,
+            /// `next_cursor` of the previous page.
+            cursor: Option<$doc_type>,
+        }
 
-impl<C> utoipa::IntoParams for PageQuery<C> {
-    fn into_params(
-        parameter_in_provider: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
-    ) -> Vec<utoipa::openapi::path::Parameter> {
-        PageParams::into_params(parameter_in_provider)
-    }
+        impl utoipa::IntoParams for PageQuery<$cursor> {
+            fn into_params(
+                parameter_in_provider: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+            ) -> Vec<utoipa::openapi::path::Parameter> {
+                $params::into_params(parameter_in_provider)
+            }
+        }
+    };
 }
+page_params!(DomainPageParams, landlord_store::DomainId, uuid::Uuid);
+page_params!(PathPageParams, String, String);
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;

@@ -15,6 +15,7 @@ mod live;
 mod metrics;
 mod openapi;
 mod problem;
+mod sites;
 mod tenants;
 mod views;
 
@@ -132,10 +133,22 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
         .route("/v1/domains", post(domains::create).get(domains::list))
         .route(
             "/v1/domains/{id}",
-            get(domains::get).delete(domains::delete),
+            get(domains::get)
+                .delete(domains::delete)
+                .patch(domains::update),
         )
         .route("/v1/domains/{id}/check", post(domains::check))
         .route("/v1/domains/{id}/events", get(domains::events))
+        .route("/v1/sites", post(sites::create).get(sites::list))
+        .route(
+            "/v1/sites/{id}",
+            get(sites::get).patch(sites::update).delete(sites::delete),
+        )
+        .route("/v1/sites/{id}/deployments", get(sites::deployments))
+        .route(
+            "/v1/sites/{id}/deployments/{deployment_id}/activate",
+            post(sites::activate),
+        )
         .route("/v1/events", get(live::stream))
         .route("/v1/limits", get(limits::show))
         .route("/v1/tenant/events", get(tenants::events))

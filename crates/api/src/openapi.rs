@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::problem::Problem;
 use crate::views::*;
-use crate::{admin, domains, files, limits, tenants};
+use crate::{admin, domains, files, limits, sites, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,14 +18,17 @@ use crate::{admin, domains, files, limits, tenants};
     ),
     paths(
         tenants::create,
-        domains::create, domains::list, domains::get, domains::delete, domains::check,
-        domains::events,
+        domains::create, domains::list, domains::get, domains::update, domains::delete,
+        domains::check, domains::events,
+        sites::create, sites::list, sites::get, sites::update, sites::delete, sites::deployments,
+        sites::activate,
         files::put, files::list, files::delete, limits::show, tenants::events,
         admin::tenants, admin::suspend, admin::unsuspend, admin::block, admin::blocked,
         admin::unblock, admin::audit,
         crate::healthz, events_stream, metrics,
     ),
-    components(schemas(Problem, DomainView, Status, DnsInstructions, DnsRecord, OwnershipRecord, CheckView,
+    components(schemas(Problem, DomainView, sites::SiteView, sites::SiteList, sites::NewSite,
+        sites::SitePatch, sites::DeploymentView, sites::DeploymentList, domains::DomainPatch, Status, DnsInstructions, DnsRecord, OwnershipRecord, CheckView,
         CertificateView, RenewalWindowView, QueuedView, DomainList, EventView, EventList, FileView, FileUsage, FileList,
         Allowance, RateView, LimitsView, TenantEventList, TenantEventView,
         admin::Action, admin::NewBlock, admin::AdminTenant, admin::AdminTenantList, admin::BlockView,
@@ -35,6 +38,7 @@ use crate::{admin, domains, files, limits, tenants};
     tags(
         (name = "domains", description = "Custom hostnames and their certificates"),
         (name = "files", description = "The tenant's static pages"),
+        (name = "sites", description = "Sites and their deploys"),
         (name = "tenant", description = "The caller's account: limits and usage"),
         (name = "admin", description = "Operator endpoints (LANDLORD_ADMIN_TOKEN)"),
         (name = "ops", description = "Health and metrics"),

@@ -185,6 +185,7 @@ impl From<landlord_store::StoreError> for Problem {
                 let (what, advice) = match limit {
                     Limit::Files => ("files", "Delete files you no longer need first."),
                     Limit::Domains => ("domains", "Delete a domain you no longer need first."),
+                    Limit::Sites => ("sites", "Delete a site you no longer need first."),
                 };
                 Problem::new(
                     StatusCode::FORBIDDEN,
@@ -211,6 +212,16 @@ impl From<landlord_store::StoreError> for Problem {
             StoreError::HostnameBlocked(h) => Problem::invalid(
                 "invalid-hostname",
                 format!("{h} is blocked on this platform and cannot be registered."),
+            ),
+            StoreError::SiteNameTaken(name) => Problem::new(
+                StatusCode::CONFLICT,
+                "site-name-taken",
+                "Site name taken",
+                format!("You already have a site named {name}. Site names are unique per account."),
+            ),
+            StoreError::NoSuchSite => Problem::invalid(
+                "invalid-site",
+                "site_id names none of your sites (GET /v1/sites lists them).",
             ),
             StoreError::Unavailable(e) => Problem::unavailable(&e),
             StoreError::Database(e) => Problem::internal(&e),

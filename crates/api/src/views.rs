@@ -8,7 +8,7 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 use crate::ApiConfig;
-use landlord_store::{Domain, DomainId, DomainStatus, Event, FileMeta, Hostname, TenantId};
+use landlord_store::{Domain, DomainId, DomainStatus, Event, FileMeta, Hostname, SiteId, TenantId};
 
 /// A tenant's custom hostname and where it stands.
 #[derive(Serialize, ToSchema)]
@@ -18,6 +18,9 @@ pub struct DomainView {
     /// Normalised ASCII form (punycode for internationalised names).
     #[schema(value_type = String)]
     pub hostname: Hostname,
+    /// The site it serves.
+    #[schema(value_type = Uuid)]
+    pub site_id: SiteId,
     /// The same name as a person reads it.
     pub hostname_unicode: String,
     #[schema(value_type = Status)]
@@ -300,6 +303,7 @@ impl DomainView {
             id: d.id,
             hostname: d.hostname.clone(),
             hostname_unicode: d.hostname.to_unicode(),
+            site_id: d.site_id,
             status: d.status,
             ownership: (!config.edge_ips.is_empty()).then(|| OwnershipRecord {
                 kind: "TXT".to_owned(),

@@ -379,7 +379,7 @@ async fn metrics_parse_as_prometheus_text(pool: PgPool) {
         .await
         .unwrap();
     let h = landlord_store::Hostname::parse("m.example.com").unwrap();
-    store.create_domain(tenant.id, &h, 100).await.unwrap();
+    store.create_domain(tenant.id, &h, None, 100).await.unwrap();
 
     let res = reqwest::get(format!("{base}/metrics")).await.unwrap();
     assert_eq!(res.status(), 200);

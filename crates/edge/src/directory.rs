@@ -26,8 +26,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::Semaphore;
 
 use landlord_store::{
-    FilePath, Hostname, MasterKey, RegisteredName, Store, StoredFile, TenantId,
-    certificate_key_context,
+    DeploymentId, FilePath, Hostname, MasterKey, RegisteredName, SiteId, Store, StoredFile,
+    TenantId, certificate_key_context,
 };
 
 use crate::encoding::Encoding;
@@ -180,6 +180,7 @@ pub struct Counters {
 #[derive(Debug, Clone, Copy)]
 struct Name {
     tenant: TenantId,
+    site: SiteId,
     validating: bool,
     pending: bool,
     issuing: bool,
@@ -203,12 +204,15 @@ pub struct Directory {
     pub(crate) config: EdgeConfig,
     names: RwLock<HashMap<Hostname, Name>>,
     challenges: RwLock<HashMap<Hostname, Challenges>>,
+    /// Every site's live deploy: switching one is one write here, so a request after it
+    /// never sees a file of the deploy before.
+    sites: RwLock<HashMap<SiteId, Option<DeploymentId>>>,
     certs: Cache<Hostname, Arc<CertEntry>>,
     misses: Cache<Hostname, ()>,
-    files: Cache<(TenantId, String), Arc<FileEntry>>,
+    files: Cache<(DeploymentId, String), Arc<FileEntry>>,
     /// Paths known to be missing, apart from `files`: a flood of random paths can fill
     /// this, never push real files out.
-    missing_files: Cache<(TenantId, String), ()>,
+    missing_files: Cache<(DeploymentId, String), ()>,
     /// Turns for the queries visitors cause (see the module doc).
     db: Semaphore,
     /// When each pending hostname last asked the workers for a check.
@@ -237,13 +241,15 @@ impl Directory {
         let (names, challenges) = load_names(&store).await?;
         let files = Cache::builder()
             .max_capacity(config.file_cache_bytes)
-            .weigher(|key: &(TenantId, String), f: &Arc<FileEntry>| {
+            .weigher(|key: &(DeploymentId, String), f: &Arc<FileEntry>| {
                 weight(16 + key.1.len() + f.weight())
             })
+            // A body's variants arriving replaces the entries holding it (`blob_changed`).
+            .support_invalidation_closures()
             .build();
         let missing_files = Cache::builder()
             .max_capacity(config.miss_cache_bytes / 2)
-            .weigher(|key: &(TenantId, String), _: &()| weight(16 + key.1.len()))
+            .weigher(|key: &(DeploymentId, String), _: &()| weight(16 + key.1.len()))
             .build();
         let certs = Cache::builder()
             .max_capacity(config.cert_cache_bytes)
@@ -263,6 +269,7 @@ impl Directory {
             missing_files,
             names: RwLock::new(names),
             challenges: RwLock::new(challenges),
+            sites: RwLock::new(live_sites(&store).await?),
             db: Semaphore::new(config.db_concurrency.max(1)),
             nudged: std::sync::Mutex::default(),
             nudges: Arc::new(Semaphore::new(2)),
@@ -514,14 +521,21 @@ impl Directory {
         Ok(Arc::new(config))
     }
 
-    /// A tenant's file, through the bounded cache. `path` as stored (see
-    /// `FilePath::check`); anything else is simply not found.
+    /// The deploy a hostname serves now: its site's live one, if it has one.
+    pub fn live_deployment(&self, hostname: &Hostname) -> Option<DeploymentId> {
+        let site = self.names.read().expect("names lock").get(hostname)?.site;
+        *self.sites.read().expect("sites lock").get(&site)?
+    }
+
+    /// A file of a deploy, through the bounded cache (deploys never change, so entries
+    /// are only evicted). `path` as stored (see `FilePath::check`); anything else is
+    /// simply not found.
     pub async fn file(
         &self,
-        tenant: TenantId,
+        deployment: DeploymentId,
         path: &str,
     ) -> Result<Option<Arc<FileEntry>>, Unavailable> {
-        let key = FileKey(tenant, path);
+        let key = FileKey(deployment, path);
         if let Some(hit) = self.files.get(&key).await {
             return Ok(Some(hit));
         }
@@ -533,10 +547,10 @@ impl Directory {
         };
         let _turn = self.db_turn().await?;
         metrics::counter!("landlord_edge_db_queries_total", "kind" => "file").increment(1);
-        match self.store.get_file(tenant, &path).await {
+        match self.store.get_file(deployment, &path).await {
             Ok(found) => {
                 let entry = found.map(|f| Arc::new(FileEntry::new(f)));
-                let key = (tenant, path.as_str().to_owned());
+                let key = (deployment, path.as_str().to_owned());
                 match &entry {
                     Some(file) => self.files.insert(key, file.clone()).await,
                     None => self.missing_files.insert(key, ()).await,
@@ -580,8 +594,10 @@ impl Directory {
     /// position).
     pub async fn reload_all(&self) -> anyhow::Result<()> {
         let (names, challenges) = load_names(&self.store).await?;
+        let sites = live_sites(&self.store).await?;
         *self.names.write().expect("names lock") = names;
         *self.challenges.write().expect("challenges lock") = challenges;
+        *self.sites.write().expect("sites lock") = sites;
         self.certs.invalidate_all();
         self.misses.invalidate_all();
         self.files.invalidate_all();
@@ -594,10 +610,35 @@ impl Directory {
         self.misses.invalidate(hostname).await;
     }
 
-    pub(crate) async fn file_changed(&self, tenant: TenantId, path: &str) {
-        self.files.invalidate(&FileKey(tenant, path)).await;
-        self.missing_files.invalidate(&FileKey(tenant, path)).await;
+    /// A site was created, deleted or switched to another deploy.
+    pub(crate) async fn site_changed(&self, site: SiteId) -> anyhow::Result<()> {
+        let live = self.store.live_site(site).await?;
+        let mut sites = self.sites.write().expect("sites lock");
+        match live {
+            Some(l) => sites.insert(site, l.live_deployment_id),
+            None => sites.remove(&site),
+        };
+        Ok(())
     }
+
+    /// A body's compressed variants were stored: the files holding it are loaded again
+    /// (with them) on their next request.
+    pub(crate) fn blob_changed(&self, sha256_hex: &str) {
+        let etag = format!("\"{sha256_hex}\"");
+        let _ = self
+            .files
+            .invalidate_entries_if(move |_, f| f.identity.etag == etag);
+    }
+}
+
+/// Every site's live deploy (at start, and to start over).
+async fn live_sites(store: &Store) -> anyhow::Result<HashMap<SiteId, Option<DeploymentId>>> {
+    Ok(store
+        .live_sites()
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.live_deployment_id))
+        .collect())
 }
 
 /// Every registered name and every published challenge (at start, and to start over).
@@ -619,6 +660,7 @@ fn name_entry(r: RegisteredName) -> (Hostname, Name) {
         r.hostname,
         Name {
             tenant: r.tenant_id,
+            site: r.site_id,
             validating: r.validating,
             pending: r.pending,
             issuing: r.issuing,
@@ -640,10 +682,10 @@ fn by_hostname(rows: Vec<(Hostname, String, String)>) -> HashMap<Hostname, Chall
 /// A borrowed key of the file cache: looks up `(tenant, path)` without allocating the
 /// `String` for every request. It hashes exactly as the owned `(TenantId, String)` does.
 #[derive(Hash)]
-struct FileKey<'a>(TenantId, &'a str);
+struct FileKey<'a>(DeploymentId, &'a str);
 
-impl moka::Equivalent<(TenantId, String)> for FileKey<'_> {
-    fn equivalent(&self, key: &(TenantId, String)) -> bool {
+impl moka::Equivalent<(DeploymentId, String)> for FileKey<'_> {
+    fn equivalent(&self, key: &(DeploymentId, String)) -> bool {
         self.0 == key.0 && self.1 == key.1
     }
 }
@@ -656,7 +698,7 @@ mod tests {
 
     #[test]
     fn a_borrowed_file_key_finds_the_owned_one() {
-        let tenant = TenantId::for_tests(uuid::Uuid::from_u128(7));
+        let tenant = DeploymentId::for_tests(uuid::Uuid::from_u128(7));
         let owned = (tenant, "docs/index.html".to_owned());
         let hasher = std::collections::hash_map::RandomState::new();
         let borrowed = FileKey(tenant, "docs/index.html");

@@ -113,7 +113,10 @@ async fn respond(site: &Site, request: &axum::http::request::Parts) -> Response 
     let Some(path) = file_path(request.uri.path()) else {
         return not_found();
     };
-    let file = match site.dir.file(site.tenant, &path).await {
+    let Some(deployment) = site.dir.live_deployment(&site.host) else {
+        return not_found();
+    };
+    let file = match site.dir.file(deployment, &path).await {
         Ok(Some(file)) => file,
         Ok(None) => return not_found(),
         Err(_) => {

@@ -190,7 +190,8 @@ impl Follower {
             Changed::Domain(h) => dir.domain_changed(h).await?,
             Changed::Certificate(h) => dir.certificate_changed(h).await,
             Changed::Challenge(h) => dir.challenges_changed(h).await?,
-            Changed::File { tenant, path } => dir.file_changed(*tenant, path).await,
+            Changed::Site(site) => dir.site_changed(*site).await?,
+            Changed::Blob { sha256, .. } => dir.blob_changed(sha256),
             Changed::Unknown => {}
         }
         self.seen.insert(c.seq, Instant::now());

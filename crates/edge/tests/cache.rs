@@ -34,7 +34,7 @@ async fn seed(
         .unwrap();
     let tenant = tenant.id;
     store
-        .create_domain(tenant, &Hostname::parse(hostname).unwrap(), 100)
+        .create_domain(tenant, &Hostname::parse(hostname).unwrap(), None, 100)
         .await
         .unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
@@ -311,7 +311,12 @@ async fn late_deletion(
         .await
         .unwrap();
     store
-        .create_domain(tenant, &Hostname::parse("other.example.com").unwrap(), 100)
+        .create_domain(
+            tenant,
+            &Hostname::parse("other.example.com").unwrap(),
+            None,
+            100,
+        )
         .await
         .unwrap();
     slow
@@ -356,7 +361,12 @@ async fn an_edge_behind_the_pruned_change_log_reloads_everything(pool: PgPool) {
         .await
         .unwrap();
     store
-        .create_domain(tenant, &Hostname::parse("new.example.com").unwrap(), 100)
+        .create_domain(
+            tenant,
+            &Hostname::parse("new.example.com").unwrap(),
+            None,
+            100,
+        )
         .await
         .unwrap();
     let pruned = store.prune_changes(Duration::ZERO).await.unwrap();
@@ -413,6 +423,7 @@ async fn a_registered_name_without_certificate_is_looked_up_once_per_negative_tt
         .create_domain(
             tenant,
             &Hostname::parse("pending.example.com").unwrap(),
+            None,
             100,
         )
         .await
@@ -741,7 +752,7 @@ async fn shutdown_refuses_new_connections_and_finishes_requests_in_flight(pool: 
     // The page is not cached yet, so the request waits for PostgreSQL, which waits for
     // the lock.
     let mut lock = pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE files IN ACCESS EXCLUSIVE MODE")
+    sqlx::query("LOCK TABLE deployment_files IN ACCESS EXCLUSIVE MODE")
         .execute(&mut *lock)
         .await
         .unwrap();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::{Domain, DomainId, Hostname, Result, Store, StoreError, TenantId};
+use crate::{Domain, DomainId, Hostname, Result, SiteId, Store, StoreError, TenantId};
 
 /// A claim on a hostname another tenant holds.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -81,6 +81,7 @@ impl Store {
         hostname: &Hostname,
         from: DomainId,
         tenant: TenantId,
+        site: Option<SiteId>,
         max_domains: i64,
     ) -> Result<Domain> {
         let mut tx = self.pool.begin().await?;
@@ -110,12 +111,16 @@ impl Store {
             .bind(hostname.as_str())
             .execute(&mut *tx)
             .await?;
-        let domain = crate::domains::insert_domain(
-            &mut tx,
+        let new = crate::domains::NewDomain {
             tenant,
             hostname,
+            site,
+            verified: true,
+        };
+        let domain = crate::domains::insert_domain(
+            &mut tx,
+            new,
             max_domains,
-            true,
             &format!(
                 "{hostname} was claimed: its DNS proved control (TXT {}). Waiting for its DNS to point at us.",
                 crate::ownership_record_name(hostname.as_str())

@@ -2,12 +2,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::limits::{Limit, lock_tenant};
-use crate::{Hostname, Result, Store, StoreError, TenantId, WAKE_CHANNEL};
+use crate::{DomainId, Hostname, Result, SiteId, Store, StoreError, TenantId, WAKE_CHANNEL};
 
 /// Where a domain is in its life; see the contract's status table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
@@ -19,45 +18,6 @@ pub enum DomainStatus {
     Active,
     Failed,
     Moved,
-}
-
-/// The id of a domain. Minted by the store for new rows; read from the database or from a
-/// request (an id in a URL is only a name: every query also takes the caller's
-/// [`TenantId`]).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
-)]
-#[sqlx(transparent)]
-#[serde(transparent)]
-pub struct DomainId(Uuid);
-
-impl DomainId {
-    pub(crate) fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-
-    /// Any id, for unit tests that need one without a database.
-    #[cfg(feature = "testing")]
-    pub fn for_tests(id: Uuid) -> Self {
-        Self(id)
-    }
-}
-
-impl std::fmt::Display for DomainId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::str::FromStr for DomainId {
-    type Err = uuid::Error;
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        s.parse().map(Self)
-    }
 }
 
 /// A domain row as the API shows it.
@@ -92,6 +52,8 @@ pub struct Domain {
     /// The TXT value that proves control of a name pointed with A/AAAA records.
     pub ownership_token: String,
     pub ownership_verified_at: Option<OffsetDateTime>,
+    /// The site it serves.
+    pub site_id: SiteId,
 }
 
 /// The TXT record name that proves control of `hostname` (exactly that name: a record on
@@ -195,7 +157,8 @@ macro_rules! domain_columns {
          c.ari_window_start AS cert_ari_window_start, c.ari_window_end AS cert_ari_window_end, \
          c.ari_explanation_url AS cert_ari_explanation_url, \
          c.ari_checked_at AS cert_ari_checked_at, d.queued_reason, d.queued_until, \
-         d.target_label, d.shared_target_ok, d.ownership_token, d.ownership_verified_at"
+         d.target_label, d.shared_target_ok, d.ownership_token, d.ownership_verified_at, \
+         d.site_id"
     };
 }
 
@@ -207,11 +170,18 @@ impl Store {
         &self,
         tenant: TenantId,
         hostname: &Hostname,
+        site: Option<SiteId>,
         max_domains: i64,
     ) -> Result<Domain> {
         let mut tx = self.pool.begin().await?;
         let message = format!("{hostname} was added. Waiting for its DNS to point at us.");
-        match insert_domain(&mut tx, tenant, hostname, max_domains, false, &message).await {
+        let new = NewDomain {
+            tenant,
+            hostname,
+            site,
+            verified: false,
+        };
+        match insert_domain(&mut tx, new, max_domains, &message).await {
             Ok(domain) => {
                 tx.commit().await?;
                 Ok(domain)
@@ -338,18 +308,35 @@ impl Store {
     }
 }
 
-/// Insert a domain for `tenant` inside the caller's transaction: the per-tenant count and
-/// the blocks are checked under the tenant's row lock; `verified` records its ownership
-/// as already proved (a claim won through DNS). Wakes the workers on commit.
+/// A registration about to be inserted.
+pub(crate) struct NewDomain<'a> {
+    pub tenant: TenantId,
+    pub hostname: &'a Hostname,
+    /// One of the tenant's sites; `None`: its default site.
+    pub site: Option<SiteId>,
+    /// Its ownership is already proved (a claim won through DNS).
+    pub verified: bool,
+}
+
+/// Insert a domain inside the caller's transaction: the per-tenant count, the site and
+/// the blocks are checked under the tenant's row lock. Wakes the workers on commit.
 pub(crate) async fn insert_domain(
     tx: &mut sqlx::PgConnection,
-    tenant: TenantId,
-    hostname: &Hostname,
+    new: NewDomain<'_>,
     max_domains: i64,
-    verified: bool,
     message: &str,
 ) -> Result<Domain> {
+    let NewDomain {
+        tenant,
+        hostname,
+        site,
+        verified,
+    } = new;
     lock_tenant(tx, tenant).await?;
+    let site = match site {
+        Some(site) => owned_site(tx, tenant, site).await?,
+        None => crate::files::default_site(tx, tenant).await?.0,
+    };
     let held: i64 = sqlx::query_scalar("SELECT count(*) FROM domains WHERE tenant_id = $1")
         .bind(tenant)
         .fetch_one(&mut *tx)
@@ -372,8 +359,8 @@ pub(crate) async fn insert_domain(
     }
     // DO NOTHING rather than an error: a lost race for the name leaves the transaction usable.
     let inserted = sqlx::query_as::<_, Domain>(concat!(
-        "WITH d AS (INSERT INTO domains (id, tenant_id, hostname, ownership_verified_at) \
-         VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END) \
+        "WITH d AS (INSERT INTO domains (id, tenant_id, hostname, ownership_verified_at, site_id) \
+         VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END, $5) \
          ON CONFLICT ON CONSTRAINT domains_hostname_unique DO NOTHING RETURNING *) SELECT ",
         domain_columns!(),
         " FROM d LEFT JOIN certificates c ON c.domain_id = d.id"
@@ -382,6 +369,7 @@ pub(crate) async fn insert_domain(
     .bind(tenant)
     .bind(hostname.as_str())
     .bind(verified)
+    .bind(site)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(domain) = inserted else {
@@ -394,4 +382,50 @@ pub(crate) async fn insert_domain(
         .execute(&mut *tx)
         .await?;
     Ok(domain)
+}
+
+/// `site` when it is one of `tenant`'s, else [`StoreError::NoSuchSite`].
+async fn owned_site(tx: &mut sqlx::PgConnection, tenant: TenantId, site: SiteId) -> Result<SiteId> {
+    sqlx::query_scalar("SELECT id FROM sites WHERE id = $1 AND tenant_id = $2")
+        .bind(site)
+        .bind(tenant)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NoSuchSite)
+}
+
+impl Store {
+    /// Serve one of the caller's sites on one of its domains (edges switch within a poll);
+    /// `None` for a domain that is not theirs.
+    pub async fn move_domain(
+        &self,
+        tenant: TenantId,
+        id: DomainId,
+        site: SiteId,
+    ) -> Result<Option<Domain>> {
+        let mut tx = self.pool.begin().await?;
+        lock_tenant(&mut tx, tenant).await?;
+        let mine: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM domains WHERE id = $1 AND tenant_id = $2)",
+        )
+        .bind(id)
+        .bind(tenant)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !mine {
+            return Ok(None);
+        }
+        let site = owned_site(&mut tx, tenant, site).await?;
+        sqlx::query(
+            "UPDATE domains SET site_id = $3, updated_at = now() \
+             WHERE id = $1 AND tenant_id = $2 AND site_id <> $3",
+        )
+        .bind(id)
+        .bind(tenant)
+        .bind(site)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.get_domain(tenant, id).await
+    }
 }

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::{Hostname, Result, Store, TenantId};
+use crate::{DeploymentId, Hostname, Result, SiteId, Store, TenantId};
 
 /// One row of the change log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,28 +21,66 @@ pub enum Changed {
     Certificate(Hostname),
     /// Its HTTP-01 challenges were published or withdrawn.
     Challenge(Hostname),
-    File {
-        tenant: TenantId,
-        path: String,
-    },
+    /// Its live deploy (or canonical hostname) changed, or it was created or deleted.
+    Site(SiteId),
+    /// A body's compressed variants were stored (hex SHA-256).
+    Blob { tenant: TenantId, sha256: String },
     /// A row this release cannot read (a newer release's entity): nothing to reload.
     Unknown,
 }
 
 impl Changed {
-    fn from_row(
-        entity: &str,
-        tenant: TenantId,
-        hostname: Option<Hostname>,
-        path: Option<String>,
-    ) -> Self {
-        match (entity, hostname, path) {
-            ("domain", Some(h), _) => Self::Domain(h),
-            ("certificate", Some(h), _) => Self::Certificate(h),
-            ("challenge", Some(h), _) => Self::Challenge(h),
-            ("file", _, Some(path)) => Self::File { tenant, path },
+    fn from_row(r: ChangeRow) -> Option<Change> {
+        let what = match (r.entity?.as_str(), r.hostname, r.path, r.site_id) {
+            ("domain", Some(h), ..) => Self::Domain(h),
+            ("certificate", Some(h), ..) => Self::Certificate(h),
+            ("challenge", Some(h), ..) => Self::Challenge(h),
+            ("site", _, _, Some(site)) => Self::Site(site),
+            ("blob", _, Some(sha256), _) => Self::Blob {
+                tenant: r.tenant_id?,
+                sha256,
+            },
             _ => Self::Unknown,
-        }
+        };
+        Some(Change { seq: r.seq?, what })
+    }
+}
+
+/// A row of a change-log poll (`seq` and the rest are NULL when the log had nothing new).
+#[derive(sqlx::FromRow)]
+struct ChangeRow {
+    pruned_through: i64,
+    seq: Option<i64>,
+    entity: Option<String>,
+    tenant_id: Option<TenantId>,
+    hostname: Option<Hostname>,
+    path: Option<String>,
+    site_id: Option<SiteId>,
+}
+
+/// A site's live deploy, as the edge knows it.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct LiveSite {
+    pub id: SiteId,
+    pub live_deployment_id: Option<DeploymentId>,
+}
+
+impl Store {
+    /// Every site's live deploy (the edge's map, at start).
+    pub async fn live_sites(&self) -> Result<Vec<LiveSite>> {
+        Ok(sqlx::query_as("SELECT id, live_deployment_id FROM sites")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// One site's live deploy; `None` when the site is gone.
+    pub async fn live_site(&self, site: SiteId) -> Result<Option<LiveSite>> {
+        Ok(
+            sqlx::query_as("SELECT id, live_deployment_id FROM sites WHERE id = $1")
+                .bind(site)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 }
 
@@ -51,6 +89,7 @@ impl Changed {
 pub struct RegisteredName {
     pub hostname: Hostname,
     pub tenant_id: TenantId,
+    pub site_id: SiteId,
     /// An ACME order is in flight: the CA may come for an HTTP-01 challenge.
     pub validating: bool,
     /// Still waiting for its DNS (`pending_dns`): a visitor means it may point at us now.
@@ -73,7 +112,7 @@ impl Store {
     /// order is in flight for it.
     pub async fn all_hostnames(&self) -> Result<Vec<RegisteredName>> {
         Ok(sqlx::query_as(
-            "SELECT hostname, tenant_id, order_url IS NOT NULL AS validating, \
+            "SELECT hostname, tenant_id, site_id, order_url IS NOT NULL AS validating, \
                  status = 'pending_dns' AS pending, status = 'issuing' AS issuing \
              FROM domains WHERE held IS NULL",
         )
@@ -101,7 +140,7 @@ impl Store {
     /// One hostname's allowlist entry, if registered.
     pub async fn registered_name(&self, hostname: &Hostname) -> Result<Option<RegisteredName>> {
         Ok(sqlx::query_as(
-            "SELECT hostname, tenant_id, order_url IS NOT NULL AS validating, \
+            "SELECT hostname, tenant_id, site_id, order_url IS NOT NULL AS validating, \
                  status = 'pending_dns' AS pending, status = 'issuing' AS issuing \
              FROM domains WHERE hostname = $1 AND held IS NULL",
         )
@@ -187,27 +226,19 @@ impl Store {
         gaps: &[(i64, i64)],
         window: Option<std::time::Duration>,
     ) -> Result<ChangePoll> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            pruned_through: i64,
-            seq: Option<i64>,
-            entity: Option<String>,
-            tenant_id: Option<TenantId>,
-            hostname: Option<Hostname>,
-            path: Option<String>,
-        }
         let (lo, hi): (Vec<i64>, Vec<i64>) = gaps.iter().copied().unzip();
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT h.pruned_through, c.seq, c.entity, c.tenant_id, c.hostname, c.path \
+        let rows: Vec<ChangeRow> = sqlx::query_as(
+            "SELECT h.pruned_through, c.seq, c.entity, c.tenant_id, c.hostname, c.path, c.site_id \
              FROM change_log_horizon h LEFT JOIN LATERAL ( \
-                 (SELECT seq, entity, tenant_id, hostname, path FROM changes \
+                 (SELECT seq, entity, tenant_id, hostname, path, site_id FROM changes \
                   WHERE seq > $1 ORDER BY seq LIMIT $2) \
                  UNION \
-                 (SELECT ch.seq, ch.entity, ch.tenant_id, ch.hostname, ch.path FROM changes ch \
+                 (SELECT ch.seq, ch.entity, ch.tenant_id, ch.hostname, ch.path, ch.site_id \
+                  FROM changes ch \
                   JOIN unnest($3::bigint[], $4::bigint[]) AS g(lo, hi) \
                   ON ch.seq BETWEEN g.lo AND g.hi AND ch.seq <= $1) \
                  UNION \
-                 (SELECT seq, entity, tenant_id, hostname, path FROM changes \
+                 (SELECT seq, entity, tenant_id, hostname, path, site_id FROM changes \
                   WHERE $5::float8 IS NOT NULL AND seq <= $1 \
                   AND at > now() - make_interval(secs => $5)) \
              ) c ON true \
@@ -221,15 +252,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let pruned_through = rows.first().map_or(0, |r| r.pruned_through);
-        let changes: Vec<Change> = rows
-            .into_iter()
-            .filter_map(|r| {
-                Some(Change {
-                    seq: r.seq?,
-                    what: Changed::from_row(&r.entity?, r.tenant_id?, r.hostname, r.path),
-                })
-            })
-            .collect();
+        let changes: Vec<Change> = rows.into_iter().filter_map(Changed::from_row).collect();
         let newer = changes.iter().filter(|c| c.seq > seq).count();
         Ok(ChangePoll {
             pruned_through,

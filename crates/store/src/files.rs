@@ -1,10 +1,18 @@
-//! Tenant files: the static pages the edge serves.
+//! The default site's files, one at a time (`/v1/files`), and the bodies edges serve.
+//!
+//! Every tenant has a default site; a `PUT` or `DELETE` here makes a new deploy of it from
+//! the live one plus that change, live at once (cheap: bodies are content-addressed, so only
+//! rows are copied). Deploys made this way keep no history of their own: the one replaced
+//! is dropped unless it was an uploaded deploy.
 
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::limits::{Limit, TenantLimits, file_cost, file_cost_sum, lock_tenant};
-use crate::{FilePath, Page, Result, Store, StoreError, TenantId};
+use crate::limits::{Limit, TenantLimits, lock_tenant};
+use crate::sites::{
+    NewFile, SiteName, check_quota, finish_deployment, insert_deployment, insert_site, put_row,
+    stored_bytes,
+};
+use crate::{DeploymentId, FilePath, Page, Result, SiteId, Store, StoreError, TenantId};
 
 /// A file without its body.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -22,13 +30,13 @@ pub struct StoredFile {
     pub content_type: String,
     pub etag: String,
     pub body: Vec<u8>,
-    /// The precompressed bodies, once a worker computed them for this etag (each only
-    /// when smaller than the identity body).
+    /// The precompressed bodies, once a worker computed them (each only when smaller than
+    /// the identity body).
     #[sqlx(flatten)]
     pub variants: Variants,
 }
 
-/// A file's compressed bodies.
+/// A body's compressed forms.
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Variants {
     #[sqlx(rename = "body_br")]
@@ -39,18 +47,18 @@ pub struct Variants {
     pub zstd: Option<Vec<u8>>,
 }
 
-/// A file whose variants are to be computed (claimed by one worker).
+/// A body whose variants are to be computed (claimed by one worker).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Uncompressed {
     pub tenant_id: TenantId,
-    pub path: String,
-    pub content_type: String,
-    pub etag: String,
+    pub sha256: Vec<u8>,
     pub body: Vec<u8>,
 }
 
-/// NOTIFY channel that wakes workers when a file needs its variants.
+/// NOTIFY channel that wakes workers when a body needs its variants.
 pub const COMPRESS_CHANNEL: &str = "landlord_compress";
+/// Smaller bodies are not compressed (headers and framing dominate).
+pub const MIN_COMPRESS_BYTES: usize = 256;
 
 /// Whether bodies of `content_type` shrink when compressed (text, scripts, JSON, XML,
 /// SVG, WebAssembly, uncompressed fonts; not images, archives or WOFF fonts).
@@ -86,15 +94,20 @@ pub fn compressible(content_type: &str) -> bool {
     }
 }
 
-/// Strong ETag: the quoted hex SHA-256 of the content.
-pub fn etag_of(body: &[u8]) -> String {
-    format!("\"{}\"", hex::encode(Sha256::digest(body)))
+/// The columns of [`FileMeta`] from `deployment_files f`, as a macro so queries stay
+/// `&'static str`.
+macro_rules! file_meta {
+    () => {
+        "SELECT f.path, f.size, f.content_type, \
+             '\"' || encode(f.sha256, 'hex') || '\"' AS etag, f.updated_at "
+    };
 }
 
 impl Store {
-    /// Create or replace a file. The limit checks and the write happen in one transaction
-    /// that holds the tenant's row lock, so concurrent uploads cannot overshoot a limit.
-    /// The caller enforces `max_file_bytes` before reading the whole body.
+    /// Create or replace a file of the default site: a new deploy, live at once. The limit
+    /// checks and the write happen in one transaction that holds the tenant's row lock, so
+    /// concurrent uploads cannot overshoot a limit. The caller enforces `max_file_bytes`
+    /// before reading the whole body.
     pub async fn put_file(
         &self,
         tenant: TenantId,
@@ -103,78 +116,60 @@ impl Store {
         body: &[u8],
         limits: TenantLimits,
     ) -> Result<FileMeta> {
-        let size = body.len() as i64;
-        let needed = file_cost(path.as_str(), content_type, body.len());
         let mut tx = self.pool.begin().await?;
         lock_tenant(&mut tx, tenant).await?;
-        // Everything but the file being replaced: its old cost is given back.
-        let (others, used): (i64, i64) = sqlx::query_as(concat!(
-            "SELECT count(*), ",
-            file_cost_sum!(),
-            " FROM files WHERE tenant_id = $1 AND path <> $2"
-        ))
-        .bind(tenant)
+        let (site, live) = default_site(&mut tx, tenant).await?;
+        let (others, exists): (i64, bool) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE path <> $2), bool_or(path = $2) IS TRUE \
+             FROM deployment_files WHERE deployment_id = $1",
+        )
+        .bind(live)
         .bind(path.as_str())
         .fetch_one(&mut *tx)
         .await?;
-        if others >= limits.max_files {
-            let exists: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM files WHERE tenant_id = $1 AND path = $2)",
-            )
-            .bind(tenant)
-            .bind(path.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
-            if !exists {
-                return Err(StoreError::LimitReached {
-                    limit: Limit::Files,
-                    max: limits.max_files,
-                });
-            }
-        }
-        if used + needed > limits.quota_bytes {
-            return Err(StoreError::QuotaExceeded {
-                used,
-                quota: limits.quota_bytes,
-                needed,
+        if others >= limits.max_files && !exists {
+            return Err(StoreError::LimitReached {
+                limit: Limit::Files,
+                max: limits.max_files,
             });
         }
-        let meta = sqlx::query_as::<_, FileMeta>(
-            "INSERT INTO files (tenant_id, path, content_type, body, size, etag) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (tenant_id, path) DO UPDATE SET content_type = excluded.content_type, \
-               body = excluded.body, size = excluded.size, etag = excluded.etag, updated_at = now(), \
-               body_br = NULL, body_gzip = NULL, body_zstd = NULL, variants_etag = NULL, \
-               variants_claimed_at = NULL \
-             RETURNING path, size, content_type, etag, updated_at",
-        )
-        .bind(tenant)
+        let before = stored_bytes(&mut tx, tenant).await?;
+        let id = next_files_deployment(&mut tx, tenant, site, live, path).await?;
+        let file = NewFile {
+            path: path.clone(),
+            content_type: content_type.to_owned(),
+            body: body.to_vec(),
+        };
+        put_row(&mut tx, tenant, id, &file).await?;
+        finish_files_deployment(&mut tx, tenant, site, id, live).await?;
+        check_quota(&mut tx, tenant, before, limits).await?;
+        let meta = sqlx::query_as::<_, FileMeta>(concat!(
+            file_meta!(),
+            "FROM deployment_files f WHERE f.deployment_id = $1 AND f.path = $2"
+        ))
+        .bind(id)
         .bind(path.as_str())
-        .bind(content_type)
-        .bind(body)
-        .bind(size)
-        .bind(etag_of(body))
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(COMPRESS_CHANNEL)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(meta)
     }
 
-    /// The caller's files by path, `limit` at a time after the path `cursor`.
+    /// The default site's live files by path, `limit` at a time after the path `cursor`.
     pub async fn list_files(
         &self,
         tenant: TenantId,
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<FileMeta, String>> {
+        const SQL: &str = concat!(
+            file_meta!(),
+            "FROM sites s JOIN deployment_files f ON f.deployment_id = s.live_deployment_id \
+             WHERE s.tenant_id = $1 AND s.is_default AND ($2::text IS NULL OR f.path > $2) \
+             ORDER BY f.path LIMIT $3"
+        );
         self.page(
-            "SELECT path, size, content_type, etag, updated_at FROM files \
-             WHERE tenant_id = $1 AND ($2::text IS NULL OR path > $2) \
-             ORDER BY path LIMIT $3",
+            SQL,
             tenant,
             cursor.map(str::to_owned),
             limit,
@@ -183,63 +178,78 @@ impl Store {
         .await
     }
 
-    /// Delete one of the caller's files; false when there was none at that path.
+    /// Delete one of the default site's files (a new deploy without it, live at once);
+    /// false when there was none at that path.
     pub async fn delete_file(&self, tenant: TenantId, path: &FilePath) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM files WHERE tenant_id = $1 AND path = $2")
-            .bind(tenant)
-            .bind(path.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let mut tx = self.pool.begin().await?;
+        lock_tenant(&mut tx, tenant).await?;
+        let (site, live) = default_site(&mut tx, tenant).await?;
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM deployment_files WHERE deployment_id = $1 AND path = $2)",
+        )
+        .bind(live)
+        .bind(path.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if !exists {
+            return Ok(false);
+        }
+        let id = next_files_deployment(&mut tx, tenant, site, live, path).await?;
+        finish_files_deployment(&mut tx, tenant, site, id, live).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// One of the caller's files with its body.
-    pub async fn get_file(&self, tenant: TenantId, path: &FilePath) -> Result<Option<StoredFile>> {
+    /// A file of a deploy with its body, for serving.
+    pub async fn get_file(
+        &self,
+        deployment: DeploymentId,
+        path: &FilePath,
+    ) -> Result<Option<StoredFile>> {
         Ok(sqlx::query_as::<_, StoredFile>(
-            "SELECT content_type, etag, body, \
-                 CASE WHEN variants_etag = etag THEN body_br END AS body_br, \
-                 CASE WHEN variants_etag = etag THEN body_gzip END AS body_gzip, \
-                 CASE WHEN variants_etag = etag THEN body_zstd END AS body_zstd \
-             FROM files WHERE tenant_id = $1 AND path = $2",
+            "SELECT f.content_type, '\"' || encode(b.sha256, 'hex') || '\"' AS etag, b.body, \
+                 b.body_br, b.body_gzip, b.body_zstd \
+             FROM deployment_files f \
+             JOIN blobs b ON b.tenant_id = f.tenant_id AND b.sha256 = f.sha256 \
+             WHERE f.deployment_id = $1 AND f.path = $2",
         )
-        .bind(tenant)
+        .bind(deployment)
         .bind(path.as_str())
         .fetch_optional(&self.pool)
         .await?)
     }
 
-    /// Claim the oldest file still without variants for its etag, unless another worker
-    /// claimed it less than `stale` ago.
+    /// Claim the oldest body still without its variants, unless another worker claimed it
+    /// less than `stale` ago.
     pub async fn claim_uncompressed(
         &self,
         stale: std::time::Duration,
     ) -> Result<Option<Uncompressed>> {
         Ok(sqlx::query_as::<_, Uncompressed>(
-            "UPDATE files f SET variants_claimed_at = now() FROM ( \
-                 SELECT tenant_id, path FROM files \
-                 WHERE variants_etag IS DISTINCT FROM etag \
+            "UPDATE blobs b SET variants_claimed_at = now() FROM ( \
+                 SELECT tenant_id, sha256 FROM blobs \
+                 WHERE NOT variants_done \
                    AND (variants_claimed_at IS NULL \
                         OR variants_claimed_at < now() - make_interval(secs => $1)) \
-                 ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED) due \
-             WHERE f.tenant_id = due.tenant_id AND f.path = due.path \
-             RETURNING f.tenant_id, f.path, f.content_type, f.etag, f.body",
+                 ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) due \
+             WHERE b.tenant_id = due.tenant_id AND b.sha256 = due.sha256 \
+             RETURNING b.tenant_id, b.sha256, b.body",
         )
         .bind(stale.as_secs_f64())
         .fetch_optional(&self.pool)
         .await?)
     }
 
-    /// Store the variants computed for `file`; false when the file was replaced or
-    /// deleted meanwhile (the new content gets its own).
-    pub async fn store_variants(&self, file: &Uncompressed, variants: &Variants) -> Result<bool> {
+    /// Store the variants computed for `blob` (edges hear of it through the change log);
+    /// false when no deploy uses the body any more.
+    pub async fn store_variants(&self, blob: &Uncompressed, variants: &Variants) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE files SET body_br = $4, body_gzip = $5, body_zstd = $6, \
-                 variants_etag = etag, variants_claimed_at = NULL \
-             WHERE tenant_id = $1 AND path = $2 AND etag = $3",
+            "UPDATE blobs SET body_br = $3, body_gzip = $4, body_zstd = $5, \
+                 variants_done = true, variants_claimed_at = NULL \
+             WHERE tenant_id = $1 AND sha256 = $2",
         )
-        .bind(file.tenant_id)
-        .bind(&file.path)
-        .bind(&file.etag)
+        .bind(blob.tenant_id)
+        .bind(&blob.sha256)
         .bind(variants.br.as_deref())
         .bind(variants.gzip.as_deref())
         .bind(variants.zstd.as_deref())
@@ -248,6 +258,75 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 }
+
+/// The tenant's default site and its live deploy (created here for a tenant that has
+/// none yet; the caller holds the tenant's lock).
+pub(crate) async fn default_site(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+) -> Result<(SiteId, Option<DeploymentId>)> {
+    let found: Option<(SiteId, Option<DeploymentId>)> = sqlx::query_as(
+        "SELECT id, live_deployment_id FROM sites WHERE tenant_id = $1 AND is_default",
+    )
+    .bind(tenant)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match found {
+        Some(found) => Ok(found),
+        None => {
+            let name = SiteName::parse(SiteName::DEFAULT).expect("a valid name");
+            Ok((insert_site(tx, tenant, &name, true).await?, None))
+        }
+    }
+}
+
+/// A new deploy of the default site: the live one's files except `path`.
+async fn next_files_deployment(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    site: SiteId,
+    live: Option<DeploymentId>,
+    path: &FilePath,
+) -> Result<DeploymentId> {
+    let id = DeploymentId::new();
+    insert_deployment(tx, tenant, site, id, "files").await?;
+    sqlx::query(
+        "INSERT INTO deployment_files \
+             (deployment_id, path, tenant_id, sha256, content_type, size, updated_at) \
+         SELECT $1, path, tenant_id, sha256, content_type, size, updated_at \
+         FROM deployment_files WHERE deployment_id = $2 AND path <> $3",
+    )
+    .bind(id)
+    .bind(live)
+    .bind(path.as_str())
+    .execute(&mut *tx)
+    .await?;
+    Ok(id)
+}
+
+/// Make the new default-site deploy live, and drop the one it replaces when that was
+/// made through `/v1/files` too (an uploaded deploy stays for a rollback).
+async fn finish_files_deployment(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    site: SiteId,
+    id: DeploymentId,
+    replaced: Option<DeploymentId>,
+) -> Result<()> {
+    sqlx::query("UPDATE sites SET live_deployment_id = $2, updated_at = now() WHERE id = $1")
+        .bind(site)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM deployments WHERE id = $1 AND source = 'files'")
+        .bind(replaced)
+        .execute(&mut *tx)
+        .await?;
+    finish_deployment(tx, tenant, site, id, true, DEFAULT_KEPT_DEPLOYMENTS).await
+}
+
+/// Deploys kept per site when the caller does not say.
+pub const DEFAULT_KEPT_DEPLOYMENTS: i64 = 10;
 
 #[cfg(test)]
 mod tests {

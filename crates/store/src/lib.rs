@@ -13,9 +13,11 @@ mod events;
 pub mod file_path;
 mod files;
 pub mod hostname;
+mod ids;
 mod limits;
 pub mod live;
 pub mod sealing;
+mod sites;
 mod tenants;
 mod work;
 
@@ -28,16 +30,23 @@ pub use admin::{AuditEntry, Because, BlockedHostname, TenantEvent, TenantSummary
 pub use budget::{Budget, BudgetKind, Budgets, OrderRequest, Reservation};
 pub use claims::Claim;
 pub use domains::{
-    CertificateSummary, Domain, DomainId, DomainStatus, Page, RenewalWindow, ownership_record_name,
+    CertificateSummary, Domain, DomainStatus, Page, RenewalWindow, ownership_record_name,
 };
-pub use edge::{Change, ChangePoll, Changed, FleetSnapshot, RegisteredName, ServingCertificate};
+pub use edge::{
+    Change, ChangePoll, Changed, FleetSnapshot, LiveSite, RegisteredName, ServingCertificate,
+};
 pub use events::{Event, EventKind, NewEvent};
 pub use file_path::{FilePath, FilePathError, choose_content_type};
-pub use files::{COMPRESS_CHANNEL, FileMeta, StoredFile, Uncompressed, Variants, compressible};
+pub use files::{
+    COMPRESS_CHANNEL, DEFAULT_KEPT_DEPLOYMENTS, FileMeta, MIN_COMPRESS_BYTES, StoredFile,
+    Uncompressed, Variants, compressible,
+};
 pub use hostname::{Hostname, HostnameError, HostnamePolicy, normalise_suffix};
+pub use ids::{DeploymentId, DomainId, SiteId};
 pub use limits::{FILE_OVERHEAD_BYTES, Limit, TenantLimits, Usage, file_cost};
 pub use live::LiveNotice;
 pub use sealing::{MasterKey, SealError, certificate_key_context};
+pub use sites::{Deployment, NewFile, Site, SiteDeletion, SiteName};
 pub use tenants::{ApiKey, Authenticated, Tenant, TenantId, TenantName};
 pub use work::{
     AdvisoryLock, CheckRecord, Claimed, IssuedBy, NewCertificate, Queued, RenewalInfoRecord,
@@ -74,6 +83,11 @@ pub enum StoreError {
     },
     #[error("the hostname {0} is blocked on this platform")]
     HostnameBlocked(String),
+    #[error("you already have a site named {0}")]
+    SiteNameTaken(String),
+    /// The site named for a domain is not one of the caller's.
+    #[error("no such site")]
+    NoSuchSite,
     /// The database cannot be reached (connection refused or lost, pool exhausted or
     /// closed): worth a 503 and a retry.
     #[error("the database is unavailable: {0}")]

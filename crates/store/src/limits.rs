@@ -17,19 +17,25 @@ pub struct TenantLimits {
     pub max_file_bytes: i64,
     /// All files together: bodies, paths, Content-Types and [`FILE_OVERHEAD_BYTES`] each.
     pub quota_bytes: i64,
+    /// Files in one deploy.
     pub max_files: i64,
     pub max_domains: i64,
+    pub max_sites: i64,
+    /// Deploys kept per site (the live one always is).
+    pub kept_deployments: i64,
 }
 
 impl Default for TenantLimits {
-    /// What a small SaaS would pick: 10 MiB per file, 100 MiB and 10 000 files per
-    /// tenant, 100 domains per tenant.
+    /// What a small SaaS would pick: 10 MiB per file, 100 MiB per tenant, 10 000 files
+    /// per deploy, 100 domains and 50 sites per tenant, 10 deploys kept per site.
     fn default() -> Self {
         Self {
             max_file_bytes: 10 * 1024 * 1024,
             quota_bytes: 100 * 1024 * 1024,
             max_files: 10_000,
             max_domains: 100,
+            max_sites: 50,
+            kept_deployments: crate::files::DEFAULT_KEPT_DEPLOYMENTS,
         }
     }
 }
@@ -39,25 +45,28 @@ impl Default for TenantLimits {
 pub enum Limit {
     Files,
     Domains,
+    Sites,
 }
 
 /// What a tenant holds now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct Usage {
+    /// Files of the live deploys of every site.
     pub files: i64,
     /// Bytes counted against the quota.
     pub used_bytes: i64,
     pub domains: i64,
+    pub sites: i64,
 }
 
-/// The quota cost of the files matching the query's `WHERE`, in SQL: body, path and type
-/// bytes plus the fixed overhead each.
-macro_rules! file_cost_sum {
+/// The quota cost of the deploy rows matching the query's `WHERE`, in SQL: path and type
+/// bytes plus the fixed overhead each (bodies are counted once, as blobs).
+macro_rules! row_cost_sum {
     () => {
-        "COALESCE(SUM(size + octet_length(path) + octet_length(content_type) + 256), 0)::bigint"
+        "COALESCE(SUM(octet_length(path) + octet_length(content_type) + 256), 0)::bigint"
     };
 }
-pub(crate) use file_cost_sum;
+pub(crate) use row_cost_sum;
 
 /// The quota cost of one file.
 pub fn file_cost(path: &str, content_type: &str, body_len: usize) -> i64 {
@@ -67,16 +76,23 @@ pub fn file_cost(path: &str, content_type: &str, body_len: usize) -> i64 {
 impl Store {
     /// The caller's current usage.
     pub async fn tenant_usage(&self, tenant: TenantId) -> Result<Usage> {
-        Ok(sqlx::query_as::<_, Usage>(concat!(
-            "SELECT (SELECT count(*) FROM files WHERE tenant_id = $1) AS files, \
-                 (SELECT ",
-            file_cost_sum!(),
-            " FROM files WHERE tenant_id = $1) AS used_bytes, \
-                 (SELECT count(*) FROM domains WHERE tenant_id = $1) AS domains"
-        ))
+        let mut conn = self.pool.acquire().await?;
+        let (files, domains, sites): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM sites s \
+                     JOIN deployment_files f ON f.deployment_id = s.live_deployment_id \
+                     WHERE s.tenant_id = $1), \
+                 (SELECT count(*) FROM domains WHERE tenant_id = $1), \
+                 (SELECT count(*) FROM sites WHERE tenant_id = $1)",
+        )
         .bind(tenant)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(Usage {
+            files,
+            used_bytes: crate::sites::stored_bytes(&mut conn, tenant).await?,
+            domains,
+            sites,
+        })
     }
 }
 
@@ -99,7 +115,7 @@ mod tests {
 
     #[test]
     fn the_sql_overhead_is_the_constant() {
-        assert!(file_cost_sum!().contains(&format!("+ {FILE_OVERHEAD_BYTES})")));
+        assert!(row_cost_sum!().contains(&format!("+ {FILE_OVERHEAD_BYTES})")));
         assert_eq!(
             file_cost("a.txt", "text/plain", 0),
             5 + 10 + FILE_OVERHEAD_BYTES

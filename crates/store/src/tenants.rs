@@ -135,6 +135,8 @@ impl Store {
         .bind(ApiKey::hash(&key.secret))
         .execute(&mut *tx)
         .await?;
+        let name = crate::SiteName::parse(crate::SiteName::DEFAULT).expect("a valid name");
+        crate::sites::insert_site(&mut tx, tenant.id, &name, true).await?;
         tx.commit().await?;
         Ok((tenant, key))
     }

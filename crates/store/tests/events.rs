@@ -14,11 +14,21 @@ async fn events_are_pruned_by_age_and_count_per_domain(pool: PgPool) {
         .unwrap();
     let tenant = tenant.id;
     let busy = store
-        .create_domain(tenant, &Hostname::parse("busy.example.com").unwrap(), 10)
+        .create_domain(
+            tenant,
+            &Hostname::parse("busy.example.com").unwrap(),
+            None,
+            10,
+        )
         .await
         .unwrap();
     let quiet = store
-        .create_domain(tenant, &Hostname::parse("quiet.example.com").unwrap(), 10)
+        .create_domain(
+            tenant,
+            &Hostname::parse("quiet.example.com").unwrap(),
+            None,
+            10,
+        )
         .await
         .unwrap();
     // 30 more events on one domain (each has its "created" event already), one old one

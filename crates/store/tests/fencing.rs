@@ -54,7 +54,7 @@ async fn a_claim_that_was_taken_over_cannot_write(pool: PgPool) {
         .unwrap();
     let tenant = tenant.id;
     let host = Hostname::parse("fenced.example.com").unwrap();
-    store.create_domain(tenant, &host, 10).await.unwrap();
+    store.create_domain(tenant, &host, None, 10).await.unwrap();
 
     // The worker claims the domain, then stalls past its lease; the same worker (after
     // a restart with the same name) claims it again: a new lease, a new fencing token.

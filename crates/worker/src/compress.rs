@@ -2,19 +2,17 @@
 //! zstd bodies at a high level (paid once, not per request) and stores them beside it;
 //! edges pick one by `Accept-Encoding` and never compress on the request path.
 //!
-//! Jobs are the files whose variants are missing for their etag; each is claimed (a
-//! stale claim of a crashed worker is taken over), computed on the blocking pool, and
-//! stored only if the file was not replaced meanwhile. At most `concurrency` files are
-//! compressed at once per worker, so the CPU spent is bounded.
+//! Jobs are the stored bodies (blobs) of compressible files whose variants are not
+//! computed yet; each is claimed (a stale claim of a crashed worker is taken over) and
+//! computed on the blocking pool. At most `concurrency` bodies are compressed at once per
+//! worker, so the CPU spent is bounded.
 
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use landlord_store::{COMPRESS_CHANNEL, Store, Uncompressed, Variants, compressible};
+use landlord_store::{COMPRESS_CHANNEL, MIN_COMPRESS_BYTES, Store, Uncompressed, Variants};
 
-/// Smaller bodies are not worth it (headers and framing dominate).
-pub const MIN_BYTES: usize = 256;
 /// Up to this size the best levels are used; above it, faster ones (Brotli 11 runs at
 /// about 1 MB/s).
 pub const BEST_LEVELS_UP_TO: usize = 1 << 20;
@@ -23,10 +21,11 @@ const STALE_CLAIM: Duration = Duration::from_secs(120);
 /// Poll for jobs this often when no notification arrives.
 const POLL: Duration = Duration::from_secs(30);
 
-/// The variants worth keeping for `body`: each encoding only when it is smaller than
-/// the identity body. Nothing for small or incompressible files.
-pub fn variants(content_type: &str, body: &[u8]) -> Variants {
-    if body.len() < MIN_BYTES || !compressible(content_type) {
+/// The variants worth keeping for `body` (stored with a compressible type: see
+/// [`landlord_store::compressible`]): each encoding only when it is smaller than the
+/// identity body. Nothing for small bodies.
+pub fn variants(body: &[u8]) -> Variants {
+    if body.len() < MIN_COMPRESS_BYTES {
         return Variants::default();
     }
     let best = body.len() <= BEST_LEVELS_UP_TO;
@@ -106,23 +105,24 @@ async fn compress_jobs(store: Store, wake: Arc<tokio::sync::Notify>) {
 
 async fn compress_one(store: &Store, file: Uncompressed) {
     let started = std::time::Instant::now();
-    let (content_type, body) = (file.content_type.clone(), file.body.clone());
-    let computed = tokio::task::spawn_blocking(move || variants(&content_type, &body)).await;
+    let body = file.body.clone();
+    let computed = tokio::task::spawn_blocking(move || variants(&body)).await;
+    let sha256 = hex::encode(&file.sha256);
     let Ok(computed) = computed else {
-        tracing::error!(path = %file.path, "compression panicked");
+        tracing::error!(%sha256, "compression panicked");
         return;
     };
     metrics::histogram!("landlord_compression_seconds").record(started.elapsed().as_secs_f64());
     match store.store_variants(&file, &computed).await {
         Ok(true) => tracing::debug!(
-            path = %file.path,
+            %sha256,
             bytes = file.body.len(),
             br = computed.br.as_ref().map(Vec::len),
             seconds = started.elapsed().as_secs_f64(),
             "variants stored"
         ),
         Ok(false) => {}
-        Err(e) => tracing::warn!(error = %e, path = %file.path, "storing variants failed"),
+        Err(e) => tracing::warn!(error = %e, %sha256, "storing variants failed"),
     }
 }
 
@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn every_variant_decodes_to_the_identity_body() {
         let body = page();
-        let v = variants("text/html; charset=utf-8", &body);
+        let v = variants(&body);
         let (br, gz, zs) = (v.br.unwrap(), v.gzip.unwrap(), v.zstd.unwrap());
         assert!(br.len() < body.len() / 4 && gz.len() < body.len() / 4);
         let mut out = Vec::new();
@@ -158,11 +158,10 @@ mod tests {
     }
 
     #[test]
-    fn small_incompressible_and_random_bodies_get_none() {
-        assert_eq!(variants("text/html", b"<p>hi</p>"), Variants::default());
-        assert_eq!(variants("image/png", &page()), Variants::default());
+    fn small_and_random_bodies_get_none() {
+        assert_eq!(variants(b"<p>hi</p>"), Variants::default());
         let noise: Vec<u8> = (0..4096).map(|_| rand::random::<u8>()).collect();
         // Random bytes do not shrink: no variant is kept larger than the body.
-        assert_eq!(variants("application/json", &noise), Variants::default());
+        assert_eq!(variants(&noise), Variants::default());
     }
 }

@@ -417,6 +417,8 @@ impl Settings {
             quota_bytes: positive(self.tenant_quota_bytes, "LANDLORD_TENANT_QUOTA_BYTES")?,
             max_files: positive(self.tenant_max_files, "LANDLORD_TENANT_MAX_FILES")?,
             max_domains: positive(self.tenant_max_domains, "LANDLORD_TENANT_MAX_DOMAINS")?,
+            max_sites: positive(self.tenant_max_sites, "LANDLORD_TENANT_MAX_SITES")?,
+            kept_deployments: positive(self.kept_deployments, "LANDLORD_KEPT_DEPLOYMENTS")?,
         })
     }
 

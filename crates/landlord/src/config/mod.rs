@@ -229,12 +229,19 @@ pub struct Settings {
     /// Largest accepted file upload, in bytes.
     #[arg(long, env = "LANDLORD_MAX_FILE_BYTES", global = true, default_value_t = TenantLimits::default().max_file_bytes)]
     pub max_file_bytes: i64,
-    /// Storage quota per tenant, in bytes (bodies, paths, types and 256 bytes per file).
+    /// Storage quota per tenant, in bytes (every stored body once, plus the path, type and
+    /// 256 bytes of each file of every kept deploy).
     #[arg(long, env = "LANDLORD_TENANT_QUOTA_BYTES", global = true, default_value_t = TenantLimits::default().quota_bytes)]
     pub tenant_quota_bytes: i64,
-    /// Files per tenant.
+    /// Files per deploy (the default site's files, for `/v1/files`).
     #[arg(long, env = "LANDLORD_TENANT_MAX_FILES", global = true, default_value_t = TenantLimits::default().max_files)]
     pub tenant_max_files: i64,
+    /// Sites per tenant.
+    #[arg(long, env = "LANDLORD_TENANT_MAX_SITES", global = true, default_value_t = TenantLimits::default().max_sites)]
+    pub tenant_max_sites: i64,
+    /// Deploys kept per site, the live one included (older ones are dropped).
+    #[arg(long, env = "LANDLORD_KEPT_DEPLOYMENTS", global = true, default_value_t = TenantLimits::default().kept_deployments)]
+    pub kept_deployments: i64,
     /// Domains per tenant.
     #[arg(long, env = "LANDLORD_TENANT_MAX_DOMAINS", global = true, default_value_t = TenantLimits::default().max_domains)]
     pub tenant_max_domains: i64,

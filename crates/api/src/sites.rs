@@ -1,0 +1,275 @@
+//! `/v1/sites`: a tenant's sites and their deploys.
+
+use axum::Json as JsonResponse;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use landlord_store::{Deployment, DeploymentId, Site, SiteDeletion, SiteId, SiteName};
+
+use crate::AppState;
+use crate::extract::{Caller, Json, Path};
+use crate::problem::Problem;
+use crate::views::rfc3339;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSite {
+    /// 1 to 63 characters: lower-case letters, digits and `-`, not starting with `-`;
+    /// unique among your sites.
+    #[schema(
+        min_length = 1,
+        max_length = 63,
+        pattern = "^[a-z0-9][a-z0-9-]*$",
+        example = "docs"
+    )]
+    name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SitePatch {
+    /// A new name (same rules as at creation).
+    #[schema(min_length = 1, max_length = 63, pattern = "^[a-z0-9][a-z0-9-]*$")]
+    name: String,
+}
+
+/// A site: a set of files served on the domains that name it, as deploys.
+#[derive(Serialize, ToSchema)]
+pub struct SiteView {
+    #[schema(value_type = Uuid)]
+    id: SiteId,
+    name: String,
+    /// The site `/v1/files` reads and writes (every account has one; it cannot be deleted).
+    default: bool,
+    /// The deploy its domains serve; null before the first deploy.
+    #[schema(value_type = Option<Uuid>)]
+    live_deployment_id: Option<DeploymentId>,
+    /// Domains serving it.
+    domains: i64,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+}
+
+impl From<Site> for SiteView {
+    fn from(s: Site) -> Self {
+        Self {
+            id: s.id,
+            name: s.name,
+            default: s.is_default,
+            live_deployment_id: s.live_deployment_id,
+            domains: s.domains,
+            created_at: rfc3339(s.created_at),
+            updated_at: rfc3339(s.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SiteList {
+    sites: Vec<SiteView>,
+}
+
+/// One deploy of a site: an immutable set of files.
+#[derive(Serialize, ToSchema)]
+pub struct DeploymentView {
+    #[schema(value_type = Uuid)]
+    id: DeploymentId,
+    #[schema(value_type = Uuid)]
+    site_id: SiteId,
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// What made it: `upload` (an archive), `files` (a change through `/v1/files`),
+    /// `migration` (the files an account had before sites existed).
+    #[schema(example = "upload")]
+    source: String,
+    file_count: i32,
+    /// The files' sizes together.
+    bytes: i64,
+    /// Its site serves it now.
+    live: bool,
+}
+
+impl From<Deployment> for DeploymentView {
+    fn from(d: Deployment) -> Self {
+        Self {
+            id: d.id,
+            site_id: d.site_id,
+            created_at: rfc3339(d.created_at),
+            source: d.source,
+            file_count: d.file_count,
+            bytes: d.bytes,
+            live: d.live,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeploymentList {
+    /// Newest first; the live one and up to the kept count of others.
+    deployments: Vec<DeploymentView>,
+}
+
+fn site_name(raw: &str) -> Result<SiteName, Problem> {
+    SiteName::parse(raw).map_err(|e| Problem::invalid("invalid-site-name", format!("{e}.")))
+}
+
+pub(crate) fn no_site(id: SiteId) -> Problem {
+    Problem::not_found(format!("You have no site with id {id}."))
+}
+
+/// Create a site (empty until its first deploy).
+#[utoipa::path(post, path = "/v1/sites", tag = "sites", operation_id = "create_site",
+    request_body = NewSite,
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "Created", body = SiteView),
+        (status = 403, description = "The account holds the most sites allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "You already have a site with this name", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create(
+    Caller(tenant): Caller,
+    State(state): State<AppState>,
+    Json(body): Json<NewSite>,
+) -> Result<(StatusCode, JsonResponse<SiteView>), Problem> {
+    let name = site_name(&body.name)?;
+    let site = state
+        .store
+        .create_site(tenant, &name, state.config.limits.max_sites)
+        .await?;
+    Ok((StatusCode::CREATED, JsonResponse(site.into())))
+}
+
+/// The caller's sites, oldest first.
+#[utoipa::path(get, path = "/v1/sites", tag = "sites", operation_id = "list_sites",
+    security(("api_key" = [])),
+    responses((status = 200, body = SiteList)))]
+pub async fn list(
+    Caller(tenant): Caller,
+    State(state): State<AppState>,
+) -> Result<JsonResponse<SiteList>, Problem> {
+    let sites = state.store.list_sites(tenant).await?;
+    Ok(JsonResponse(SiteList {
+        sites: sites.into_iter().map(SiteView::from).collect(),
+    }))
+}
+
+/// One of the caller's sites.
+#[utoipa::path(get, path = "/v1/sites/{id}", tag = "sites", operation_id = "get_site",
+    params(("id" = Uuid, Path, description = "Site id")),
+    security(("api_key" = [])),
+    responses((status = 200, body = SiteView)))]
+pub async fn get(
+    Caller(tenant): Caller,
+    State(state): State<AppState>,
+    Path(id): Path<SiteId>,
+) -> Result<JsonResponse<SiteView>, Problem> {
+    let site = state.store.get_site(tenant, id).await?;
+    Ok(JsonResponse(site.ok_or_else(|| no_site(id))?.into()))
+}
+
+/// Rename one of the caller's sites.
+#[utoipa::path(patch, path = "/v1/sites/{id}", tag = "sites", operation_id = "update_site",
+    params(("id" = Uuid, Path, description = "Site id")),
+    request_body = SitePatch,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = SiteView),
+        (status = 409, description = "You already have a site with this name", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update(
+    Caller(tenant): Caller,
+    State(state): State<AppState>,
+    Path(id): Path<SiteId>,
+    Json(body): Json<SitePatch>,
+) -> Result<JsonResponse<SiteView>, Problem> {
+    let name = site_name(&body.name)?;
+    let site = state.store.rename_site(tenant, id, &name).await?;
+    Ok(JsonResponse(site.ok_or_else(|| no_site(id))?.into()))
+}
+
+/// Delete one of the caller's sites and its deploys. Refused while domains serve it
+/// (move them with `PATCH /v1/domains/{id}` or delete them first), and for the default
+/// site.
+#[utoipa::path(delete, path = "/v1/sites/{id}", tag = "sites", operation_id = "delete_site",
+    params(("id" = Uuid, Path, description = "Site id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "Domains still serve the site, or it is the default site", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete(
+    Caller(tenant): Caller,
+    State(state): State<AppState>,
+    Path(id): Path<SiteId>,
+) -> Result<StatusCode, Problem> {
+    match state.store.delete_site(tenant, id).await? {
+        SiteDeletion::Deleted => Ok(StatusCode::NO_CONTENT),
+        SiteDeletion::NotFound => Err(no_site(id)),
+        SiteDeletion::HasDomains(n) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "site-in-use",
+            "Site in use",
+            format!(
+                "{n} domain(s) still serve this site. Move them to another site (PATCH /v1/domains/{{id}} with a site_id) or delete them first."
+            ),
+        )),
+        SiteDeletion::Default => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "default-site",
+            "The default site stays",
+            "This is your default site: it holds what /v1/files writes and cannot be deleted.",
+        )),
+    }
+}
+
+/// The deploys of one of the caller's sites, newest first.
+#[utoipa::path(get, path = "/v1/sites/{id}/deployments", tag = "sites", operation_id = "list_deployments",
+    params(("id" = Uuid, Path, description = "Site id")),
+    security(("api_key" = [])),
+    responses((status = 200, body = DeploymentList)))]
+pub async fn deployments(
+    Caller(tenant): Caller,
+    State(state): State<AppState>,
+    Path(id): Path<SiteId>,
+) -> Result<JsonResponse<DeploymentList>, Problem> {
+    let list = state
+        .store
+        .list_deployments(tenant, id)
+        .await?
+        .ok_or_else(|| no_site(id))?;
+    Ok(JsonResponse(DeploymentList {
+        deployments: list.into_iter().map(DeploymentView::from).collect(),
+    }))
+}
+
+/// Make a deploy of the site live again (a rollback in one call): every edge serves it
+/// within 2 seconds, switching the whole site at once.
+#[utoipa::path(post, path = "/v1/sites/{id}/deployments/{deployment_id}/activate", tag = "sites",
+    operation_id = "activate_deployment",
+    params(
+        ("id" = Uuid, Path, description = "Site id"),
+        ("deployment_id" = Uuid, Path, description = "Deploy id"),
+    ),
+    security(("api_key" = [])),
+    responses((status = 200, description = "Live now", body = DeploymentView)))]
+pub async fn activate(
+    Caller(tenant): Caller,
+    State(state): State<AppState>,
+    Path((id, deployment)): Path<(SiteId, DeploymentId)>,
+) -> Result<JsonResponse<DeploymentView>, Problem> {
+    let live = state
+        .store
+        .activate_deployment(tenant, id, deployment)
+        .await?
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "Site {id} has no deploy with id {deployment} (GET /v1/sites/{id}/deployments lists them)."
+            ))
+        })?;
+    tracing::info!(site = %id, %deployment, "deploy activated");
+    Ok(JsonResponse(live.into()))
+}

@@ -1,0 +1,489 @@
+//! Sites and their deploys.
+//!
+//! A deploy is an immutable set of files (path → content-addressed blob); a site serves
+//! its live deploy, one column, so switching deploys is one update that every edge applies
+//! in one step. Every write here runs under the tenant's row lock, checks the limits after
+//! the write (the quota counts what is stored once the write and the pruning are done) and
+//! rolls back when one is exceeded.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::files::COMPRESS_CHANNEL;
+use crate::limits::{Limit, TenantLimits, lock_tenant};
+use crate::{DeploymentId, FilePath, Result, SiteId, Store, StoreError, TenantId, compressible};
+
+/// A site's name: 1 to 63 characters, lower-case letters, digits and `-`, starting with a
+/// letter or digit (it names the site in URLs, the CLI and, later, platform subdomains).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct SiteName(String);
+
+impl SiteName {
+    pub const MAX_CHARS: usize = 63;
+    /// The site every tenant has, holding what `/v1/files` writes.
+    pub const DEFAULT: &str = "default";
+
+    pub fn parse(raw: &str) -> std::result::Result<Self, String> {
+        let ok = !raw.is_empty()
+            && raw.len() <= Self::MAX_CHARS
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !raw.starts_with('-');
+        match ok {
+            true => Ok(Self(raw.to_owned())),
+            false => Err(format!(
+                "a site name is 1 to {} characters: lower-case letters, digits and '-', not starting with '-'",
+                Self::MAX_CHARS
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A site as its tenant sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Site {
+    pub id: SiteId,
+    pub name: String,
+    /// The site `/v1/files` writes to (every tenant has one; it cannot be deleted).
+    pub is_default: bool,
+    pub live_deployment_id: Option<DeploymentId>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    /// Domains serving it.
+    pub domains: i64,
+}
+
+/// A deploy as its tenant sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Deployment {
+    pub id: DeploymentId,
+    pub site_id: SiteId,
+    pub created_at: OffsetDateTime,
+    /// What made it: `files` (a change through `/v1/files`), `upload`, `migration`.
+    pub source: String,
+    pub file_count: i32,
+    pub bytes: i64,
+    pub live: bool,
+}
+
+/// One file of a new deploy.
+pub struct NewFile {
+    pub path: FilePath,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// Why a site was not deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SiteDeletion {
+    Deleted,
+    NotFound,
+    /// Domains still serve it: move or delete them first.
+    HasDomains(i64),
+    /// The default site holds what `/v1/files` writes.
+    Default,
+}
+
+/// The columns of [`Site`] from `sites s`, as a macro so queries stay `&'static str`.
+macro_rules! site_columns {
+    () => {
+        "SELECT s.id, s.name, s.is_default, s.live_deployment_id, s.created_at, s.updated_at, \
+         (SELECT count(*) FROM domains d WHERE d.site_id = s.id) AS domains FROM sites s "
+    };
+}
+
+impl Store {
+    /// A new site, empty (no deploy yet), at most `max_sites` per tenant.
+    pub async fn create_site(
+        &self,
+        tenant: TenantId,
+        name: &SiteName,
+        max_sites: i64,
+    ) -> Result<Site> {
+        let mut tx = self.pool.begin().await?;
+        lock_tenant(&mut tx, tenant).await?;
+        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM sites WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await?;
+        if held >= max_sites {
+            return Err(StoreError::LimitReached {
+                limit: Limit::Sites,
+                max: max_sites,
+            });
+        }
+        let id = insert_site(&mut tx, tenant, name, false).await?;
+        tx.commit().await?;
+        Ok(self
+            .get_site(tenant, id)
+            .await?
+            .expect("the site just created"))
+    }
+
+    /// The caller's sites, oldest first (a tenant holds at most `max_sites`).
+    pub async fn list_sites(&self, tenant: TenantId) -> Result<Vec<Site>> {
+        Ok(sqlx::query_as::<_, Site>(concat!(
+            site_columns!(),
+            "WHERE s.tenant_id = $1 ORDER BY s.created_at, s.id"
+        ))
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// One of the caller's sites; `None` for unknown and foreign ids alike.
+    pub async fn get_site(&self, tenant: TenantId, id: SiteId) -> Result<Option<Site>> {
+        Ok(sqlx::query_as::<_, Site>(concat!(
+            site_columns!(),
+            "WHERE s.tenant_id = $1 AND s.id = $2"
+        ))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Rename one of the caller's sites.
+    pub async fn rename_site(
+        &self,
+        tenant: TenantId,
+        id: SiteId,
+        name: &SiteName,
+    ) -> Result<Option<Site>> {
+        let done = sqlx::query(
+            "UPDATE sites SET name = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(name.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| name_taken(e, name))?;
+        match done.rows_affected() {
+            0 => Ok(None),
+            _ => self.get_site(tenant, id).await,
+        }
+    }
+
+    /// Delete one of the caller's sites with its deploys, unless domains still serve it
+    /// or it is the default site.
+    pub async fn delete_site(&self, tenant: TenantId, id: SiteId) -> Result<SiteDeletion> {
+        let mut tx = self.pool.begin().await?;
+        lock_tenant(&mut tx, tenant).await?;
+        let Some(site) = sqlx::query_as::<_, Site>(concat!(
+            site_columns!(),
+            "WHERE s.tenant_id = $1 AND s.id = $2"
+        ))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(SiteDeletion::NotFound);
+        };
+        if site.is_default {
+            return Ok(SiteDeletion::Default);
+        }
+        if site.domains > 0 {
+            return Ok(SiteDeletion::HasDomains(site.domains));
+        }
+        sqlx::query("UPDATE sites SET live_deployment_id = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sites WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        collect_blobs(&mut tx, tenant).await?;
+        tx.commit().await?;
+        Ok(SiteDeletion::Deleted)
+    }
+
+    /// The deploys of one of the caller's sites, newest first; `None` when the site is
+    /// not theirs.
+    pub async fn list_deployments(
+        &self,
+        tenant: TenantId,
+        site: SiteId,
+    ) -> Result<Option<Vec<Deployment>>> {
+        if self.get_site(tenant, site).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(
+            sqlx::query_as::<_, Deployment>(
+                "SELECT d.id, d.site_id, d.created_at, d.source, d.file_count, d.bytes, \
+                     s.live_deployment_id IS NOT DISTINCT FROM d.id AS live \
+                 FROM deployments d JOIN sites s ON s.id = d.site_id \
+                 WHERE d.site_id = $1 AND d.tenant_id = $2 ORDER BY d.created_at DESC, d.id DESC",
+            )
+            .bind(site)
+            .bind(tenant)
+            .fetch_all(&self.pool)
+            .await?,
+        ))
+    }
+
+    /// Make one of the site's deploys live (a rollback is this with an earlier one);
+    /// `None` when the site or the deploy is not the caller's.
+    pub async fn activate_deployment(
+        &self,
+        tenant: TenantId,
+        site: SiteId,
+        deployment: DeploymentId,
+    ) -> Result<Option<Deployment>> {
+        let done = sqlx::query(
+            "UPDATE sites s SET live_deployment_id = d.id, updated_at = now() \
+             FROM deployments d \
+             WHERE s.id = $1 AND s.tenant_id = $2 AND d.id = $3 AND d.site_id = s.id",
+        )
+        .bind(site)
+        .bind(tenant)
+        .bind(deployment)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.deployment(tenant, site, deployment).await
+    }
+
+    async fn deployment(
+        &self,
+        tenant: TenantId,
+        site: SiteId,
+        id: DeploymentId,
+    ) -> Result<Option<Deployment>> {
+        Ok(self
+            .list_deployments(tenant, site)
+            .await?
+            .and_then(|all| all.into_iter().find(|d| d.id == id)))
+    }
+
+    /// A new deploy of one of the caller's sites holding exactly `files`, live at once
+    /// with `activate`; the site's deploys beyond the newest `keep` (never the live one)
+    /// are dropped. `None` when the site is not theirs.
+    pub async fn create_deployment(
+        &self,
+        tenant: TenantId,
+        site: SiteId,
+        files: &[NewFile],
+        activate: bool,
+        limits: TenantLimits,
+        keep: i64,
+    ) -> Result<Option<Deployment>> {
+        if files.len() as i64 > limits.max_files {
+            return Err(StoreError::LimitReached {
+                limit: Limit::Files,
+                max: limits.max_files,
+            });
+        }
+        let mut tx = self.pool.begin().await?;
+        lock_tenant(&mut tx, tenant).await?;
+        let owned: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sites WHERE id = $1 AND tenant_id = $2)",
+        )
+        .bind(site)
+        .bind(tenant)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !owned {
+            return Ok(None);
+        }
+        let before = stored_bytes(&mut tx, tenant).await?;
+        let id = DeploymentId::new();
+        insert_deployment(&mut tx, tenant, site, id, "upload").await?;
+        for file in files {
+            put_row(&mut tx, tenant, id, file).await?;
+        }
+        finish_deployment(&mut tx, tenant, site, id, activate, keep).await?;
+        check_quota(&mut tx, tenant, before, limits).await?;
+        tx.commit().await?;
+        self.deployment(tenant, site, id).await
+    }
+}
+
+/// Insert a site (the caller holds the tenant's lock).
+pub(crate) async fn insert_site(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    name: &SiteName,
+    is_default: bool,
+) -> Result<SiteId> {
+    let id = SiteId::new();
+    sqlx::query("INSERT INTO sites (id, tenant_id, name, is_default) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(tenant)
+        .bind(name.as_str())
+        .bind(is_default)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| name_taken(e, name))?;
+    Ok(id)
+}
+
+fn name_taken(e: sqlx::Error, name: &SiteName) -> StoreError {
+    match crate::is_unique_violation(&e, "sites_name_unique") {
+        true => StoreError::SiteNameTaken(name.as_str().to_owned()),
+        false => e.into(),
+    }
+}
+
+pub(crate) async fn insert_deployment(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    site: SiteId,
+    id: DeploymentId,
+    source: &str,
+) -> Result<()> {
+    sqlx::query("INSERT INTO deployments (id, site_id, tenant_id, source) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(site)
+        .bind(tenant)
+        .bind(source)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Store `file`'s body as a blob (once per tenant and content) and add it to deploy `id`.
+pub(crate) async fn put_row(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    id: DeploymentId,
+    file: &NewFile,
+) -> Result<()> {
+    let sha = Sha256::digest(&file.body).to_vec();
+    let compress = compressible(&file.content_type) && file.body.len() >= crate::MIN_COMPRESS_BYTES;
+    let new_blob = sqlx::query(
+        "INSERT INTO blobs (tenant_id, sha256, size, body, compressible, variants_done) \
+         VALUES ($1, $2, $3, $4, $5, NOT $5) ON CONFLICT (tenant_id, sha256) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(&sha)
+    .bind(file.body.len() as i64)
+    .bind(&file.body)
+    .bind(compress)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if new_blob && compress {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(COMPRESS_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+    } else if compress {
+        // Stored before for an incompressible type: try now.
+        sqlx::query(
+            "UPDATE blobs SET compressible = true, variants_done = false \
+             WHERE tenant_id = $1 AND sha256 = $2 AND NOT compressible",
+        )
+        .bind(tenant)
+        .bind(&sha)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO deployment_files (deployment_id, path, tenant_id, sha256, content_type, size) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(file.path.as_str())
+    .bind(tenant)
+    .bind(&sha)
+    .bind(&file.content_type)
+    .bind(file.body.len() as i64)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Count deploy `id`'s files, make it live with `activate`, drop the site's deploys beyond
+/// the newest `keep` (never the live one), and the blobs no deploy uses any more.
+pub(crate) async fn finish_deployment(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    site: SiteId,
+    id: DeploymentId,
+    activate: bool,
+    keep: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE deployments SET (file_count, bytes) = \
+             (SELECT count(*), COALESCE(sum(size), 0) FROM deployment_files WHERE deployment_id = $1) \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if activate {
+        sqlx::query("UPDATE sites SET live_deployment_id = $2, updated_at = now() WHERE id = $1")
+            .bind(site)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "DELETE FROM deployments WHERE site_id = $1 AND id IN ( \
+             SELECT d.id FROM deployments d JOIN sites s ON s.id = d.site_id \
+             WHERE d.site_id = $1 AND d.id IS DISTINCT FROM s.live_deployment_id \
+             ORDER BY d.created_at DESC, d.id DESC OFFSET $2)",
+    )
+    .bind(site)
+    .bind(keep.max(1) - 1)
+    .execute(&mut *tx)
+    .await?;
+    collect_blobs(tx, tenant).await
+}
+
+/// Drop the tenant's blobs that no deploy refers to.
+async fn collect_blobs(tx: &mut sqlx::PgConnection, tenant: TenantId) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM blobs b WHERE b.tenant_id = $1 AND NOT EXISTS \
+             (SELECT 1 FROM deployment_files f WHERE f.tenant_id = b.tenant_id AND f.sha256 = b.sha256)",
+    )
+    .bind(tenant)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// What the tenant's quota counts: every stored body once, plus each file of every kept
+/// deploy's path, Content-Type and [`crate::FILE_OVERHEAD_BYTES`].
+pub(crate) async fn stored_bytes(tx: &mut sqlx::PgConnection, tenant: TenantId) -> Result<i64> {
+    Ok(sqlx::query_scalar(concat!(
+        "SELECT (SELECT COALESCE(sum(size), 0) FROM blobs WHERE tenant_id = $1)::bigint + \
+             (SELECT ",
+        crate::limits::row_cost_sum!(),
+        " FROM deployment_files WHERE tenant_id = $1)::bigint"
+    ))
+    .bind(tenant)
+    .fetch_one(&mut *tx)
+    .await?)
+}
+
+/// Refuse (the caller rolls back) when what is stored now exceeds the quota.
+pub(crate) async fn check_quota(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    before: i64,
+    limits: TenantLimits,
+) -> Result<()> {
+    let after = stored_bytes(tx, tenant).await?;
+    if after > limits.quota_bytes && after > before {
+        return Err(StoreError::QuotaExceeded {
+            used: before,
+            quota: limits.quota_bytes,
+            needed: after - before,
+        });
+    }
+    Ok(())
+}
