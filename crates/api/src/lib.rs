@@ -5,6 +5,7 @@
 //! [`problem::Problem`].
 
 mod admin;
+pub mod archive;
 mod claims;
 mod dashboard;
 mod domains;
@@ -62,6 +63,37 @@ pub struct ApiConfig {
     /// Whether the API's own address serves `/metrics` (not when `LANDLORD_METRICS_ADDR`
     /// gives it an address of its own).
     pub serve_metrics: bool,
+    /// What one deploy's archive may be.
+    pub deploys: DeployLimits,
+}
+
+/// Bounds on one deploy's archive (the per-file size and the file count are the tenant
+/// limits').
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeployLimits {
+    /// The uploaded archive, as sent.
+    pub max_upload_bytes: u64,
+    /// What it may expand to.
+    pub max_expanded_bytes: u64,
+    /// Expanded bytes per uploaded byte (beyond the first MiB).
+    pub max_ratio: u64,
+    /// Time to read and check it.
+    pub timeout: Duration,
+    /// Archives read at once per API process (each takes a core while it is read).
+    pub concurrency: usize,
+}
+
+impl Default for DeployLimits {
+    /// 100 MiB uploaded, 256 MiB expanded, 100× at most, 60 s, two at a time.
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 100 * 1024 * 1024,
+            max_expanded_bytes: 256 * 1024 * 1024,
+            max_ratio: 100,
+            timeout: Duration::from_secs(60),
+            concurrency: 2,
+        }
+    }
 }
 
 /// 1 200 requests per minute per tenant (20 per second on average, and bursts of up to
@@ -91,6 +123,7 @@ impl ApiConfig {
             max_event_streams: DEFAULT_MAX_EVENT_STREAMS,
             metrics: None,
             serve_metrics: true,
+            deploys: DeployLimits::default(),
         }
     }
 }
@@ -102,22 +135,33 @@ pub struct AppState {
     hub: Arc<live::Hub>,
     /// Built on the first claim lookup.
     resolver: Arc<tokio::sync::OnceCell<hickory_resolver::TokioResolver>>,
+    /// Turns for reading deploy archives.
+    deploy_turns: Arc<tokio::sync::Semaphore>,
 }
 
 /// The whole HTTP surface of `landlord api`.
 pub fn router(store: Store, config: ApiConfig) -> Router {
     let max_file = usize::try_from(config.limits.max_file_bytes).unwrap_or(usize::MAX);
+    let max_upload = usize::try_from(config.deploys.max_upload_bytes).unwrap_or(usize::MAX);
+    let deploy_turns = config.deploys.concurrency.max(1);
     let serve_metrics = config.serve_metrics;
     let state = AppState {
         store,
         config: Arc::new(config),
         hub: Arc::default(),
         resolver: Arc::default(),
+        deploy_turns: Arc::new(tokio::sync::Semaphore::new(deploy_turns)),
     };
     let files = Router::new()
         .route("/v1/files", get(files::list))
         .route("/v1/files/{*path}", put(files::put).delete(files::delete))
         .layer(DefaultBodyLimit::max(max_file));
+    let deploys = Router::new()
+        .route(
+            "/v1/sites/{id}/deployments",
+            get(sites::deployments).post(sites::deploy),
+        )
+        .layer(DefaultBodyLimit::max(max_upload));
     let metrics = match serve_metrics {
         true => Router::new().route("/metrics", get(metrics::render)),
         false => Router::new(),
@@ -144,7 +188,6 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
             "/v1/sites/{id}",
             get(sites::get).patch(sites::update).delete(sites::delete),
         )
-        .route("/v1/sites/{id}/deployments", get(sites::deployments))
         .route(
             "/v1/sites/{id}/deployments/{deployment_id}/activate",
             post(sites::activate),
@@ -165,6 +208,7 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
         )
         .route("/v1/admin/audit", get(admin::audit))
         .merge(files)
+        .merge(deploys)
         .merge(metrics)
         .fallback(problem::not_found_fallback)
         .method_not_allowed_fallback(problem::method_not_allowed_fallback)

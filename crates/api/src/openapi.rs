@@ -21,6 +21,7 @@ use crate::{admin, domains, files, limits, sites, tenants};
         domains::create, domains::list, domains::get, domains::update, domains::delete,
         domains::check, domains::events,
         sites::create, sites::list, sites::get, sites::update, sites::delete, sites::deployments,
+        sites::deploy,
         sites::activate,
         files::put, files::list, files::delete, limits::show, tenants::events,
         admin::tenants, admin::suspend, admin::unsuspend, admin::block, admin::blocked,

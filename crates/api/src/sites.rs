@@ -6,10 +6,15 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use utoipa::IntoParams;
+
 use landlord_store::{Deployment, DeploymentId, Site, SiteDeletion, SiteId, SiteName};
 
 use crate::AppState;
-use crate::extract::{Caller, Json, Path};
+use crate::archive::{self, Refusal};
+use crate::extract::{Caller, Json, Path, Query};
 use crate::problem::Problem;
 use crate::views::rfc3339;
 
@@ -244,6 +249,101 @@ pub async fn deployments(
     Ok(JsonResponse(DeploymentList {
         deployments: list.into_iter().map(DeploymentView::from).collect(),
     }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeployParams {
+    /// `false` stages the deploy without making it live (activate it later).
+    activate: Option<bool>,
+}
+
+/// Deploy a site: the body is a tar archive of its files (`application/x-tar`), optionally
+/// gzip- or zstd-compressed (recognised by their magic bytes). Read and checked whole
+/// before anything is stored (one bad entry refuses the deploy, naming it), stored
+/// content-addressed, and made live atomically: every edge switches the whole site at
+/// once, within 2 seconds.
+#[utoipa::path(post, path = "/v1/sites/{id}/deployments", tag = "sites", operation_id = "create_deployment",
+    params(("id" = Uuid, Path, description = "Site id"), DeployParams),
+    request_body(content = inline(crate::views::FileBytes), content_type = "application/octet-stream",
+        description = "A tar archive of the site's files (regular files and directories only), \
+            optionally gzip- or zstd-compressed. The format is recognised by its magic bytes, so \
+            the Content-Type may be `application/x-tar`, `application/gzip`, `application/zstd` \
+            or `application/octet-stream`."),
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "Stored (and live, unless `activate=false`)", body = DeploymentView),
+        (status = 403, description = "More files than one deploy may hold", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The upload, what it expands to, a file, or the quota is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a readable archive, or an entry breaks a rule (named in `detail`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many archives are being read; retry", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn deploy(
+    Caller(tenant): Caller,
+    State(state): State<AppState>,
+    Path(id): Path<SiteId>,
+    Query(params): Query<DeployParams>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, JsonResponse<DeploymentView>), Problem> {
+    let deploys = state.config.deploys;
+    let too_large = |detail: String| {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "deploy-too-large",
+            "Deploy too large",
+            detail,
+        )
+    };
+    if state.store.get_site(tenant, id).await?.is_none() {
+        return Err(no_site(id));
+    }
+    let body = body.map_err(|r| match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(format!(
+            "The upload is larger than {} bytes, the limit per deploy.",
+            deploys.max_upload_bytes
+        )),
+        _ => r.into(),
+    })?;
+    let limits = state.config.limits;
+    let bounds = archive::Bounds {
+        max_expanded: deploys.max_expanded_bytes,
+        max_ratio: deploys.max_ratio,
+        max_entries: usize::try_from(limits.max_files.saturating_mul(2)).unwrap_or(usize::MAX),
+        max_file: u64::try_from(limits.max_file_bytes).unwrap_or(0),
+        max_time: deploys.timeout,
+    };
+    let _turn = tokio::time::timeout(deploys.timeout, state.deploy_turns.acquire())
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "Busy",
+                "Too many deploys are being read right now; retry in a moment.",
+            )
+        })?;
+    let files = tokio::task::spawn_blocking(move || archive::read(&body, bounds))
+        .await
+        .map_err(|e| Problem::internal(&e))?
+        .map_err(|refusal| match refusal {
+            Refusal::Invalid(why) => Problem::invalid("invalid-archive", format!("{why}.")),
+            Refusal::TooLarge(why) => too_large(format!("{why}.")),
+        })?;
+    let activate = params.activate.unwrap_or(true);
+    let deployment = state
+        .store
+        .create_deployment(
+            tenant,
+            id,
+            &files,
+            activate,
+            limits,
+            limits.kept_deployments,
+        )
+        .await?
+        .ok_or_else(|| no_site(id))?;
+    tracing::info!(site = %id, deployment = %deployment.id, files = files.len(), activate, "deployed");
+    Ok((StatusCode::CREATED, JsonResponse(deployment.into())))
 }
 
 /// Make a deploy of the site live again (a rollback in one call): every edge serves it

@@ -205,3 +205,194 @@ async fn pages_are_served_precompressed_by_accept_encoding_and_by_range(pool: Pg
     )
     .await;
 }
+
+/// A tar of `files` (path, body).
+fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, body) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, path, body.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A site's version `v`: a page naming its stylesheet, and the stylesheet, both marked.
+fn version(v: u32) -> Vec<u8> {
+    tar_of(&[
+        (
+            "index.html",
+            &format!("<link rel=stylesheet href=/site.css>page v{v}"),
+        ),
+        ("site.css", &format!("/* v{v} */ body {{ color: black }}")),
+    ])
+}
+
+async fn api(
+    p: &Platform,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+) -> reqwest::RequestBuilder {
+    p.client
+        .request(method, format!("{}{path}", p.api))
+        .bearer_auth(key)
+}
+
+#[sqlx::test(migrations = false)]
+async fn two_sites_deploy_atomically_on_two_edges_and_roll_back(pool: PgPool) {
+    use reqwest::Method;
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let mut p = Platform::start(pool, &[]).await;
+    let edges = [p.spawn_edge().await, p.spawn_extra_edge().await];
+    p.spawn("worker", &[]);
+    let key = p.tenant().await;
+    let (www, docs) = (unique("www"), unique("docs"));
+    let www_id = p.add_pointed_domain(&key, &www).await;
+    let docs_domain = p.add_pointed_domain(&key, &docs).await;
+    let site: serde_json::Value = api(&p, &key, Method::POST, "/v1/sites")
+        .await
+        .json(&serde_json::json!({"name": "docs"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let site_id = site["id"].as_str().unwrap().to_owned();
+    let res = api(
+        &p,
+        &key,
+        Method::PATCH,
+        &format!("/v1/domains/{docs_domain}"),
+    )
+    .await
+    .json(&serde_json::json!({"site_id": site_id}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    p.put_file(&key, "index.html", "text/html", "the main site")
+        .await;
+    let deploy = async |v: u32| -> serde_json::Value {
+        let res = api(
+            &p,
+            &key,
+            Method::POST,
+            &format!("/v1/sites/{site_id}/deployments"),
+        )
+        .await
+        .header("content-type", "application/x-tar")
+        .body(version(v))
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 201);
+        res.json().await.unwrap()
+    };
+    let v1 = deploy(1).await;
+    for id in [&www_id, &docs_domain] {
+        p.wait_domain(&key, id, ISSUE_DEADLINE, |d| d["status"] == "active")
+            .await;
+    }
+    let fetch = async |host: &str, port: u16, path: &str| -> String {
+        let res = p
+            .https_client(host, port)
+            .get(format!("https://{host}:{port}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{host}{path}");
+        res.text().await.unwrap()
+    };
+    // Two sites of one tenant, two hostnames, different files.
+    for port in edges {
+        assert_eq!(fetch(&www, port, "/").await, "the main site");
+        assert!(fetch(&docs, port, "/").await.ends_with("page v1"));
+    }
+
+    // v2 goes live on both edges within 2 s; a visitor on the first edge fetching the page
+    // then its stylesheet never gets the new page with the old stylesheet, and never goes
+    // back to v1 once it saw v2.
+    let watcher = {
+        let (docs, port) = (docs.clone(), edges[0]);
+        let client = p.https_client(&docs, port);
+        tokio::spawn(async move {
+            let get = async |path: &str| {
+                client
+                    .get(format!("https://{docs}:{port}{path}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+            };
+            let mut seen_v2 = false;
+            let end = std::time::Instant::now() + Duration::from_secs(4);
+            let mut rounds = 0;
+            while std::time::Instant::now() < end {
+                let page = get("/").await;
+                let css = get("/site.css").await;
+                let page_v2 = page.ends_with("page v2");
+                let css_v2 = css.contains("/* v2 */");
+                assert!(
+                    !page_v2 || css_v2,
+                    "new page, then old stylesheet (round {rounds})"
+                );
+                assert!(
+                    !seen_v2 || page_v2,
+                    "back to v1 after v2 (round {rounds})"
+                );
+                seen_v2 |= page_v2;
+                rounds += 1;
+            }
+            (seen_v2, rounds)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let v2 = deploy(2).await;
+    for port in edges {
+        while !fetch(&docs, port, "/").await.ends_with("page v2") {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "edge {port} still serves v1"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let (seen_v2, rounds) = watcher.await.unwrap();
+    assert!(seen_v2 && rounds > 10, "{rounds} rounds");
+    assert_eq!(fetch(&www, edges[1], "/").await, "the main site");
+    assert!(v2["live"].as_bool().unwrap());
+
+    // Rollback in one call: v1 again on both edges within 2 s.
+    let started = std::time::Instant::now();
+    let res = api(
+        &p,
+        &key,
+        Method::POST,
+        &format!(
+            "/v1/sites/{site_id}/deployments/{}/activate",
+            v1["id"].as_str().unwrap()
+        ),
+    )
+    .await
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    for port in edges {
+        while !fetch(&docs, port, "/").await.ends_with("page v1") {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "edge {port} still serves v2"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(fetch(&docs, port, "/site.css").await.contains("/* v1 */"));
+    }
+}

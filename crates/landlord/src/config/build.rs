@@ -153,6 +153,7 @@ impl Settings {
             self.tenant_max_event_streams,
             "LANDLORD_TENANT_MAX_EVENT_STREAMS",
         ));
+        let deploys = p.take(self.deploy_limits());
         let admin_token = self
             .admin_token
             .as_ref()
@@ -170,6 +171,7 @@ impl Settings {
         config.api_rate = api_rate?;
         config.check_interval = check_interval?;
         config.max_event_streams = max_event_streams?;
+        config.deploys = deploys?;
         Some(config)
     }
 
@@ -408,6 +410,23 @@ impl Settings {
             )
         })?;
         Ok(MasterKey::new(key))
+    }
+
+    /// What one deploy archive may be.
+    fn deploy_limits(&self) -> Checked<landlord_api::DeployLimits> {
+        Ok(landlord_api::DeployLimits {
+            max_upload_bytes: positive(
+                self.deploy_max_upload_bytes,
+                "LANDLORD_DEPLOY_MAX_UPLOAD_BYTES",
+            )?,
+            max_expanded_bytes: positive(
+                self.deploy_max_expanded_bytes,
+                "LANDLORD_DEPLOY_MAX_EXPANDED_BYTES",
+            )?,
+            max_ratio: positive(self.deploy_max_ratio, "LANDLORD_DEPLOY_MAX_RATIO")?,
+            timeout: duration(&self.deploy_timeout, "LANDLORD_DEPLOY_TIMEOUT")?,
+            concurrency: positive(self.deploy_concurrency, "LANDLORD_DEPLOY_CONCURRENCY")?,
+        })
     }
 
     /// What one tenant may hold.

@@ -256,6 +256,21 @@ pub struct Settings {
     /// "Check now" is accepted once per this per domain.
     #[arg(long, env = "LANDLORD_CHECK_NOW_INTERVAL", global = true, default_value_t = span(landlord_api::DEFAULT_CHECK_INTERVAL))]
     pub check_now_interval: String,
+    /// The largest deploy archive accepted, in bytes, as uploaded.
+    #[arg(long, env = "LANDLORD_DEPLOY_MAX_UPLOAD_BYTES", global = true, default_value_t = landlord_api::DeployLimits::default().max_upload_bytes)]
+    pub deploy_max_upload_bytes: u64,
+    /// The most a deploy archive may expand to, in bytes.
+    #[arg(long, env = "LANDLORD_DEPLOY_MAX_EXPANDED_BYTES", global = true, default_value_t = landlord_api::DeployLimits::default().max_expanded_bytes)]
+    pub deploy_max_expanded_bytes: u64,
+    /// The most a compressed deploy archive may expand per uploaded byte (beyond 1 MiB).
+    #[arg(long, env = "LANDLORD_DEPLOY_MAX_RATIO", global = true, default_value_t = landlord_api::DeployLimits::default().max_ratio)]
+    pub deploy_max_ratio: u64,
+    /// The longest reading and checking one deploy archive may take.
+    #[arg(long, env = "LANDLORD_DEPLOY_TIMEOUT", global = true, default_value_t = span(landlord_api::DeployLimits::default().timeout))]
+    pub deploy_timeout: String,
+    /// Deploy archives read at once per API process (each takes a core while it is read).
+    #[arg(long, env = "LANDLORD_DEPLOY_CONCURRENCY", global = true, default_value_t = landlord_api::DeployLimits::default().concurrency)]
+    pub deploy_concurrency: usize,
     /// Open `GET /v1/events` streams per tenant, per API process.
     #[arg(long, env = "LANDLORD_TENANT_MAX_EVENT_STREAMS", global = true, default_value_t = landlord_api::DEFAULT_MAX_EVENT_STREAMS)]
     pub tenant_max_event_streams: usize,
