@@ -213,6 +213,7 @@ impl From<landlord_store::StoreError> for Problem {
                 "invalid-hostname",
                 format!("{h} is blocked on this platform and cannot be registered."),
             ),
+            StoreError::InvalidRules(why) => Problem::invalid("invalid-rules", format!("{why}.")),
             StoreError::SiteNameTaken(name) => Problem::new(
                 StatusCode::CONFLICT,
                 "site-name-taken",

@@ -422,3 +422,37 @@ async fn sizes_counts_bombs_and_the_quota_are_bounded(pool: PgPool) {
         .done();
     assert_eq!(deploy(&app, &t, &id, "", again).await.status(), 201);
 }
+
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn malformed_rules_are_refused_by_line_through_files_too(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let t = app.tenant("acme").await;
+    let put = |path: &str, body: &str| {
+        app.as_tenant(&t, Method::PUT, &format!("/v1/files/{path}"))
+            .header("content-type", "text/plain")
+            .body(body.to_owned())
+            .send()
+    };
+    assert_eq!(put("index.html", "home").await.unwrap().status(), 204);
+    let body = problem(
+        put("_headers", "/*\n  Content-Length: 5\n").await.unwrap(),
+        422,
+    )
+    .await;
+    assert_eq!(body["type"], "/problems/invalid-rules");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("_headers line 2: Content-Length is set by the platform"),
+        "{body}"
+    );
+    assert_eq!(files(&app, &t).await.len(), 1, "nothing was stored");
+    assert_eq!(
+        put("_redirects", "/* /index.html 200\n")
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+}

@@ -26,8 +26,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::Semaphore;
 
 use landlord_store::{
-    DeploymentId, FilePath, Hostname, MasterKey, RegisteredName, SiteId, Store, StoredFile,
-    TenantId, certificate_key_context,
+    DeploymentId, FilePath, Hostname, LiveSite, MasterKey, RegisteredName, SiteId, Store,
+    StoredFile, TenantId, certificate_key_context, rules::Rules,
 };
 
 use crate::encoding::Encoding;
@@ -206,7 +206,7 @@ pub struct Directory {
     challenges: RwLock<HashMap<Hostname, Challenges>>,
     /// Every site's live deploy: switching one is one write here, so a request after it
     /// never sees a file of the deploy before.
-    sites: RwLock<HashMap<SiteId, Option<DeploymentId>>>,
+    sites: RwLock<HashMap<SiteId, Option<Arc<Live>>>>,
     certs: Cache<Hostname, Arc<CertEntry>>,
     misses: Cache<Hostname, ()>,
     files: Cache<(DeploymentId, String), Arc<FileEntry>>,
@@ -521,10 +521,10 @@ impl Directory {
         Ok(Arc::new(config))
     }
 
-    /// The deploy a hostname serves now: its site's live one, if it has one.
-    pub fn live_deployment(&self, hostname: &Hostname) -> Option<DeploymentId> {
+    /// What a hostname serves now: its site's live deploy and rules, if it has one.
+    pub fn live(&self, hostname: &Hostname) -> Option<Arc<Live>> {
         let site = self.names.read().expect("names lock").get(hostname)?.site;
-        *self.sites.read().expect("sites lock").get(&site)?
+        self.sites.read().expect("sites lock").get(&site)?.clone()
     }
 
     /// A file of a deploy, through the bounded cache (deploys never change, so entries
@@ -615,7 +615,7 @@ impl Directory {
         let live = self.store.live_site(site).await?;
         let mut sites = self.sites.write().expect("sites lock");
         match live {
-            Some(l) => sites.insert(site, l.live_deployment_id),
+            Some(l) => sites.insert(site, Live::of(l)),
             None => sites.remove(&site),
         };
         Ok(())
@@ -632,13 +632,28 @@ impl Directory {
 }
 
 /// Every site's live deploy (at start, and to start over).
-async fn live_sites(store: &Store) -> anyhow::Result<HashMap<SiteId, Option<DeploymentId>>> {
+async fn live_sites(store: &Store) -> anyhow::Result<HashMap<SiteId, Option<Arc<Live>>>> {
     Ok(store
         .live_sites()
         .await?
         .into_iter()
-        .map(|s| (s.id, s.live_deployment_id))
+        .map(|s| (s.id, Live::of(s)))
         .collect())
+}
+
+/// A site's live deploy and its rules (`_redirects`, `_headers`), swapped as one.
+pub struct Live {
+    pub deployment: DeploymentId,
+    pub rules: Rules,
+}
+
+impl Live {
+    fn of(site: LiveSite) -> Option<Arc<Self>> {
+        Some(Arc::new(Self {
+            deployment: site.live_deployment_id?,
+            rules: site.rules.map(|r| r.0).unwrap_or_default(),
+        }))
+    }
 }
 
 /// Every registered name and every published challenge (at start, and to start over).

@@ -7,12 +7,13 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use landlord_store::rules::{self, Action};
 use landlord_store::{FilePath, Hostname, TenantId};
 
-use crate::directory::{Directory, FileEntry, Representation};
+use crate::directory::{Directory, FileEntry, Live, Representation};
 use crate::encoding::{self, Encoding, Range};
 
 struct Site {
@@ -110,26 +111,109 @@ async fn respond(site: &Site, request: &axum::http::request::Parts) -> Response 
         )
             .into_response();
     }
-    let Some(path) = file_path(request.uri.path()) else {
+    let Some(live) = site.dir.live(&site.host) else {
         return not_found();
     };
-    let Some(deployment) = site.dir.live_deployment(&site.host) else {
+    let Some(path) = decoded(request.uri.path()) else {
         return not_found();
     };
-    let file = match site.dir.file(deployment, &path).await {
-        Ok(Some(file)) => file,
-        Ok(None) => return not_found(),
-        Err(_) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "1")],
-                "Temporarily unavailable, try again.\n",
-            )
-                .into_response();
+    let found = match find(site, &live, &path).await {
+        Ok(found) => found,
+        Err(busy) => return busy,
+    };
+    let mut response = match live.rules.action(&path, found.is_some()) {
+        Some(Action::Redirect { status, location }) => {
+            redirect(status, &location, request.uri.query())
         }
+        Some(Action::Rewrite {
+            status,
+            path: target,
+        }) => match find(site, &live, &target).await {
+            Ok(Some(file)) => with_status(serve(&file, request), status),
+            Ok(None) => not_found_page(site, &live, request).await,
+            Err(busy) => return busy,
+        },
+        None => match found {
+            Some(file) => serve(&file, request),
+            None => not_found_page(site, &live, request).await,
+        },
     };
-    serve(&file, request)
+    let headers = response.headers_mut();
+    for (name, value) in live.rules.headers_for(&path) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    response
 }
+
+/// The file that answers a request path in the live deploy, trying clean URLs; the rule
+/// files are configuration, never served.
+async fn find(site: &Site, live: &Live, path: &str) -> Result<Option<Arc<FileEntry>>, Response> {
+    for candidate in candidates(path) {
+        if candidate == rules::REDIRECTS_FILE || candidate == rules::HEADERS_FILE {
+            continue;
+        }
+        match site.dir.file(live.deployment, &candidate).await {
+            Ok(Some(file)) => return Ok(Some(file)),
+            Ok(None) => {}
+            Err(_) => {
+                return Err((
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "1")],
+                    "Temporarily unavailable, try again.\n",
+                )
+                    .into_response());
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The deploy's `404.html` with status 404, or the platform's own 404 page.
+async fn not_found_page(
+    site: &Site,
+    live: &Live,
+    request: &axum::http::request::Parts,
+) -> Response {
+    let path = format!("/{}", rules::NOT_FOUND_PAGE);
+    match find(site, live, &path).await {
+        Ok(Some(file)) => with_status(serve(&file, request), 404),
+        Ok(None) => not_found(),
+        Err(busy) => busy,
+    }
+}
+
+/// A page served for another path keeps its headers, with `status` (a 404 page, or a
+/// rewrite): only a whole answer's status is replaced, not a 304 or a range's.
+fn with_status(mut response: Response, status: u16) -> Response {
+    if response.status() == StatusCode::OK {
+        *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    }
+    response
+}
+
+/// A redirect rule's answer; the request's query string goes along unless the target
+/// has its own.
+fn redirect(status: u16, location: &str, query: Option<&str>) -> Response {
+    let location = match query {
+        Some(q) if !location.contains('?') => format!("{location}?{q}"),
+        _ => location.to_owned(),
+    };
+    let encoded = percent_encoding::utf8_percent_encode(&location, LOCATION).to_string();
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+    if let Ok(value) = HeaderValue::from_str(&encoded) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// What a `Location` must not hold as is: controls, spaces and non-ASCII characters.
+const LOCATION: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ');
 
 /// The response for a found file: the representation `Accept-Encoding` prefers, or a
 /// byte range of the identity body when one is asked for (and `If-Range`, if sent, names
@@ -232,31 +316,35 @@ fn body_response(
     response
 }
 
-/// `/` and directory paths map to `index.html`; the path is percent-decoded. Checked as
-/// `FilePath` checks it, without allocating for `/` or a path that needs no decoding.
-fn file_path(raw: &str) -> Option<Cow<'_, str>> {
-    if raw == "/" {
-        return Some(Cow::Borrowed("index.html"));
+/// The request path, percent-decoded (`None` when that is not UTF-8).
+fn decoded(raw: &str) -> Option<Cow<'_, str>> {
+    percent_encoding::percent_decode_str(raw).decode_utf8().ok()
+}
+
+/// The stored paths that may answer a (decoded) request path, in order: the path itself,
+/// then clean URLs: `/about` → `about.html`, `about/index.html`; `/docs/` →
+/// `docs/index.html`, then `docs.html`; `/` → `index.html`. Paths the file path rules
+/// refuse are never tried.
+fn candidates(path: &str) -> Vec<String> {
+    if path == "/" {
+        return vec!["index.html".to_owned()];
     }
-    let decoded = percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .ok()?;
-    let path = if decoded.ends_with('/') {
-        Cow::Owned(format!("{decoded}index.html"))
-    } else {
-        decoded
+    let bare = path.strip_suffix('/').unwrap_or(path);
+    // `check` takes the one leading slash off and returns the stored form.
+    let Ok(checked) = FilePath::check(bare) else {
+        return Vec::new();
     };
-    FilePath::check(&path).ok()?;
-    // As stored: without the one leading slash `check` allows.
-    Some(match path {
-        Cow::Borrowed(p) => Cow::Borrowed(p.strip_prefix('/').unwrap_or(p)),
-        Cow::Owned(mut p) => {
-            if p.starts_with('/') {
-                p.remove(0);
-            }
-            Cow::Owned(p)
-        }
-    })
+    let list = match path.ends_with('/') {
+        true => vec![format!("{checked}/index.html"), format!("{checked}.html")],
+        false => vec![
+            checked.to_owned(),
+            format!("{checked}.html"),
+            format!("{checked}/index.html"),
+        ],
+    };
+    list.into_iter()
+        .filter(|p| FilePath::check(p).is_ok())
+        .collect()
 }
 
 fn not_found() -> Response {
@@ -270,24 +358,32 @@ fn not_found() -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::file_path;
+    use super::{candidates, decoded};
 
     #[test]
     fn request_paths_map_to_stored_file_paths() {
-        let cases = [
-            ("/", Some("index.html")),
-            ("/about.html", Some("about.html")),
-            ("/docs/", Some("docs/index.html")),
-            ("/a%20b.html", Some("a b.html")),
-            ("/caf%C3%A9/", Some("café/index.html")),
-            ("//x.html", None),
-            ("/../x.html", None),
-            ("/%2e%2e/x.html", None),
-            ("/a%00.html", None),
-            ("/%ff.html", None),
+        let cases: &[(&str, &[&str])] = &[
+            ("/", &["index.html"]),
+            (
+                "/about.html",
+                &["about.html", "about.html.html", "about.html/index.html"],
+            ),
+            ("/about", &["about", "about.html", "about/index.html"]),
+            ("/docs/", &["docs/index.html", "docs.html"]),
+            (
+                "/a%20b.html",
+                &["a b.html", "a b.html.html", "a b.html/index.html"],
+            ),
+            ("/caf%C3%A9/", &["café/index.html", "café.html"]),
+            ("//x.html", &[]),
+            ("/../x.html", &[]),
+            ("/%2e%2e/x.html", &[]),
+            ("/a%00.html", &[]),
         ];
         for (raw, want) in cases {
-            assert_eq!(file_path(raw).as_deref(), want, "{raw}");
+            let got = decoded(raw).map(|p| candidates(&p)).unwrap_or_default();
+            assert_eq!(got, *want, "{raw}");
         }
+        assert!(decoded("/%ff.html").is_none());
     }
 }

@@ -342,10 +342,7 @@ async fn two_sites_deploy_atomically_on_two_edges_and_roll_back(pool: PgPool) {
                     !page_v2 || css_v2,
                     "new page, then old stylesheet (round {rounds})"
                 );
-                assert!(
-                    !seen_v2 || page_v2,
-                    "back to v1 after v2 (round {rounds})"
-                );
+                assert!(!seen_v2 || page_v2, "back to v1 after v2 (round {rounds})");
                 seen_v2 |= page_v2;
                 rounds += 1;
             }
@@ -394,5 +391,112 @@ async fn two_sites_deploy_atomically_on_two_edges_and_roll_back(pool: PgPool) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(fetch(&docs, port, "/site.css").await.contains("/* v1 */"));
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn site_rules_clean_urls_and_the_404_page_are_served(pool: PgPool) {
+    use reqwest::Method;
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let mut p = Platform::start(pool, &[]).await;
+    let port = p.spawn_edge().await;
+    p.spawn("worker", &[]);
+    let key = p.tenant().await;
+    let host = unique("rules");
+    let id = p.add_pointed_domain(&key, &host).await;
+    let sites: serde_json::Value = api(&p, &key, Method::GET, "/v1/sites")
+        .await
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let site = sites["sites"][0]["id"].as_str().unwrap().to_owned();
+    let deploy = async |files: &[(&str, &str)]| {
+        api(
+            &p,
+            &key,
+            Method::POST,
+            &format!("/v1/sites/{site}/deployments"),
+        )
+        .await
+        .body(tar_of(files))
+        .send()
+        .await
+        .unwrap()
+    };
+    // A malformed rule refuses the deploy, naming its line.
+    let res = deploy(&[("index.html", "x"), ("_redirects", "/a /b\n/c /d 299\n")]).await;
+    assert_eq!(res.status(), 422);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("_redirects line 2"),
+        "{body}"
+    );
+    let res = deploy(&[
+        ("index.html", "home"),
+        ("about.html", "about"),
+        ("docs/index.html", "docs"),
+        ("404.html", "our own 404 page"),
+        ("app/index.html", "the app shell"),
+        ("shadowed.html", "a file wins over a rule"),
+        ("forced.html", "a forced rule wins over the file"),
+        (
+            "_redirects",
+            "# moved pages\n/old /about 301\n/go/* https://example.org/:splat 302\n\
+             /app/* /app/index.html 200\n/shadowed /elsewhere 302\n/forced /about 302!\n",
+        ),
+        (
+            "_headers",
+            "/*\n  X-Frame-Options: DENY\n/about\n  Cache-Control: public, max-age=60\n",
+        ),
+    ])
+    .await;
+    assert_eq!(res.status(), 201);
+    p.wait_domain(&key, &id, ISSUE_DEADLINE, |d| d["status"] == "active")
+        .await;
+    let client = p.https_client(&host, port);
+    let get = async |path: &str| {
+        let res = client
+            .get(format!("https://{host}:{port}{path}"))
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (res.status().as_u16(), res.headers().clone());
+        (status, headers, res.text().await.unwrap())
+    };
+    for (path, status, body) in [
+        ("/", 200, "home"),
+        ("/about", 200, "about"),
+        ("/about/", 200, "about"),
+        ("/about.html", 200, "about"),
+        ("/docs", 200, "docs"),
+        ("/docs/", 200, "docs"),
+        ("/app/settings/42", 200, "the app shell"),
+        ("/shadowed", 200, "a file wins over a rule"),
+        ("/missing", 404, "our own 404 page"),
+        ("/_redirects", 404, "our own 404 page"),
+        ("/_headers", 404, "our own 404 page"),
+    ] {
+        let (got, headers, text) = get(path).await;
+        assert_eq!((got, text.as_str()), (status, body), "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+    }
+    let (_, headers, _) = get("/about").await;
+    assert_eq!(headers["cache-control"], "public, max-age=60");
+    let (_, headers, _) = get("/").await;
+    assert_eq!(headers["cache-control"], "no-cache");
+    for (path, status, location) in [
+        ("/old", 301, "/about"),
+        ("/go/a/b?x=1", 302, "https://example.org/a/b?x=1"),
+        ("/forced", 302, "/about"),
+    ] {
+        let (got, headers, _) = get(path).await;
+        assert_eq!(got, status, "{path}");
+        assert_eq!(headers["location"], location, "{path}");
     }
 }

@@ -58,29 +58,34 @@ struct ChangeRow {
     site_id: Option<SiteId>,
 }
 
-/// A site's live deploy, as the edge knows it.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+/// A site's live deploy and its rules, as the edge knows them.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LiveSite {
     pub id: SiteId,
     pub live_deployment_id: Option<DeploymentId>,
+    pub rules: Option<sqlx::types::Json<crate::rules::Rules>>,
 }
 
 impl Store {
     /// Every site's live deploy (the edge's map, at start).
     pub async fn live_sites(&self) -> Result<Vec<LiveSite>> {
-        Ok(sqlx::query_as("SELECT id, live_deployment_id FROM sites")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT s.id, s.live_deployment_id, d.rules FROM sites s \
+             LEFT JOIN deployments d ON d.id = s.live_deployment_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// One site's live deploy; `None` when the site is gone.
     pub async fn live_site(&self, site: SiteId) -> Result<Option<LiveSite>> {
-        Ok(
-            sqlx::query_as("SELECT id, live_deployment_id FROM sites WHERE id = $1")
-                .bind(site)
-                .fetch_optional(&self.pool)
-                .await?,
+        Ok(sqlx::query_as(
+            "SELECT s.id, s.live_deployment_id, d.rules FROM sites s \
+                 LEFT JOIN deployments d ON d.id = s.live_deployment_id WHERE s.id = $1",
         )
+        .bind(site)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod hostname;
 mod ids;
 mod limits;
 pub mod live;
+pub mod rules;
 pub mod sealing;
 mod sites;
 mod tenants;
@@ -83,6 +84,9 @@ pub enum StoreError {
     },
     #[error("the hostname {0} is blocked on this platform")]
     HostnameBlocked(String),
+    /// A deploy's `_redirects` or `_headers` is malformed (the line is named).
+    #[error("{0}")]
+    InvalidRules(String),
     #[error("you already have a site named {0}")]
     SiteNameTaken(String),
     /// The site named for a domain is not one of the caller's.

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::files::COMPRESS_CHANNEL;
 use crate::limits::{Limit, TenantLimits, lock_tenant};
+use crate::rules::{HEADERS_FILE, REDIRECTS_FILE, Rules};
 use crate::{DeploymentId, FilePath, Result, SiteId, Store, StoreError, TenantId, compressible};
 
 /// A site's name: 1 to 63 characters, lower-case letters, digits and `-`, starting with a
@@ -416,12 +417,15 @@ pub(crate) async fn finish_deployment(
     activate: bool,
     keep: i64,
 ) -> Result<()> {
+    let rules = read_rules(tx, id).await?;
     sqlx::query(
         "UPDATE deployments SET (file_count, bytes) = \
-             (SELECT count(*), COALESCE(sum(size), 0) FROM deployment_files WHERE deployment_id = $1) \
+             (SELECT count(*), COALESCE(sum(size), 0) FROM deployment_files WHERE deployment_id = $1), \
+             rules = $2 \
          WHERE id = $1",
     )
     .bind(id)
+    .bind(sqlx::types::Json(rules))
     .execute(&mut *tx)
     .await?;
     if activate {
@@ -442,6 +446,35 @@ pub(crate) async fn finish_deployment(
     .execute(&mut *tx)
     .await?;
     collect_blobs(tx, tenant).await
+}
+
+/// The rules of deploy `id`, from its `_redirects` and `_headers`.
+async fn read_rules(tx: &mut sqlx::PgConnection, id: DeploymentId) -> Result<Rules> {
+    let files: Vec<(String, Vec<u8>)> = sqlx::query_as(
+        "SELECT f.path, b.body FROM deployment_files f \
+         JOIN blobs b ON b.tenant_id = f.tenant_id AND b.sha256 = f.sha256 \
+         WHERE f.deployment_id = $1 AND f.path IN ($2, $3)",
+    )
+    .bind(id)
+    .bind(REDIRECTS_FILE)
+    .bind(HEADERS_FILE)
+    .fetch_all(&mut *tx)
+    .await?;
+    let text = |name: &str| -> Result<Option<String>> {
+        files
+            .iter()
+            .find(|(path, _)| path == name)
+            .map(|(_, body)| {
+                String::from_utf8(body.clone())
+                    .map_err(|_| StoreError::InvalidRules(format!("{name} is not UTF-8 text")))
+            })
+            .transpose()
+    };
+    Rules::parse(
+        text(REDIRECTS_FILE)?.as_deref(),
+        text(HEADERS_FILE)?.as_deref(),
+    )
+    .map_err(StoreError::InvalidRules)
 }
 
 /// Drop the tenant's blobs that no deploy refers to.
