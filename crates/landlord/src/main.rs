@@ -2,6 +2,7 @@
 //! sets up logging, and hands off to the role crates.
 
 mod config;
+mod deploy;
 mod dev;
 mod postgres;
 mod run;
@@ -58,6 +59,28 @@ enum Command {
     /// Everything on one machine for local use: a private PostgreSQL when DATABASE_URL
     /// is unset, unprivileged ports, and a demo tenant.
     Dev,
+    /// Publish a folder as a deploy of one of your sites (created when missing), through
+    /// the REST API, and print where it is served.
+    Deploy {
+        /// The folder: its files, with their paths below it, become the site.
+        dir: std::path::PathBuf,
+        /// The site's name.
+        #[arg(long)]
+        site: String,
+        /// Upload without making it live (activate it later).
+        #[arg(long)]
+        stage: bool,
+        /// The API's base URL.
+        #[arg(
+            long,
+            env = "LANDLORD_API_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        api_url: String,
+        /// Your API key.
+        #[arg(long, env = "LANDLORD_API_KEY", hide_env_values = true)]
+        api_key: secrecy::SecretString,
+    },
 }
 
 #[derive(Subcommand)]
@@ -211,6 +234,22 @@ async fn dispatch(cli: Cli) -> Result<(), Fatal> {
             command: CaCommand::Export,
         } => run::export_ca(settings, migrate).await,
         Command::Dev => dev::run(settings.clone(), migrate).await,
+        Command::Deploy {
+            dir,
+            site,
+            stage,
+            api_url,
+            api_key,
+        } => {
+            deploy::run(deploy::Deploy {
+                dir,
+                site,
+                api_url,
+                api_key,
+                activate: !stage,
+            })
+            .await
+        }
     }
 }
 

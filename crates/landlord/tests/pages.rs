@@ -500,3 +500,107 @@ async fn site_rules_clean_urls_and_the_404_page_are_served(pool: PgPool) {
         assert_eq!(headers["location"], location, "{path}");
     }
 }
+
+#[sqlx::test(migrations = false)]
+async fn landlord_deploy_publishes_a_folder_and_prints_its_urls(pool: PgPool) {
+    use reqwest::Method;
+    let p = Platform::start(pool, &[]).await;
+    let key = p.tenant().await;
+    let host = unique("cli");
+    let id = p.add_domain(&key, &host).await;
+    let dir = std::env::temp_dir().join(format!("landlord-deploy-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("css")).unwrap();
+    std::fs::create_dir_all(dir.join(".git")).unwrap();
+    std::fs::write(dir.join("index.html"), "<h1>from the CLI</h1>").unwrap();
+    std::fs::write(dir.join("css/site.css"), "h1 { color: red }").unwrap();
+    std::fs::write(dir.join(".git/HEAD"), "ref: refs/heads/main").unwrap();
+    let deploy = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_landlord"))
+            .arg("deploy")
+            .arg(&dir)
+            .args(args)
+            .env_clear()
+            .env("LANDLORD_API_URL", &p.api)
+            .env("LANDLORD_API_KEY", &key)
+            .output()
+            .unwrap()
+    };
+    let out = deploy(&["--site", "docs"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("creating site docs"), "{stderr}");
+    assert!(stderr.contains("uploading 100 %"), "{stderr}");
+    assert!(
+        stdout.contains("2 files") && stdout.contains("live"),
+        "{stdout}"
+    );
+    let sites: serde_json::Value = api(&p, &key, Method::GET, "/v1/sites")
+        .await
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let docs = sites["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "docs")
+        .unwrap()
+        .clone();
+    assert!(docs["live_deployment_id"].is_string());
+
+    // The domain moved to the site: the next deploy prints its URL; --stage leaves the
+    // live deploy alone.
+    let res = api(&p, &key, Method::PATCH, &format!("/v1/domains/{id}"))
+        .await
+        .json(&serde_json::json!({"site_id": docs["id"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let out = deploy(&["--site", "docs", "--stage"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("staged"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("https://{host}/ (not served yet: pending_dns)")),
+        "{stdout}"
+    );
+    let list: serde_json::Value = api(
+        &p,
+        &key,
+        Method::GET,
+        &format!("/v1/sites/{}/deployments", docs["id"].as_str().unwrap()),
+    )
+    .await
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let lives: Vec<bool> = list["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["live"].as_bool().unwrap())
+        .collect();
+    assert_eq!(lives, [false, true]);
+
+    // A wrong key: a one-line error, exit 1.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_landlord"))
+        .args(["deploy", dir.to_str().unwrap(), "--site", "docs"])
+        .env_clear()
+        .env("LANDLORD_API_URL", &p.api)
+        .env("LANDLORD_API_KEY", "ll_wrong")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
