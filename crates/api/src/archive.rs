@@ -90,42 +90,9 @@ pub fn read(upload: &[u8], bounds: Bounds) -> Result<Vec<NewFile>, Refusal> {
                 bounds.max_time.as_secs()
             )));
         }
-        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let kind = entry.header().entry_type();
-        match kind {
-            tar::EntryType::Directory | tar::EntryType::XGlobalHeader => continue,
-            tar::EntryType::Regular | tar::EntryType::Continuous => {}
-            other => {
-                return Err(Refusal::Invalid(format!(
-                    "entry {}: {} are not accepted, only regular files and directories",
-                    shown(&raw_path),
-                    kind_name(other)
-                )));
-            }
+        if let Some(file) = entry_file(&mut entry, bounds, &mut seen)? {
+            files.push(file);
         }
-        let path = entry_path(&raw_path)?;
-        let key: String = path.as_str().nfc().collect::<String>().to_lowercase();
-        if !seen.insert(key) {
-            return Err(Refusal::Invalid(format!(
-                "entry {}: another entry has the same path (compared without case, `./` and Unicode form)",
-                shown(&raw_path)
-            )));
-        }
-        let size = entry.header().size().map_err(unreadable)?;
-        if size > bounds.max_file {
-            return Err(Refusal::TooLarge(format!(
-                "entry {}: {size} bytes, larger than the per-file limit ({} bytes)",
-                shown(&raw_path),
-                bounds.max_file
-            )));
-        }
-        let mut body = Vec::with_capacity(size as usize);
-        entry.read_to_end(&mut body).map_err(unreadable)?;
-        files.push(NewFile {
-            content_type: path.guess_content_type(),
-            path,
-            body,
-        });
     }
     if files.is_empty() {
         return Err(Refusal::Invalid(
@@ -133,6 +100,51 @@ pub fn read(upload: &[u8], bounds: Bounds) -> Result<Vec<NewFile>, Refusal> {
         ));
     }
     Ok(files)
+}
+
+/// One entry's file (`None` for a directory or a PAX global header), or why the archive
+/// is refused; `seen` holds the paths so far, case-folded and NFC-normalised.
+fn entry_file<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    bounds: Bounds,
+    seen: &mut HashSet<String>,
+) -> Result<Option<NewFile>, Refusal> {
+    let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    let kind = entry.header().entry_type();
+    match kind {
+        tar::EntryType::Directory | tar::EntryType::XGlobalHeader => return Ok(None),
+        tar::EntryType::Regular | tar::EntryType::Continuous => {}
+        other => {
+            return Err(Refusal::Invalid(format!(
+                "entry {}: {} are not accepted, only regular files and directories",
+                shown(&raw_path),
+                kind_name(other)
+            )));
+        }
+    }
+    let path = entry_path(&raw_path)?;
+    let key: String = path.as_str().nfc().collect::<String>().to_lowercase();
+    if !seen.insert(key) {
+        return Err(Refusal::Invalid(format!(
+            "entry {}: another entry has the same path (compared without case, `./` and Unicode form)",
+            shown(&raw_path)
+        )));
+    }
+    let size = entry.header().size().map_err(unreadable)?;
+    if size > bounds.max_file {
+        return Err(Refusal::TooLarge(format!(
+            "entry {}: {size} bytes, larger than the per-file limit ({} bytes)",
+            shown(&raw_path),
+            bounds.max_file
+        )));
+    }
+    let mut body = Vec::with_capacity(size as usize);
+    entry.read_to_end(&mut body).map_err(unreadable)?;
+    Ok(Some(NewFile {
+        content_type: path.guess_content_type(),
+        path,
+        body,
+    }))
 }
 
 /// The stored path of an entry: `./` and one leading `/`-free form, checked by the file

@@ -150,7 +150,7 @@ impl IntoResponse for Problem {
 
 impl From<landlord_store::StoreError> for Problem {
     fn from(err: landlord_store::StoreError) -> Self {
-        use landlord_store::{Limit, StoreError};
+        use landlord_store::StoreError;
         match err {
             StoreError::HostnameAlreadyYours(h, id) => Problem::new(
                 StatusCode::CONFLICT,
@@ -181,21 +181,7 @@ impl From<landlord_store::StoreError> for Problem {
                     (quota - used).max(0)
                 ),
             ),
-            StoreError::LimitReached { limit, max } => {
-                let (what, advice) = match limit {
-                    Limit::Files => ("files", "Delete files you no longer need first."),
-                    Limit::Domains => ("domains", "Delete a domain you no longer need first."),
-                    Limit::Sites => ("sites", "Delete a site you no longer need first."),
-                };
-                Problem::new(
-                    StatusCode::FORBIDDEN,
-                    "limit-reached",
-                    "Limit reached",
-                    format!(
-                        "You have {max} {what}, the limit per account on this platform ({max} {what}). {advice}"
-                    ),
-                )
-            }
+            StoreError::LimitReached { limit, max } => limit_reached(limit, max),
             StoreError::TooSoon {
                 interval,
                 retry_after,
@@ -213,6 +199,12 @@ impl From<landlord_store::StoreError> for Problem {
                 "invalid-hostname",
                 format!("{h} is blocked on this platform and cannot be registered."),
             ),
+            StoreError::CanonicalNotOnSite(h) => Problem::invalid(
+                "invalid-canonical-hostname",
+                format!(
+                    "{h} is not one of this site's domains: add it to the site first (POST /v1/domains with its site_id, or PATCH the domain)."
+                ),
+            ),
             StoreError::InvalidRules(why) => Problem::invalid("invalid-rules", format!("{why}.")),
             StoreError::SiteNameTaken(name) => Problem::new(
                 StatusCode::CONFLICT,
@@ -228,6 +220,24 @@ impl From<landlord_store::StoreError> for Problem {
             StoreError::Database(e) => Problem::internal(&e),
         }
     }
+}
+
+/// A count limit was reached: which, and what to do.
+fn limit_reached(limit: landlord_store::Limit, max: i64) -> Problem {
+    use landlord_store::Limit;
+    let (what, advice) = match limit {
+        Limit::Files => ("files", "Delete files you no longer need first."),
+        Limit::Domains => ("domains", "Delete a domain you no longer need first."),
+        Limit::Sites => ("sites", "Delete a site you no longer need first."),
+    };
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "limit-reached",
+        "Limit reached",
+        format!(
+            "You have {max} {what}, the limit per account on this platform ({max} {what}). {advice}"
+        ),
+    )
 }
 
 /// Whole seconds to wait, rounded up, at least 1.

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use utoipa::IntoParams;
 
-use landlord_store::{Deployment, DeploymentId, Site, SiteDeletion, SiteId, SiteName};
+use landlord_store::{Deployment, DeploymentId, Hostname, Site, SiteDeletion, SiteId, SiteName};
 
 use crate::AppState;
 use crate::archive::{self, Refusal};
@@ -37,7 +37,18 @@ pub struct NewSite {
 pub struct SitePatch {
     /// A new name (same rules as at creation).
     #[schema(min_length = 1, max_length = 63, pattern = "^[a-z0-9][a-z0-9-]*$")]
-    name: String,
+    #[serde(default)]
+    name: Option<String>,
+    /// One of the site's domains: its other hostnames answer 308 to it (apex ↔ www) once
+    /// it has a certificate; `null` turns it off.
+    #[schema(value_type = Option<String>, example = "www.example.com")]
+    #[serde(default, deserialize_with = "present")]
+    canonical_hostname: Option<Option<String>>,
+}
+
+/// A field that is present, `null` or not, as `Some` (absent stays `None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 /// A site: a set of files served on the domains that name it, as deploys.
@@ -51,6 +62,9 @@ pub struct SiteView {
     /// The deploy its domains serve; null before the first deploy.
     #[schema(value_type = Option<Uuid>)]
     live_deployment_id: Option<DeploymentId>,
+    /// Its other hostnames redirect to this one (308), once it has a certificate.
+    #[schema(value_type = Option<String>)]
+    canonical_hostname: Option<Hostname>,
     /// Domains serving it.
     domains: i64,
     #[schema(format = DateTime)]
@@ -66,6 +80,7 @@ impl From<Site> for SiteView {
             name: s.name,
             default: s.is_default,
             live_deployment_id: s.live_deployment_id,
+            canonical_hostname: s.canonical_hostname,
             domains: s.domains,
             created_at: rfc3339(s.created_at),
             updated_at: rfc3339(s.updated_at),
@@ -176,7 +191,7 @@ pub async fn get(
     Ok(JsonResponse(site.ok_or_else(|| no_site(id))?.into()))
 }
 
-/// Rename one of the caller's sites.
+/// Rename one of the caller's sites, or set its canonical hostname.
 #[utoipa::path(patch, path = "/v1/sites/{id}", tag = "sites", operation_id = "update_site",
     params(("id" = Uuid, Path, description = "Site id")),
     request_body = SitePatch,
@@ -184,6 +199,7 @@ pub async fn get(
     responses(
         (status = 200, body = SiteView),
         (status = 409, description = "You already have a site with this name", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid name, or a canonical hostname that is not one of the site's domains", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update(
     Caller(tenant): Caller,
@@ -191,8 +207,25 @@ pub async fn update(
     Path(id): Path<SiteId>,
     Json(body): Json<SitePatch>,
 ) -> Result<JsonResponse<SiteView>, Problem> {
-    let name = site_name(&body.name)?;
-    let site = state.store.rename_site(tenant, id, &name).await?;
+    let name = body.name.as_deref().map(site_name).transpose()?;
+    let canonical = match body.canonical_hostname {
+        Some(Some(raw)) => {
+            Some(Some(Hostname::parse(&raw).map_err(|e| {
+                Problem::invalid("invalid-canonical-hostname", e.to_string())
+            })?))
+        }
+        Some(None) => Some(None),
+        None => None,
+    };
+    let site = state
+        .store
+        .update_site(
+            tenant,
+            id,
+            name.as_ref(),
+            canonical.as_ref().map(Option::as_ref),
+        )
+        .await?;
     Ok(JsonResponse(site.ok_or_else(|| no_site(id))?.into()))
 }
 

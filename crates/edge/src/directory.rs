@@ -184,6 +184,7 @@ struct Name {
     validating: bool,
     pending: bool,
     issuing: bool,
+    active: bool,
 }
 
 /// A pending hostname's visitors ask the workers for a check at most this often (per
@@ -521,6 +522,18 @@ impl Directory {
         Ok(Arc::new(config))
     }
 
+    /// Where `hostname` should send visitors instead: its site's canonical hostname, when
+    /// that is another name registered on the same site and served with a certificate
+    /// (until then every hostname serves the site itself).
+    pub fn canonical_for<'a>(&self, hostname: &Hostname, live: &'a Live) -> Option<&'a Hostname> {
+        let canonical = live.canonical.as_ref().filter(|c| *c != hostname)?;
+        let names = self.names.read().expect("names lock");
+        names
+            .get(canonical)
+            .is_some_and(|n| n.site == live.site && n.active)
+            .then_some(canonical)
+    }
+
     /// What a hostname serves now: its site's live deploy and rules, if it has one.
     pub fn live(&self, hostname: &Hostname) -> Option<Arc<Live>> {
         let site = self.names.read().expect("names lock").get(hostname)?.site;
@@ -643,15 +656,20 @@ async fn live_sites(store: &Store) -> anyhow::Result<HashMap<SiteId, Option<Arc<
 
 /// A site's live deploy and its rules (`_redirects`, `_headers`), swapped as one.
 pub struct Live {
+    pub site: SiteId,
     pub deployment: DeploymentId,
     pub rules: Rules,
+    /// The site's other hostnames redirect here (once it is active on the same site).
+    pub canonical: Option<Hostname>,
 }
 
 impl Live {
     fn of(site: LiveSite) -> Option<Arc<Self>> {
         Some(Arc::new(Self {
+            site: site.id,
             deployment: site.live_deployment_id?,
             rules: site.rules.map(|r| r.0).unwrap_or_default(),
+            canonical: site.canonical_hostname,
         }))
     }
 }
@@ -679,6 +697,7 @@ fn name_entry(r: RegisteredName) -> (Hostname, Name) {
             validating: r.validating,
             pending: r.pending,
             issuing: r.issuing,
+            active: r.active,
         },
     )
 }

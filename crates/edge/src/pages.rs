@@ -114,6 +114,9 @@ async fn respond(site: &Site, request: &axum::http::request::Parts) -> Response 
     let Some(live) = site.dir.live(&site.host) else {
         return not_found();
     };
+    if let Some(canonical) = canonical_redirect(site, &live, request) {
+        return canonical;
+    }
     let Some(path) = decoded(request.uri.path()) else {
         return not_found();
     };
@@ -148,6 +151,26 @@ async fn respond(site: &Site, request: &axum::http::request::Parts) -> Response 
         }
     }
     response
+}
+
+/// A 308 to the site's canonical hostname, when this is another of its hostnames and the
+/// canonical one is ready (path and query kept).
+fn canonical_redirect(
+    site: &Site,
+    live: &Live,
+    request: &axum::http::request::Parts,
+) -> Option<Response> {
+    let canonical = site.dir.canonical_for(&site.host, live)?;
+    let port = match site.dir.config.https_port {
+        443 => String::new(),
+        p => format!(":{p}"),
+    };
+    let path = request.uri.path_and_query().map_or("/", |p| p.as_str());
+    Some(redirect(
+        308,
+        &format!("https://{canonical}{port}{path}"),
+        None,
+    ))
 }
 
 /// The file that answers a request path in the live deploy, trying clean URLs; the rule

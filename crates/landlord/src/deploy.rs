@@ -15,14 +15,27 @@ use crate::Fatal;
 /// Upload chunk size (the progress line moves once per chunk).
 const CHUNK: usize = 64 * 1024;
 
+/// `landlord deploy`'s arguments.
+#[derive(clap::Args)]
 pub struct Deploy {
-    pub dir: PathBuf,
-    pub site: String,
-    /// `LANDLORD_API_URL`, e.g. `https://api.example.net`.
-    pub api_url: String,
-    pub api_key: SecretString,
-    /// Make it live (else staged).
-    pub activate: bool,
+    /// The folder: its files, with their paths below it, become the site.
+    dir: PathBuf,
+    /// The site's name.
+    #[arg(long)]
+    site: String,
+    /// Upload without making it live (activate it later).
+    #[arg(long)]
+    stage: bool,
+    /// The API's base URL.
+    #[arg(
+        long,
+        env = "LANDLORD_API_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    api_url: String,
+    /// Your API key.
+    #[arg(long, env = "LANDLORD_API_KEY", hide_env_values = true)]
+    api_key: SecretString,
 }
 
 pub async fn run(d: Deploy) -> Result<(), Fatal> {
@@ -54,18 +67,14 @@ pub async fn run(d: Deploy) -> Result<(), Fatal> {
         .as_str()
         .context("the site has no id")?
         .to_owned();
-    let deployment = api.upload(&site_id, archive, d.activate).await?;
+    let deployment = api.upload(&site_id, archive, !d.stage).await?;
     println!(
         "deploy {} of site {}: {} files, {} bytes, {}",
         deployment["id"].as_str().unwrap_or("?"),
         d.site,
         deployment["file_count"],
         deployment["bytes"],
-        if d.activate {
-            "live"
-        } else {
-            "staged (not live)"
-        }
+        if d.stage { "staged (not live)" } else { "live" }
     );
     for (hostname, status) in api.hostnames(&site_id).await? {
         match status.as_str() {

@@ -61,26 +61,7 @@ enum Command {
     Dev,
     /// Publish a folder as a deploy of one of your sites (created when missing), through
     /// the REST API, and print where it is served.
-    Deploy {
-        /// The folder: its files, with their paths below it, become the site.
-        dir: std::path::PathBuf,
-        /// The site's name.
-        #[arg(long)]
-        site: String,
-        /// Upload without making it live (activate it later).
-        #[arg(long)]
-        stage: bool,
-        /// The API's base URL.
-        #[arg(
-            long,
-            env = "LANDLORD_API_URL",
-            default_value = "http://127.0.0.1:8080"
-        )]
-        api_url: String,
-        /// Your API key.
-        #[arg(long, env = "LANDLORD_API_KEY", hide_env_values = true)]
-        api_key: secrecy::SecretString,
-    },
+    Deploy(deploy::Deploy),
 }
 
 #[derive(Subcommand)]
@@ -234,22 +215,7 @@ async fn dispatch(cli: Cli) -> Result<(), Fatal> {
             command: CaCommand::Export,
         } => run::export_ca(settings, migrate).await,
         Command::Dev => dev::run(settings.clone(), migrate).await,
-        Command::Deploy {
-            dir,
-            site,
-            stage,
-            api_url,
-            api_key,
-        } => {
-            deploy::run(deploy::Deploy {
-                dir,
-                site,
-                api_url,
-                api_key,
-                activate: !stage,
-            })
-            .await
-        }
+        Command::Deploy(args) => deploy::run(args).await,
     }
 }
 

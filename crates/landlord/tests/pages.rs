@@ -604,3 +604,90 @@ async fn landlord_deploy_publishes_a_folder_and_prints_its_urls(pool: PgPool) {
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_site_redirects_to_its_canonical_hostname_once_it_has_a_certificate(pool: PgPool) {
+    use reqwest::Method;
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let mut p = Platform::start(pool, &[]).await;
+    let port = p.spawn_edge().await;
+    p.spawn("worker", &[]);
+    let key = p.tenant().await;
+    let (apex, www) = (unique("apex"), unique("www"));
+    let apex_id = p.add_pointed_domain(&key, &apex).await;
+    let www_id = p.add_domain(&key, &www).await;
+    p.put_file(&key, "index.html", "text/html", "the site")
+        .await;
+    let sites: serde_json::Value = api(&p, &key, Method::GET, "/v1/sites")
+        .await
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let site = sites["sites"][0]["id"].as_str().unwrap().to_owned();
+    let patch = async |body: serde_json::Value| {
+        api(&p, &key, Method::PATCH, &format!("/v1/sites/{site}"))
+            .await
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    };
+    // Only one of the site's own domains can be canonical.
+    let res = patch(serde_json::json!({"canonical_hostname": "elsewhere.example.com"})).await;
+    assert_eq!(res.status(), 422);
+    let res = patch(serde_json::json!({"canonical_hostname": www})).await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["canonical_hostname"], www.as_str());
+
+    // www has no certificate yet: the apex serves the site itself.
+    p.wait_domain(&key, &apex_id, ISSUE_DEADLINE, |d| d["status"] == "active")
+        .await;
+    let client = p.https_client(&apex, port);
+    let get = async || {
+        client
+            .get(format!("https://{apex}:{port}/docs/?q=1"))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(get().await.status(), 404, "served by the site itself");
+    // Once www is active, the apex answers 308 to it, path and query kept.
+    p.point(&www).await;
+    p.check_now(&key, &www_id).await;
+    p.wait_domain(&key, &www_id, ISSUE_DEADLINE, |d| d["status"] == "active")
+        .await;
+    let want = format!("https://{www}:{port}/docs/?q=1");
+    p.wait_for(
+        "the canonical redirect",
+        Duration::from_secs(5),
+        |_| async {
+            let res = get().await;
+            res.status() == 308 && res.headers()["location"] == want.as_str()
+        },
+    )
+    .await;
+    let res = p
+        .https_client(&www, port)
+        .get(format!("https://{www}:{port}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap(), "the site");
+    // null turns it off.
+    assert_eq!(
+        patch(serde_json::json!({"canonical_hostname": null}))
+            .await
+            .status(),
+        200
+    );
+    p.wait_for(
+        "the apex serving again",
+        Duration::from_secs(5),
+        |_| async { get().await.status() == 404 },
+    )
+    .await;
+}

@@ -239,12 +239,19 @@ impl Store {
     /// Delete one of the caller's domains; false when it is not theirs (or not there).
     /// Events go with it (ON DELETE CASCADE); the change trigger tells every edge.
     pub async fn delete_domain(&self, tenant: TenantId, id: DomainId) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM domains WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(tenant)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        // A site naming it canonical does not any more.
+        let deleted: i64 = sqlx::query_scalar(
+            "WITH d AS (DELETE FROM domains WHERE id = $1 AND tenant_id = $2 \
+                        RETURNING site_id, hostname), \
+                  c AS (UPDATE sites s SET canonical_hostname = NULL FROM d \
+                        WHERE s.id = d.site_id AND s.canonical_hostname = d.hostname RETURNING 1) \
+             SELECT count(*) FROM d",
+        )
+        .bind(id)
+        .bind(tenant)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(deleted == 1)
     }
 
     /// "Check now": make the domain due immediately and wake the workers, at most once
@@ -416,6 +423,16 @@ impl Store {
             return Ok(None);
         }
         let site = owned_site(&mut tx, tenant, site).await?;
+        // The site it leaves may name it canonical: not any more.
+        sqlx::query(
+            "UPDATE sites s SET canonical_hostname = NULL FROM domains d \
+             WHERE d.id = $1 AND s.id = d.site_id AND s.canonical_hostname = d.hostname \
+               AND d.site_id <> $2",
+        )
+        .bind(id)
+        .bind(site)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "UPDATE domains SET site_id = $3, updated_at = now() \
              WHERE id = $1 AND tenant_id = $2 AND site_id <> $3",

@@ -64,13 +64,14 @@ pub struct LiveSite {
     pub id: SiteId,
     pub live_deployment_id: Option<DeploymentId>,
     pub rules: Option<sqlx::types::Json<crate::rules::Rules>>,
+    pub canonical_hostname: Option<Hostname>,
 }
 
 impl Store {
     /// Every site's live deploy (the edge's map, at start).
     pub async fn live_sites(&self) -> Result<Vec<LiveSite>> {
         Ok(sqlx::query_as(
-            "SELECT s.id, s.live_deployment_id, d.rules FROM sites s \
+            "SELECT s.id, s.live_deployment_id, d.rules, s.canonical_hostname FROM sites s \
              LEFT JOIN deployments d ON d.id = s.live_deployment_id",
         )
         .fetch_all(&self.pool)
@@ -80,7 +81,7 @@ impl Store {
     /// One site's live deploy; `None` when the site is gone.
     pub async fn live_site(&self, site: SiteId) -> Result<Option<LiveSite>> {
         Ok(sqlx::query_as(
-            "SELECT s.id, s.live_deployment_id, d.rules FROM sites s \
+            "SELECT s.id, s.live_deployment_id, d.rules, s.canonical_hostname FROM sites s \
                  LEFT JOIN deployments d ON d.id = s.live_deployment_id WHERE s.id = $1",
         )
         .bind(site)
@@ -101,6 +102,8 @@ pub struct RegisteredName {
     pub pending: bool,
     /// Getting its first certificate (`issuing`).
     pub issuing: bool,
+    /// Served with a certificate (`active`): a canonical name redirects to it only then.
+    pub active: bool,
 }
 
 /// What the edge needs to serve a hostname over TLS.
@@ -118,7 +121,8 @@ impl Store {
     pub async fn all_hostnames(&self) -> Result<Vec<RegisteredName>> {
         Ok(sqlx::query_as(
             "SELECT hostname, tenant_id, site_id, order_url IS NOT NULL AS validating, \
-                 status = 'pending_dns' AS pending, status = 'issuing' AS issuing \
+                 status = 'pending_dns' AS pending, status = 'issuing' AS issuing, \
+                 status = 'active' AS active \
              FROM domains WHERE held IS NULL",
         )
         .fetch_all(&self.pool)
@@ -146,7 +150,8 @@ impl Store {
     pub async fn registered_name(&self, hostname: &Hostname) -> Result<Option<RegisteredName>> {
         Ok(sqlx::query_as(
             "SELECT hostname, tenant_id, site_id, order_url IS NOT NULL AS validating, \
-                 status = 'pending_dns' AS pending, status = 'issuing' AS issuing \
+                 status = 'pending_dns' AS pending, status = 'issuing' AS issuing, \
+                 status = 'active' AS active \
              FROM domains WHERE hostname = $1 AND held IS NULL",
         )
         .bind(hostname)

@@ -87,6 +87,9 @@ pub enum StoreError {
     /// A deploy's `_redirects` or `_headers` is malformed (the line is named).
     #[error("{0}")]
     InvalidRules(String),
+    /// A canonical hostname must be one of the site's domains.
+    #[error("{0} is not one of this site's domains")]
+    CanonicalNotOnSite(String),
     #[error("you already have a site named {0}")]
     SiteNameTaken(String),
     /// The site named for a domain is not one of the caller's.

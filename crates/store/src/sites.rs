@@ -13,7 +13,9 @@ use time::OffsetDateTime;
 use crate::files::COMPRESS_CHANNEL;
 use crate::limits::{Limit, TenantLimits, lock_tenant};
 use crate::rules::{HEADERS_FILE, REDIRECTS_FILE, Rules};
-use crate::{DeploymentId, FilePath, Result, SiteId, Store, StoreError, TenantId, compressible};
+use crate::{
+    DeploymentId, FilePath, Hostname, Result, SiteId, Store, StoreError, TenantId, compressible,
+};
 
 /// A site's name: 1 to 63 characters, lower-case letters, digits and `-`, starting with a
 /// letter or digit (it names the site in URLs, the CLI and, later, platform subdomains).
@@ -55,6 +57,8 @@ pub struct Site {
     /// The site `/v1/files` writes to (every tenant has one; it cannot be deleted).
     pub is_default: bool,
     pub live_deployment_id: Option<DeploymentId>,
+    /// Its other hostnames answer 308 to this one (once it has a certificate).
+    pub canonical_hostname: Option<Hostname>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     /// Domains serving it.
@@ -95,7 +99,8 @@ pub enum SiteDeletion {
 /// The columns of [`Site`] from `sites s`, as a macro so queries stay `&'static str`.
 macro_rules! site_columns {
     () => {
-        "SELECT s.id, s.name, s.is_default, s.live_deployment_id, s.created_at, s.updated_at, \
+        "SELECT s.id, s.name, s.is_default, s.live_deployment_id, s.canonical_hostname, \
+         s.created_at, s.updated_at, \
          (SELECT count(*) FROM domains d WHERE d.site_id = s.id) AS domains FROM sites s "
     };
 }
@@ -151,22 +156,49 @@ impl Store {
         .await?)
     }
 
-    /// Rename one of the caller's sites.
-    pub async fn rename_site(
+    /// Rename one of the caller's sites and/or set its canonical hostname (`Some(None)`
+    /// clears it). The canonical hostname must be one of the site's domains.
+    pub async fn update_site(
         &self,
         tenant: TenantId,
         id: SiteId,
-        name: &SiteName,
+        name: Option<&SiteName>,
+        canonical: Option<Option<&Hostname>>,
     ) -> Result<Option<Site>> {
+        let mut tx = self.pool.begin().await?;
+        lock_tenant(&mut tx, tenant).await?;
+        if let Some(Some(hostname)) = canonical {
+            let on_site: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM domains \
+                 WHERE hostname = $1 AND site_id = $2 AND tenant_id = $3)",
+            )
+            .bind(hostname)
+            .bind(id)
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await?;
+            if !on_site {
+                return Err(StoreError::CanonicalNotOnSite(hostname.to_string()));
+            }
+        }
         let done = sqlx::query(
-            "UPDATE sites SET name = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2",
+            "UPDATE sites SET name = COALESCE($3, name), \
+                 canonical_hostname = CASE WHEN $4 THEN $5 ELSE canonical_hostname END, \
+                 updated_at = now() \
+             WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant)
         .bind(id)
-        .bind(name.as_str())
-        .execute(&self.pool)
+        .bind(name.map(SiteName::as_str))
+        .bind(canonical.is_some())
+        .bind(canonical.flatten())
+        .execute(&mut *tx)
         .await
-        .map_err(|e| name_taken(e, name))?;
+        .map_err(|e| match name {
+            Some(name) => name_taken(e, name),
+            None => e.into(),
+        })?;
+        tx.commit().await?;
         match done.rows_affected() {
             0 => Ok(None),
             _ => self.get_site(tenant, id).await,
