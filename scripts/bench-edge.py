@@ -350,8 +350,7 @@ class Bench:
             st, body = http("GET", f"{api}/v1/domains", token=api_key)
             status = body["domains"][0]["status"] if st == 200 and body.get("domains") else None
             # The worker in `all` also stores the page's compressed bodies.
-            compressed = self.psql("SELECT count(*) FROM files WHERE variants_etag = etag "
-                                   f"AND path = '{PAGE_PATH}'") == "1"
+            compressed = self.psql("SELECT count(*) FROM blobs WHERE NOT variants_done") == "0"
             if status == "active" and compressed:
                 break
             if status == "failed" or time.monotonic() > deadline:

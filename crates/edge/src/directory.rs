@@ -26,8 +26,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::Semaphore;
 
 use landlord_store::{
-    DeploymentId, FilePath, Hostname, LiveSite, MasterKey, RegisteredName, SiteId, Store,
-    StoredFile, TenantId, certificate_key_context, rules::Rules,
+    DeploymentId, Hostname, LiveSite, MasterKey, RegisteredName, SiteId, Store, StoredFile,
+    TenantId, certificate_key_context, rules::Rules,
 };
 
 use crate::encoding::Encoding;
@@ -540,30 +540,31 @@ impl Directory {
         self.sites.read().expect("sites lock").get(&site)?.clone()
     }
 
-    /// A file of a deploy, through the bounded cache (deploys never change, so entries
-    /// are only evicted). `path` as stored (see `FilePath::check`); anything else is
-    /// simply not found.
+    /// The first of `candidates` (stored paths, see `FilePath::check`) that a deploy has,
+    /// through the bounded cache, in one query at most: the answer is remembered under
+    /// the first candidate (the request's own path), and deploys never change, so entries
+    /// are only evicted.
     pub async fn file(
         &self,
         deployment: DeploymentId,
-        path: &str,
+        candidates: &[String],
     ) -> Result<Option<Arc<FileEntry>>, Unavailable> {
-        let key = FileKey(deployment, path);
+        let Some(first) = candidates.first() else {
+            return Ok(None);
+        };
+        let key = FileKey(deployment, first);
         if let Some(hit) = self.files.get(&key).await {
             return Ok(Some(hit));
         }
         if self.missing_files.contains_key(&key) {
             return Ok(None);
         }
-        let Ok(path) = FilePath::parse(path) else {
-            return Ok(None);
-        };
         let _turn = self.db_turn().await?;
         metrics::counter!("landlord_edge_db_queries_total", "kind" => "file").increment(1);
-        match self.store.get_file(deployment, &path).await {
+        match self.store.first_file(deployment, candidates).await {
             Ok(found) => {
                 let entry = found.map(|f| Arc::new(FileEntry::new(f)));
-                let key = (deployment, path.as_str().to_owned());
+                let key = (deployment, first.clone());
                 match &entry {
                     Some(file) => self.files.insert(key, file.clone()).await,
                     None => self.missing_files.insert(key, ()).await,

@@ -176,24 +176,17 @@ fn canonical_redirect(
 /// The file that answers a request path in the live deploy, trying clean URLs; the rule
 /// files are configuration, never served.
 async fn find(site: &Site, live: &Live, path: &str) -> Result<Option<Arc<FileEntry>>, Response> {
-    for candidate in candidates(path) {
-        if candidate == rules::REDIRECTS_FILE || candidate == rules::HEADERS_FILE {
-            continue;
-        }
-        match site.dir.file(live.deployment, &candidate).await {
-            Ok(Some(file)) => return Ok(Some(file)),
-            Ok(None) => {}
-            Err(_) => {
-                return Err((
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    [(header::RETRY_AFTER, "1")],
-                    "Temporarily unavailable, try again.\n",
-                )
-                    .into_response());
-            }
-        }
+    let mut candidates = candidates(path);
+    candidates.retain(|c| c != rules::REDIRECTS_FILE && c != rules::HEADERS_FILE);
+    match site.dir.file(live.deployment, &candidates).await {
+        Ok(found) => Ok(found),
+        Err(_) => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "Temporarily unavailable, try again.\n",
+        )
+            .into_response()),
     }
-    Ok(None)
 }
 
 /// The deploy's `404.html` with status 404, or the platform's own 404 page.

@@ -219,6 +219,26 @@ impl Store {
         .await?)
     }
 
+    /// The first of `paths` (stored form) that a deploy has, with its body, in one query.
+    pub async fn first_file(
+        &self,
+        deployment: DeploymentId,
+        paths: &[String],
+    ) -> Result<Option<StoredFile>> {
+        Ok(sqlx::query_as::<_, StoredFile>(
+            "SELECT f.content_type, '\"' || encode(b.sha256, 'hex') || '\"' AS etag, b.body, \
+                 b.body_br, b.body_gzip, b.body_zstd \
+             FROM deployment_files f \
+             JOIN blobs b ON b.tenant_id = f.tenant_id AND b.sha256 = f.sha256 \
+             WHERE f.deployment_id = $1 AND f.path = ANY($2) \
+             ORDER BY array_position($2, f.path) LIMIT 1",
+        )
+        .bind(deployment)
+        .bind(paths)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Claim the oldest body still without its variants, unless another worker claimed it
     /// less than `stale` ago.
     pub async fn claim_uncompressed(
