@@ -74,12 +74,19 @@ INSERT INTO sites (id, tenant_id, name, is_default)
 INSERT INTO blobs (tenant_id, sha256, size, body, compressible, body_br, body_gzip, body_zstd,
                    variants_done)
     SELECT DISTINCT ON (tenant_id, decode(btrim(etag, '"'), 'hex'))
-           tenant_id, decode(btrim(etag, '"'), 'hex'), size, body, true,
+           tenant_id, decode(btrim(etag, '"'), 'hex'), size, body, compressible,
            CASE WHEN variants_etag = etag THEN body_br END,
            CASE WHEN variants_etag = etag THEN body_gzip END,
            CASE WHEN variants_etag = etag THEN body_zstd END,
-           COALESCE(variants_etag = etag, false)
-    FROM files ORDER BY tenant_id, decode(btrim(etag, '"'), 'hex');
+           COALESCE(variants_etag = etag, false) OR NOT compressible
+    FROM (SELECT *,
+                 -- landlord_store::compressible, as SQL: text, scripts, JSON, XML, SVG,
+                 -- WebAssembly, uncompressed fonts, 256 bytes or more
+                 size >= 256 AND lower(split_part(content_type, ';', 1)) ~
+                   '^\s*(text/.*|application/(javascript|ecmascript|json|xml|wasm|manifest\+json|x-javascript|vnd\.ms-fontobject|x-font-ttf|x-font-opentype|.*\+json|.*\+xml)|image/(svg\+xml|x-icon|vnd\.microsoft\.icon|bmp)|font/(ttf|otf|sfnt|collection))\s*$'
+                   AS compressible
+          FROM files) f
+    ORDER BY tenant_id, decode(btrim(etag, '"'), 'hex');
 INSERT INTO deployments (id, site_id, tenant_id, source, file_count, bytes)
     SELECT gen_random_uuid(), s.id, s.tenant_id, 'migration', f.n, f.bytes
     FROM sites s JOIN (SELECT tenant_id, count(*) AS n, sum(size) AS bytes FROM files

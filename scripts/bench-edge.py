@@ -393,8 +393,9 @@ class Bench:
         n = total - have
         t0 = time.monotonic()
         self.psql(
-            "INSERT INTO domains (id, tenant_id, hostname, status) "
-            f"SELECT gen_random_uuid(), '{self.tenant_id}', 'd' || i || '.{FILLER_SUFFIX}', 'pending_dns' "
+            "INSERT INTO domains (id, tenant_id, hostname, status, site_id) "
+            f"SELECT gen_random_uuid(), '{self.tenant_id}', 'd' || i || '.{FILLER_SUFFIX}', 'pending_dns', "
+            f"(SELECT id FROM sites WHERE tenant_id = '{self.tenant_id}' AND is_default) "
             f"FROM generate_series({first + 1}, {first + n}) AS i"
         )
         log(f"inserted {n} filler domains ({time.monotonic() - t0:.1f} s); {total} registered")

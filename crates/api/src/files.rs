@@ -153,7 +153,11 @@ pub async fn delete(
     Path(raw): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let path = parse_path(&raw)?;
-    if state.store.delete_file(tenant, &path).await? {
+    if state
+        .store
+        .delete_file(tenant, &path, state.config.limits.kept_deployments)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Problem::not_found(format!("You have no file at /{path}.")))

@@ -141,7 +141,7 @@ impl Store {
             body: body.to_vec(),
         };
         put_row(&mut tx, tenant, id, &file).await?;
-        finish_files_deployment(&mut tx, tenant, site, id, live).await?;
+        finish_files_deployment(&mut tx, tenant, site, id, live, limits.kept_deployments).await?;
         check_quota(&mut tx, tenant, before, limits).await?;
         let meta = sqlx::query_as::<_, FileMeta>(concat!(
             file_meta!(),
@@ -180,7 +180,7 @@ impl Store {
 
     /// Delete one of the default site's files (a new deploy without it, live at once);
     /// false when there was none at that path.
-    pub async fn delete_file(&self, tenant: TenantId, path: &FilePath) -> Result<bool> {
+    pub async fn delete_file(&self, tenant: TenantId, path: &FilePath, keep: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         lock_tenant(&mut tx, tenant).await?;
         let (site, live) = default_site(&mut tx, tenant).await?;
@@ -195,7 +195,7 @@ impl Store {
             return Ok(false);
         }
         let id = next_files_deployment(&mut tx, tenant, site, live, path).await?;
-        finish_files_deployment(&mut tx, tenant, site, id, live).await?;
+        finish_files_deployment(&mut tx, tenant, site, id, live, keep).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -332,6 +332,7 @@ async fn finish_files_deployment(
     site: SiteId,
     id: DeploymentId,
     replaced: Option<DeploymentId>,
+    keep: i64,
 ) -> Result<()> {
     sqlx::query("UPDATE sites SET live_deployment_id = $2, updated_at = now() WHERE id = $1")
         .bind(site)
@@ -342,7 +343,7 @@ async fn finish_files_deployment(
         .bind(replaced)
         .execute(&mut *tx)
         .await?;
-    finish_deployment(tx, tenant, site, id, true, DEFAULT_KEPT_DEPLOYMENTS).await
+    finish_deployment(tx, tenant, site, id, true, keep).await
 }
 
 /// Deploys kept per site when the caller does not say.

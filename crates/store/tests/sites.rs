@@ -54,6 +54,17 @@ async fn files_from_before_sites_become_the_default_site_live(pool: PgPool) {
         .await
         .unwrap();
     }
+    // A picture: its body is not worth compressing (no variants tried).
+    sqlx::query(
+        "INSERT INTO files (tenant_id, path, content_type, body, size, etag) \
+         VALUES ($1, 'logo.png', 'image/png', $2, 300, \
+                 '\"' || encode(sha256($2), 'hex') || '\"')",
+    )
+    .bind(tenant)
+    .bind(vec![7u8; 300])
+    .execute(&pool)
+    .await
+    .unwrap();
     sqlx::query("INSERT INTO domains (id, tenant_id, hostname) VALUES ($1, $2, 'old.example.com')")
         .bind(uuid::Uuid::now_v7())
         .bind(tenant)
@@ -84,13 +95,15 @@ async fn files_from_before_sites_become_the_default_site_live(pool: PgPool) {
         .unwrap();
     assert_eq!(page.body, b"same bytes");
     let files = store.list_files(tenant, 10, None).await.unwrap();
-    assert_eq!(files.items.len(), 2);
+    assert_eq!(files.items.len(), 3);
     assert_eq!(files.items[0].etag, page.etag, "ETags are kept");
-    let blobs: i64 = sqlx::query_scalar("SELECT count(*) FROM blobs")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(blobs, 1, "the same bytes are stored once");
+    let blobs: Vec<(i64, bool, bool)> =
+        sqlx::query_as("SELECT size, compressible, variants_done FROM blobs ORDER BY size")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    // The same bytes are stored once; the short page and the picture are not compressed.
+    assert_eq!(blobs, [(10, false, true), (300, false, true)]);
 }
 
 #[sqlx::test(migrator = "landlord_store::MIGRATOR")]
