@@ -1012,7 +1012,7 @@ def render(res, args):
         f"- nginx: {res['versions']['nginx']} (nginx {res['nginx_version']}), one process (`master_process off`, "
         f"`worker_processes 1`), pinned with `taskset -c 0`; `ssl_session_cache off`, `ssl_session_tickets "
         f"{args.nginx_tickets}` (on, like the edge, which always issues and accepts tickets: the resumed-session phase "
-        f"needs both to), `keepalive_requests 1000000` (hyper has no such limit), `access_log off`, otherwise defaults (no `open_file_cache`, no gzip); the config is "
+        f"needs both to), `keepalive_requests 1000000` (hyper has no such limit), `access_log off`, `gzip_static on` (it serves the browser phases' `page.html.gz`; no gzip per request), otherwise defaults (no `open_file_cache`); the config is "
         f"written to `target/bench/edge/nginx/nginx.conf`",
         f"- Load: {res['versions']['wrk']} and {res['versions']['h2load']}, pinned with `taskset -c 1`, "
         f"{args.connections} connections, {args.duration} s per phase, {args.rounds} round(s) (the summary shows the "

@@ -206,17 +206,7 @@ impl Store {
         deployment: DeploymentId,
         path: &FilePath,
     ) -> Result<Option<StoredFile>> {
-        Ok(sqlx::query_as::<_, StoredFile>(
-            "SELECT f.content_type, '\"' || encode(b.sha256, 'hex') || '\"' AS etag, b.body, \
-                 b.body_br, b.body_gzip, b.body_zstd \
-             FROM deployment_files f \
-             JOIN blobs b ON b.tenant_id = f.tenant_id AND b.sha256 = f.sha256 \
-             WHERE f.deployment_id = $1 AND f.path = $2",
-        )
-        .bind(deployment)
-        .bind(path.as_str())
-        .fetch_optional(&self.pool)
-        .await?)
+        self.first_file(deployment, &[path.as_str().to_owned()]).await
     }
 
     /// The first of `paths` (stored form) that a deploy has, with its body, in one query.
