@@ -140,12 +140,12 @@ values = [
 # Hostnames (IDNA, the Public Suffix List, this platform's own domain) and file paths
 # (byte lengths, dot segments) have rules a JSON Schema cannot state exactly, and so has
 # an operator's reason (no control characters, not only whitespace), and so has a deploy's
-# body (random bytes are rarely a tar archive) and a site named by id (a random one is
-# nobody's: 422); the document states
+# body (random bytes are rarely a tar archive), a site named by id (a random one is
+# nobody's: 422) and a canonical hostname (one of the site's domains); the document states
 # what it can and describes the rest. A schema-valid value may therefore still be refused
 # with 422 (documented) on these operations; 409/413 depend on state.
 [[operations]]
-include-operation-id = ["create_domain", "put_file", "delete_file", "admin_block_hostname", "admin_unblock_hostname", "admin_unsuspend_tenant", "create_deployment", "update_domain"]
+include-operation-id = ["create_domain", "put_file", "delete_file", "admin_block_hostname", "admin_unblock_hostname", "admin_unsuspend_tenant", "create_deployment", "update_domain", "update_site"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", 401, 403, 404, 409, 413, 422]
 
 # Warnings that mean this set-up or the document is wrong fail the run.

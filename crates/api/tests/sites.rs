@@ -66,6 +66,14 @@ async fn sites_are_created_listed_renamed_and_deleted(pool: PgPool) {
     assert_eq!(json(renamed, 200).await["name"], "handbook");
     let got = json(get(&app, &t, &format!("/v1/sites/{id}")).await, 200).await;
     assert_eq!(got["name"], "handbook");
+    // Only an object is a patch (serde would take `[null, null]` for two optional fields).
+    let res = app
+        .as_tenant(&t, Method::PATCH, &format!("/v1/sites/{id}"))
+        .json(&json!([null, null]))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 422).await;
     assert_eq!(
         json(get(&app, &t, "/v1/sites").await, 200).await["sites"]
             .as_array()

@@ -206,7 +206,8 @@ impl Store {
         deployment: DeploymentId,
         path: &FilePath,
     ) -> Result<Option<StoredFile>> {
-        self.first_file(deployment, &[path.as_str().to_owned()]).await
+        self.first_file(deployment, &[path.as_str().to_owned()])
+            .await
     }
 
     /// The first of `paths` (stored form) that a deploy has, with its body, in one query.
