@@ -10,7 +10,9 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use utoipa::IntoParams;
 
-use landlord_store::{Deployment, DeploymentId, Hostname, Site, SiteDeletion, SiteId, SiteName};
+use landlord_store::{
+    Activation, Deployment, DeploymentId, Hostname, Site, SiteDeletion, SiteId, SiteName,
+};
 
 use crate::AppState;
 use crate::archive::{self, Refusal};
@@ -111,6 +113,11 @@ pub struct DeploymentView {
     bytes: i64,
     /// Its site serves it now.
     live: bool,
+    /// Asked to go live and waiting for its compressed variants: it goes live once the
+    /// last exists (or after `LANDLORD_DEPLOY_COMPRESS_WAIT`), all edges at once.
+    activating: bool,
+    /// Its files whose Brotli, gzip and zstd bodies are still being computed.
+    compressing: i64,
 }
 
 impl From<Deployment> for DeploymentView {
@@ -123,6 +130,8 @@ impl From<Deployment> for DeploymentView {
             file_count: d.file_count,
             bytes: d.bytes,
             live: d.live,
+            activating: d.activating,
+            compressing: d.compressing,
         }
     }
 }
@@ -304,8 +313,9 @@ pub struct DeployParams {
 /// Deploy a site: the body is a tar archive of its files (`application/x-tar`), optionally
 /// gzip- or zstd-compressed (recognised by their magic bytes). Read and checked whole
 /// before anything is stored (one bad entry refuses the deploy, naming it), stored
-/// content-addressed, and made live atomically: every edge switches the whole site at
-/// once, within 2 seconds.
+/// content-addressed, and made live atomically once its compressed variants exist
+/// (`activating` until then; they are computed once, off the request path): every edge
+/// switches the whole site at once, within 2 seconds.
 #[utoipa::path(post, path = "/v1/sites/{id}/deployments", tag = "sites", operation_id = "create_deployment",
     params(("id" = Uuid, Path, description = "Site id"), DeployParams),
     request_body(content = inline(crate::views::FileBytes), content_type = "application/octet-stream",
@@ -315,7 +325,7 @@ pub struct DeployParams {
             or `application/octet-stream`."),
     security(("api_key" = [])),
     responses(
-        (status = 201, description = "Stored (and live, unless `activate=false`)", body = DeploymentView),
+        (status = 201, description = "Stored, and live or activating unless `activate=false`", body = DeploymentView),
         (status = 403, description = "More files than one deploy may hold", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The upload, what it expands to, a file, or the quota is too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a readable archive, or an entry breaks a rule (named in `detail`)", body = Problem, content_type = "application/problem+json"),
@@ -373,13 +383,17 @@ pub async fn deploy(
             Refusal::TooLarge(why) => too_large(format!("{why}.")),
         })?;
     let activate = params.activate.unwrap_or(true);
+    let activation = match activate {
+        true => Activation::WhenCompressed,
+        false => Activation::Stage,
+    };
     let deployment = state
         .store
         .create_deployment(
             tenant,
             id,
             &files,
-            activate,
+            activation,
             limits,
             limits.kept_deployments,
         )
@@ -390,7 +404,8 @@ pub async fn deploy(
 }
 
 /// Make a deploy of the site live again (a rollback in one call): every edge serves it
-/// within 2 seconds, switching the whole site at once.
+/// within 2 seconds, switching the whole site at once (a deploy whose compressed variants
+/// are still being computed is `activating` until they exist).
 #[utoipa::path(post, path = "/v1/sites/{id}/deployments/{deployment_id}/activate", tag = "sites",
     operation_id = "activate_deployment",
     params(
@@ -398,7 +413,7 @@ pub async fn deploy(
         ("deployment_id" = Uuid, Path, description = "Deploy id"),
     ),
     security(("api_key" = [])),
-    responses((status = 200, description = "Live now", body = DeploymentView)))]
+    responses((status = 200, description = "Live now, or activating", body = DeploymentView)))]
 pub async fn activate(
     Caller(tenant): Caller,
     State(state): State<AppState>,

@@ -1,7 +1,8 @@
 //! `landlord deploy DIR --site NAME`: what a tenant runs to publish a folder. Packs the
 //! folder into a gzip-compressed tar (regular files; links and `.git` are left out),
 //! creates the site when the account has none of that name, uploads with progress on
-//! stderr, and prints where the deploy is served.
+//! stderr, waits while the deploy's compressed bodies are computed, and prints where it is
+//! served.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,8 @@ use crate::Fatal;
 
 /// Upload chunk size (the progress line moves once per chunk).
 const CHUNK: usize = 64 * 1024;
+/// The longest `deploy` waits for a deploy to go live after its upload.
+const LIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// `landlord deploy`'s arguments.
 #[derive(clap::Args)]
@@ -67,14 +70,21 @@ pub async fn run(d: Deploy) -> Result<(), Fatal> {
         .as_str()
         .context("the site has no id")?
         .to_owned();
-    let deployment = api.upload(&site_id, archive, !d.stage).await?;
+    let mut deployment = api.upload(&site_id, archive, !d.stage).await?;
+    if deployment["activating"] == true {
+        deployment = api.wait_live(&site_id, deployment).await?;
+    }
+    let state = match (d.stage, deployment["live"] == true) {
+        (true, _) => "staged (not live)",
+        (false, true) => "live",
+        (false, false) => "not live yet (it goes live once its compressed bodies exist)",
+    };
     println!(
-        "deploy {} of site {}: {} files, {} bytes, {}",
+        "deploy {} of site {}: {} files, {} bytes, {state}",
         deployment["id"].as_str().unwrap_or("?"),
         d.site,
         deployment["file_count"],
         deployment["bytes"],
-        if d.stage { "staged (not live)" } else { "live" }
     );
     for (hostname, status) in api.hostnames(&site_id).await? {
         match status.as_str() {
@@ -181,6 +191,33 @@ impl Api {
             .await;
         eprintln!();
         answer(res?).await
+    }
+
+    /// `deployment` once it is live: it waits for its compressed bodies, computed by a
+    /// worker (given up after [`LIVE_WAIT`], or when another deploy was activated since).
+    async fn wait_live(&self, site: &str, mut deployment: Value) -> anyhow::Result<Value> {
+        let started = std::time::Instant::now();
+        while deployment["activating"] == true && started.elapsed() < LIVE_WAIT {
+            eprint!(
+                "\rcompressing: {} files to go  ",
+                deployment["compressing"].as_i64().unwrap_or(0)
+            );
+            let _ = std::io::stderr().flush();
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            let path = format!("/v1/sites/{site}/deployments");
+            let list = answer(self.request(reqwest::Method::GET, &path).send().await?).await?;
+            let Some(now) = list["deployments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|d| d["id"] == deployment["id"])
+            else {
+                bail!("the deploy is gone (deleted, or more deploys were made since)");
+            };
+            deployment = now.clone();
+        }
+        eprintln!();
+        Ok(deployment)
     }
 
     /// The site's hostnames and their status.

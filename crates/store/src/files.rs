@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use crate::limits::{Limit, TenantLimits, lock_tenant};
 use crate::sites::{
-    NewFile, SiteName, check_quota, finish_deployment, insert_deployment, insert_site, put_row,
-    stored_bytes,
+    Activation, NewFile, SiteName, activate_ready, check_quota, finish_deployment,
+    insert_deployment, insert_site, put_row, stored_bytes, switch_to,
 };
 use crate::{DeploymentId, FilePath, Page, Result, SiteId, Store, StoreError, TenantId};
 
@@ -251,9 +251,11 @@ impl Store {
         .await?)
     }
 
-    /// Store the variants computed for `blob` (edges hear of it through the change log);
-    /// false when no deploy uses the body any more.
+    /// Store the variants computed for `blob` (edges hear of it through the change log)
+    /// and make live the deploys that waited only for them; false when no deploy uses the
+    /// body any more.
     pub async fn store_variants(&self, blob: &Uncompressed, variants: &Variants) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE blobs SET body_br = $3, body_gzip = $4, body_zstd = $5, \
                  variants_done = true, variants_claimed_at = NULL \
@@ -264,8 +266,10 @@ impl Store {
         .bind(variants.br.as_deref())
         .bind(variants.gzip.as_deref())
         .bind(variants.zstd.as_deref())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        activate_ready(&mut tx, None).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 }
@@ -325,16 +329,13 @@ async fn finish_files_deployment(
     replaced: Option<DeploymentId>,
     keep: i64,
 ) -> Result<()> {
-    sqlx::query("UPDATE sites SET live_deployment_id = $2, updated_at = now() WHERE id = $1")
-        .bind(site)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    switch_to(tx, site, id, Activation::Now).await?;
     sqlx::query("DELETE FROM deployments WHERE id = $1 AND source = 'files'")
         .bind(replaced)
         .execute(&mut *tx)
         .await?;
-    finish_deployment(tx, tenant, site, id, true, keep).await
+    // Switched above, before the replaced deploy could go.
+    finish_deployment(tx, tenant, site, id, Activation::Stage, keep).await
 }
 
 /// Deploys kept per site when the caller does not say.

@@ -47,7 +47,7 @@ pub use ids::{DeploymentId, DomainId, SiteId};
 pub use limits::{FILE_OVERHEAD_BYTES, Limit, TenantLimits, Usage, file_cost};
 pub use live::LiveNotice;
 pub use sealing::{MasterKey, SealError, certificate_key_context};
-pub use sites::{Deployment, NewFile, Site, SiteDeletion, SiteName};
+pub use sites::{Activation, Deployment, NewFile, Site, SiteDeletion, SiteName};
 pub use tenants::{ApiKey, Authenticated, Tenant, TenantId, TenantName};
 pub use work::{
     AdvisoryLock, CheckRecord, Claimed, IssuedBy, NewCertificate, Queued, RenewalInfoRecord,

@@ -76,6 +76,22 @@ pub struct Deployment {
     pub file_count: i32,
     pub bytes: i64,
     pub live: bool,
+    /// Asked to go live, waiting for its compressed variants.
+    pub activating: bool,
+    /// Its bodies whose compressed variants are still being computed.
+    pub compressing: i64,
+}
+
+/// When a deploy's site switches to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Kept, not live (`?activate=false`).
+    Stage,
+    /// Live once its compressible bodies have their variants (at once when they have),
+    /// or when the worker's wait for them runs out.
+    WhenCompressed,
+    /// Live now (a `/v1/files` change).
+    Now,
 }
 
 /// One file of a new deploy.
@@ -253,7 +269,11 @@ impl Store {
         Ok(Some(
             sqlx::query_as::<_, Deployment>(
                 "SELECT d.id, d.site_id, d.created_at, d.source, d.file_count, d.bytes, \
-                     s.live_deployment_id IS NOT DISTINCT FROM d.id AS live \
+                     s.live_deployment_id IS NOT DISTINCT FROM d.id AS live, \
+                     s.activating_deployment_id IS NOT DISTINCT FROM d.id AS activating, \
+                     (SELECT count(*) FROM deployment_files f JOIN blobs b \
+                          ON b.tenant_id = f.tenant_id AND b.sha256 = f.sha256 \
+                      WHERE f.deployment_id = d.id AND NOT b.variants_done) AS compressing \
                  FROM deployments d JOIN sites s ON s.id = d.site_id \
                  WHERE d.site_id = $1 AND d.tenant_id = $2 ORDER BY d.created_at DESC, d.id DESC",
             )
@@ -264,28 +284,36 @@ impl Store {
         ))
     }
 
-    /// Make one of the site's deploys live (a rollback is this with an earlier one);
-    /// `None` when the site or the deploy is not the caller's.
+    /// Make one of the site's deploys live (a rollback is this with an earlier one), once
+    /// its compressed variants exist; `None` when the site or the deploy is not the caller's.
     pub async fn activate_deployment(
         &self,
         tenant: TenantId,
         site: SiteId,
         deployment: DeploymentId,
     ) -> Result<Option<Deployment>> {
-        let done = sqlx::query(
-            "UPDATE sites s SET live_deployment_id = d.id, updated_at = now() \
-             FROM deployments d \
-             WHERE s.id = $1 AND s.tenant_id = $2 AND d.id = $3 AND d.site_id = s.id",
+        let mut tx = self.pool.begin().await?;
+        let found: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM deployments d JOIN sites s ON s.id = d.site_id \
+                 WHERE s.id = $1 AND s.tenant_id = $2 AND d.id = $3 FOR UPDATE OF s)",
         )
         .bind(site)
         .bind(tenant)
         .bind(deployment)
-        .execute(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
+        if !found {
             return Ok(None);
         }
+        switch_to(&mut tx, site, deployment, Activation::WhenCompressed).await?;
+        tx.commit().await?;
         self.deployment(tenant, site, deployment).await
+    }
+
+    /// Make live the sites' activating deploys whose variants all exist, and, with
+    /// `waited`, those that have waited that long; the sites switched.
+    pub async fn activate_ready(&self, waited: Option<std::time::Duration>) -> Result<Vec<SiteId>> {
+        activate_ready(&mut *self.pool.acquire().await?, waited).await
     }
 
     async fn deployment(
@@ -308,7 +336,7 @@ impl Store {
         tenant: TenantId,
         site: SiteId,
         files: &[NewFile],
-        activate: bool,
+        activation: Activation,
         limits: TenantLimits,
         keep: i64,
     ) -> Result<Option<Deployment>> {
@@ -336,7 +364,7 @@ impl Store {
         for file in files {
             put_row(&mut tx, tenant, id, file).await?;
         }
-        finish_deployment(&mut tx, tenant, site, id, activate, keep).await?;
+        finish_deployment(&mut tx, tenant, site, id, activation, keep).await?;
         check_quota(&mut tx, tenant, before, limits).await?;
         tx.commit().await?;
         self.deployment(tenant, site, id).await
@@ -408,21 +436,24 @@ pub(crate) async fn put_row(
     .await?
     .rows_affected()
         == 1;
-    if new_blob && compress {
+    // A body stored before for an incompressible type is tried now.
+    let queued = compress
+        && (new_blob
+            || sqlx::query(
+                "UPDATE blobs SET compressible = true, variants_done = false \
+                 WHERE tenant_id = $1 AND sha256 = $2 AND NOT compressible",
+            )
+            .bind(tenant)
+            .bind(&sha)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1);
+    if queued {
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(COMPRESS_CHANNEL)
             .execute(&mut *tx)
             .await?;
-    } else if compress {
-        // Stored before for an incompressible type: try now.
-        sqlx::query(
-            "UPDATE blobs SET compressible = true, variants_done = false \
-             WHERE tenant_id = $1 AND sha256 = $2 AND NOT compressible",
-        )
-        .bind(tenant)
-        .bind(&sha)
-        .execute(&mut *tx)
-        .await?;
     }
     sqlx::query(
         "INSERT INTO deployment_files (deployment_id, path, tenant_id, sha256, content_type, size) \
@@ -439,14 +470,15 @@ pub(crate) async fn put_row(
     Ok(())
 }
 
-/// Count deploy `id`'s files, make it live with `activate`, drop the site's deploys beyond
-/// the newest `keep` (never the live one), and the blobs no deploy uses any more.
+/// Count deploy `id`'s files, switch the site to it as `activation` says, drop the site's
+/// deploys beyond the newest `keep` (never the live or the activating one), and the blobs
+/// no deploy uses any more.
 pub(crate) async fn finish_deployment(
     tx: &mut sqlx::PgConnection,
     tenant: TenantId,
     site: SiteId,
     id: DeploymentId,
-    activate: bool,
+    activation: Activation,
     keep: i64,
 ) -> Result<()> {
     let rules = read_rules(tx, id).await?;
@@ -460,17 +492,12 @@ pub(crate) async fn finish_deployment(
     .bind(sqlx::types::Json(rules))
     .execute(&mut *tx)
     .await?;
-    if activate {
-        sqlx::query("UPDATE sites SET live_deployment_id = $2, updated_at = now() WHERE id = $1")
-            .bind(site)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
+    switch_to(tx, site, id, activation).await?;
     sqlx::query(
         "DELETE FROM deployments WHERE site_id = $1 AND id IN ( \
              SELECT d.id FROM deployments d JOIN sites s ON s.id = d.site_id \
              WHERE d.site_id = $1 AND d.id IS DISTINCT FROM s.live_deployment_id \
+               AND d.id IS DISTINCT FROM s.activating_deployment_id \
              ORDER BY d.created_at DESC, d.id DESC OFFSET $2)",
     )
     .bind(site)
@@ -478,6 +505,67 @@ pub(crate) async fn finish_deployment(
     .execute(&mut *tx)
     .await?;
     collect_blobs(tx, tenant).await
+}
+
+/// Switch `site` to deploy `id` as `activation` says: live now, or its activating deploy
+/// while a body of it waits for variants (the newest request wins). The blob row found
+/// waiting is share-locked, so a worker storing its variants meanwhile either commits
+/// first (and the deploy is found ready) or sees this site activating when it is done.
+pub(crate) async fn switch_to(
+    tx: &mut sqlx::PgConnection,
+    site: SiteId,
+    id: DeploymentId,
+    activation: Activation,
+) -> Result<()> {
+    let waits = match activation {
+        Activation::Stage => return Ok(()),
+        Activation::Now => false,
+        Activation::WhenCompressed => sqlx::query_scalar::<_, i32>(
+            "SELECT 1 FROM deployment_files f JOIN blobs b \
+                 ON b.tenant_id = f.tenant_id AND b.sha256 = f.sha256 \
+             WHERE f.deployment_id = $1 AND NOT b.variants_done LIMIT 1 FOR SHARE OF b",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some(),
+    };
+    let sql = match waits {
+        true => {
+            "UPDATE sites SET activating_deployment_id = $2, activating_since = now() WHERE id = $1"
+        }
+        false => {
+            "UPDATE sites SET live_deployment_id = $2, activating_deployment_id = NULL, \
+                 activating_since = NULL, updated_at = now() WHERE id = $1"
+        }
+    };
+    sqlx::query(sql)
+        .bind(site)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// See [`Store::activate_ready`].
+pub(crate) async fn activate_ready(
+    conn: &mut sqlx::PgConnection,
+    waited: Option<std::time::Duration>,
+) -> Result<Vec<SiteId>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE sites s SET live_deployment_id = s.activating_deployment_id, \
+             activating_deployment_id = NULL, activating_since = NULL, updated_at = now() \
+         WHERE s.activating_deployment_id IS NOT NULL \
+           AND (s.activating_since <= now() - make_interval(secs => $1) \
+                OR NOT EXISTS (SELECT 1 FROM deployment_files f JOIN blobs b \
+                                   ON b.tenant_id = f.tenant_id AND b.sha256 = f.sha256 \
+                               WHERE f.deployment_id = s.activating_deployment_id \
+                                 AND NOT b.variants_done)) \
+         RETURNING s.id",
+    )
+    .bind(waited.map(|w| w.as_secs_f64()))
+    .fetch_all(conn)
+    .await?)
 }
 
 /// The rules of deploy `id`, from its `_redirects` and `_headers`.

@@ -2,7 +2,7 @@
 //! content addressing, retention, and the quota over what is stored.
 
 use landlord_store::{
-    FilePath, Hostname, NewFile, SiteName, Store, StoreError, TenantLimits, TenantName,
+    Activation, FilePath, Hostname, NewFile, SiteName, Store, StoreError, TenantLimits, TenantName,
 };
 use sqlx::PgPool;
 
@@ -122,9 +122,14 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
     let big = "x".repeat(10_000);
     let mut ids = Vec::new();
     for v in 0..4 {
-        let files = [file("index.html", &format!("v{v}")), file("big.html", &big)];
+        // Nothing to compress (small, or a picture): live at once when asked.
+        let picture = NewFile {
+            content_type: "image/png".into(),
+            ..file("big.html", &big)
+        };
+        let files = [file("index.html", &format!("v{v}")), picture];
         let d = store
-            .create_deployment(tenant, site.id, &files, true, limits, 3)
+            .create_deployment(tenant, site.id, &files, Activation::Now, limits, 3)
             .await
             .unwrap()
             .unwrap();
@@ -143,7 +148,8 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
     );
     // The big body is stored once for all of them.
     let usage = store.tenant_usage(tenant).await.unwrap();
-    let rows = 3 * (2 * 256 + "index.html".len() + "big.html".len() + 2 * "text/html".len());
+    let rows = 3
+        * (2 * 256 + "index.html".len() + "big.html".len() + "text/html".len() + "image/png".len());
     assert_eq!(usage.used_bytes as usize, 10_000 + 3 * 2 + rows);
     assert_eq!(usage.files, 2);
 
@@ -158,7 +164,7 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
             tenant,
             site.id,
             &[file("index.html", "v9")],
-            false,
+            Activation::Stage,
             limits,
             2,
         )
@@ -187,7 +193,7 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
             tenant,
             site.id,
             &[file("new.html", &"y".repeat(500))],
-            true,
+            Activation::Now,
             tight,
             10,
         )
@@ -211,7 +217,7 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
     };
     let two = [file("a.html", "a"), file("b.html", "b")];
     let err = store
-        .create_deployment(tenant, site.id, &two, true, few, 10)
+        .create_deployment(tenant, site.id, &two, Activation::Now, few, 10)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::LimitReached { .. }), "{err}");
@@ -223,7 +229,7 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
         .unwrap();
     assert!(
         store
-            .create_deployment(other.id, site.id, &two, true, limits, 10)
+            .create_deployment(other.id, site.id, &two, Activation::Now, limits, 10)
             .await
             .unwrap()
             .is_none()
@@ -261,4 +267,124 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
         .await
         .unwrap();
     assert_eq!(blobs, 0);
+}
+
+/// A deploy asked to go live waits for its compressed variants: it is `activating` (the
+/// site still serves the deploy before) until the worker stores the last of them, in the
+/// transaction that makes it live; a deploy with nothing to compress goes live at once,
+/// and one that has waited long enough goes live without them.
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn a_deploy_goes_live_once_its_variants_exist(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let (tenant, _) = store
+        .create_tenant(&TenantName::parse("waits").unwrap())
+        .await
+        .unwrap();
+    let tenant = tenant.id;
+    let site = store
+        .create_site(tenant, &SiteName::parse("www").unwrap(), 10)
+        .await
+        .unwrap();
+    let limits = TenantLimits::default();
+    let deploy = |files: Vec<NewFile>| {
+        let store = store.clone();
+        async move {
+            store
+                .create_deployment(
+                    tenant,
+                    site.id,
+                    &files,
+                    Activation::WhenCompressed,
+                    limits,
+                    10,
+                )
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let live = || async {
+        store
+            .get_site(tenant, site.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .live_deployment_id
+    };
+
+    // Nothing worth compressing (small): live at once.
+    let v1 = deploy(vec![file("index.html", "<p>v1</p>")]).await;
+    assert!(v1.live && !v1.activating && v1.compressing == 0);
+
+    // Two bodies to compress: activating, v1 still served.
+    let page = |n: u32| format!("<p>{}</p>", "v2 ".repeat(100 + n as usize));
+    let v2 = deploy(vec![
+        file("index.html", &page(0)),
+        file("about.html", &page(1)),
+    ])
+    .await;
+    assert!(!v2.live && v2.activating && v2.compressing == 2, "{v2:?}");
+    assert_eq!(live().await, Some(v1.id));
+
+    // A worker stores the first body's variants: still waiting for the second.
+    let first = store
+        .claim_uncompressed(std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .store_variants(&first, &Default::default())
+            .await
+            .unwrap()
+    );
+    assert_eq!(live().await, Some(v1.id));
+    // The overdue sweep leaves a deploy that has not waited long enough.
+    assert!(
+        store
+            .activate_ready(Some(std::time::Duration::from_secs(60)))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let second = store
+        .claim_uncompressed(std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .store_variants(&second, &Default::default())
+            .await
+            .unwrap()
+    );
+    assert_eq!(live().await, Some(v2.id), "live with its last variant");
+
+    // A rollback to a deploy with its variants is immediate and cancels a waiting one.
+    let v3 = deploy(vec![file("index.html", &page(7))]).await;
+    assert!(v3.activating);
+    let back = store
+        .activate_deployment(tenant, site.id, v1.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(back.live);
+    let listed = store
+        .list_deployments(tenant, site.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(listed.iter().all(|d| !d.activating), "{listed:?}");
+
+    // Without a compressor, a deploy that waited long enough goes live without them.
+    let v4 = deploy(vec![file("index.html", &page(9))]).await;
+    assert!(v4.activating);
+    assert_eq!(
+        store
+            .activate_ready(Some(std::time::Duration::ZERO))
+            .await
+            .unwrap(),
+        [site.id]
+    );
+    assert_eq!(live().await, Some(v4.id));
 }

@@ -6,6 +6,10 @@
 //! computed yet; each is claimed (a stale claim of a crashed worker is taken over) and
 //! computed on the blocking pool. At most `concurrency` bodies are compressed at once per
 //! worker, so the CPU spent is bounded.
+//!
+//! A deploy asked to go live waits for its variants: storing the last one makes it live
+//! (in the same transaction), and one that has waited `compress_wait` goes live with what
+//! exists, so a stuck or absent compressor delays a deploy, never loses it.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -20,6 +24,8 @@ pub const BEST_LEVELS_UP_TO: usize = 1 << 20;
 const STALE_CLAIM: Duration = Duration::from_secs(120);
 /// Poll for jobs this often when no notification arrives.
 const POLL: Duration = Duration::from_secs(30);
+/// Look for deploys that waited long enough this often.
+const OVERDUE_TICK: Duration = Duration::from_secs(1);
 
 /// The variants worth keeping for `body` (stored with a compressible type: see
 /// [`landlord_store::compressible`]): each encoding only when it is smaller than the
@@ -61,15 +67,36 @@ fn gzip(body: &[u8], level: u32) -> Option<Vec<u8>> {
 }
 
 /// Compress stored files until the process stops: `concurrency` at a time.
-pub async fn run(store: Store, concurrency: usize) {
+pub async fn run(store: Store, concurrency: usize, compress_wait: Duration) {
     let wake = Arc::new(tokio::sync::Notify::new());
     let listen = tokio::spawn(listen(store.clone(), wake.clone()));
+    let overdue = tokio::spawn(activate_overdue(store.clone(), compress_wait));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency.max(1) {
         tasks.spawn(compress_jobs(store.clone(), wake.clone()));
     }
     while tasks.join_next().await.is_some() {}
     listen.abort();
+    overdue.abort();
+}
+
+/// Make live the deploys that waited `compress_wait` for their variants.
+async fn activate_overdue(store: Store, compress_wait: Duration) {
+    let mut tick = tokio::time::interval(OVERDUE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store.activate_ready(Some(compress_wait)).await {
+            Ok(sites) if !sites.is_empty() => {
+                tracing::info!(
+                    ?sites,
+                    "deploys went live before all their variants were computed"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "compression: activating waiting deploys failed"),
+        }
+    }
 }
 
 /// Wake every compressing task when a file is stored.
@@ -108,10 +135,11 @@ async fn compress_one(store: &Store, file: Uncompressed) {
     let body = file.body.clone();
     let computed = tokio::task::spawn_blocking(move || variants(&body)).await;
     let sha256 = hex::encode(&file.sha256);
-    let Ok(computed) = computed else {
-        tracing::error!(%sha256, "compression panicked");
-        return;
-    };
+    // A body the compressors choke on is served as it is, not retried forever.
+    let computed = computed.unwrap_or_else(|_| {
+        tracing::error!(%sha256, "compression panicked; the body keeps no variants");
+        Variants::default()
+    });
     metrics::histogram!("landlord_compression_seconds").record(started.elapsed().as_secs_f64());
     match store.store_variants(&file, &computed).await {
         Ok(true) => tracing::debug!(

@@ -54,6 +54,8 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// Files compressed at once by this worker (see [`compress`]).
     pub compression_concurrency: usize,
+    /// The longest a deploy asked to go live waits for its variants (see [`compress`]).
+    pub compress_wait: Duration,
     /// How long a claim stays reserved without progress (a `kill -9`ed worker's domains
     /// are taken over after this).
     pub lease: Duration,
@@ -242,7 +244,11 @@ pub async fn run(
     let ctx = Arc::new(process::Context::new(store.clone(), config.clone())?);
     let mut listener = store.listen(&[WAKE_CHANNEL]).await?;
     let pruner = tokio::spawn(prune(store.clone(), config.clone()));
-    let compressor = tokio::spawn(compress::run(store.clone(), config.compression_concurrency));
+    let compressor = tokio::spawn(compress::run(
+        store.clone(),
+        config.compression_concurrency,
+        config.compress_wait,
+    ));
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let finished = Arc::new(tokio::sync::Notify::new());
     tracing::info!(%owner, concurrency = config.concurrency, "worker started");

@@ -190,6 +190,10 @@ impl Settings {
         let budgets = p.take(self.budgets());
         let dns_deadline = p.take(self.dns_deadline(lease));
         let event_retention = p.take(duration(&self.event_retention, "LANDLORD_EVENT_RETENTION"));
+        let compress_wait = p.take(duration(
+            &self.deploy_compress_wait,
+            "LANDLORD_DEPLOY_COMPRESS_WAIT",
+        ));
         let events_per_domain = p.take(positive(
             self.events_per_domain,
             "LANDLORD_EVENTS_PER_DOMAIN",
@@ -206,6 +210,7 @@ impl Settings {
             master_key: master_key?,
             concurrency: self.worker_concurrency.max(1),
             compression_concurrency: self.compression_concurrency.max(1),
+            compress_wait: compress_wait?,
             lease,
             recheck_active: Duration::from_secs(self.recheck_active_seconds.max(1)),
             moved_after: self.moved_after.max(1),

@@ -116,6 +116,15 @@ pub struct Settings {
         default_value_t = 1
     )]
     pub compression_concurrency: usize,
+    /// The longest a deploy asked to go live waits for its compressed variants; then it
+    /// goes live with those that exist (the rest follow as they are computed).
+    #[arg(
+        long,
+        env = "LANDLORD_DEPLOY_COMPRESS_WAIT",
+        global = true,
+        default_value = "60s"
+    )]
+    pub deploy_compress_wait: String,
     /// Seconds a worker's claim on a domain lasts without progress (at least 5).
     #[arg(
         long,
