@@ -192,6 +192,7 @@ log "screenshots and logs go to $out"
     LANDLORD_BROWSER_API_URL="$api" \
     LANDLORD_BROWSER_API_KEY="$api_key" \
     LANDLORD_BROWSER_CHALLTESTSRV="$LANDLORD_TEST_CHALLTESTSRV" \
+    LANDLORD_BROWSER_EDGE_HTTPS="127.0.0.1:$https_port" \
     LANDLORD_BROWSER_ARTIFACTS="$out" \
     LANDLORD_BROWSER_CHROMIUM="$chromium_bin" \
     timeout --kill-after=10 600 node --test --test-reporter=spec dashboard.test.mjs

@@ -59,6 +59,43 @@ export async function api(path, { method = 'GET', json, key = state.key, signal,
   return data;
 }
 
+// A request whose body is a file or an archive, through XMLHttpRequest rather than fetch
+// because it reports upload progress (onProgress gets 0..1); onXhr gets the request, to
+// abort it. Resolves with the answer's JSON, rejects with an ApiError.
+export function send(method, path, body, { contentType, onProgress, onXhr } = {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    onXhr?.(xhr);
+    xhr.open(method, path);
+    xhr.setRequestHeader('Authorization', `Bearer ${state.key}`);
+    xhr.setRequestHeader('Accept', 'application/json');
+    if (contentType) xhr.setRequestHeader('Content-Type', contentType);
+    xhr.upload.addEventListener('progress', (e) => {
+      if (e.lengthComputable && e.total) onProgress?.(e.loaded / e.total);
+    });
+    xhr.addEventListener('load', () => {
+      onXhr?.(null);
+      const data = parseJson(xhr.responseText);
+      if (xhr.status >= 200 && xhr.status < 300) {
+        resolve(data);
+        return;
+      }
+      const err = problemFrom(xhr.status, data, xhr.statusText);
+      if (xhr.status === 401) unauthorized(err);
+      reject(err);
+    });
+    xhr.addEventListener('error', () => {
+      onXhr?.(null);
+      reject(new ApiError(0, 'The upload was interrupted (network error or the server closed the connection).'));
+    });
+    xhr.addEventListener('abort', () => {
+      onXhr?.(null);
+      reject(new DOMException('Upload aborted', 'AbortError'));
+    });
+    xhr.send(body);
+  });
+}
+
 // A suspended account: say so once, plainly, where errors go (it stays until dismissed).
 function showSuspended(err) {
   const region = $('#flash-error');

@@ -5,79 +5,13 @@ import { $, fill, h } from './dom.js';
 import { encodePath, humanSize, timeEl } from './format.js';
 import { announce } from './messages.js';
 import { api, report } from './api.js';
-import { droppedFiles, hasFiles, renderUploads, startUploads } from './uploads.js';
+import { renderUploads, startUploads } from './uploads.js';
+import { dropZone } from './dropzone.js';
 import { confirmDialog } from './dialog.js';
 
 export function renderFilesView() {
-  const fileInput = h('input', {
-    id: 'file-input',
-    type: 'file',
-    multiple: true,
-    class: 'visually-hidden',
-    'data-testid': 'file-input',
-  });
-  const folderInput = h('input', {
-    id: 'folder-input',
-    type: 'file',
-    class: 'visually-hidden',
-    'data-testid': 'folder-input',
-  });
-  folderInput.webkitdirectory = true;
-  folderInput.setAttribute('webkitdirectory', '');
   const strip = h('input', { id: 'strip-top', type: 'checkbox', checked: true, 'data-testid': 'strip-top' });
-
-  fileInput.addEventListener('change', () => {
-    const picked = [...fileInput.files].map((file) => ({ file, path: file.name }));
-    fileInput.value = '';
-    startUploads(picked, false);
-  });
-  folderInput.addEventListener('change', () => {
-    const picked = [...folderInput.files].map((file) => ({ file, path: file.webkitRelativePath || file.name }));
-    folderInput.value = '';
-    startUploads(picked, true);
-  });
-
-  const drop = h(
-    'div',
-    { class: 'dropzone', 'data-testid': 'drop-zone' },
-    h('p', { class: 'dropzone-title' }, 'Drag files or a folder here'),
-    h('p', { class: 'muted' }, 'or'),
-    h(
-      'div',
-      { class: 'picker-row' },
-      fileInput,
-      h('label', { for: 'file-input', class: 'button button-primary' }, 'Choose files'),
-      folderInput,
-      h('label', { for: 'folder-input', class: 'button' }, 'Choose folder'),
-    ),
-  );
-  let depth = 0;
-  drop.addEventListener('dragenter', (e) => {
-    if (!hasFiles(e)) return;
-    e.preventDefault();
-    depth += 1;
-    drop.classList.add('dragging');
-  });
-  drop.addEventListener('dragover', (e) => {
-    if (!hasFiles(e)) return;
-    e.preventDefault();
-    e.dataTransfer.dropEffect = 'copy';
-  });
-  drop.addEventListener('dragleave', () => {
-    depth = Math.max(0, depth - 1);
-    if (!depth) drop.classList.remove('dragging');
-  });
-  drop.addEventListener('drop', async (e) => {
-    e.preventDefault();
-    depth = 0;
-    drop.classList.remove('dragging');
-    try {
-      const { items, fromFolder } = await droppedFiles(e.dataTransfer);
-      startUploads(items, fromFolder);
-    } catch (err) {
-      report(err, 'Could not read the dropped files');
-    }
-  });
+  const drop = dropZone({ title: 'Drag files or a folder here', onPick: startUploads });
 
   const usage = h('div', { class: 'card usage', 'data-testid': 'usage' }, h('p', { class: 'muted' }, 'Loading usage…'));
   const uploads = h('div', { class: 'uploads' });
@@ -94,11 +28,13 @@ export function renderFilesView() {
       h(
         'p',
         { class: 'muted' },
-        'Your static site, served on every active domain. ',
+        'The files of your default site, served by the domains attached to it; each change is live at once. ',
         h('code', null, '/'),
         ' serves ',
         h('code', null, 'index.html'),
-        '.',
+        '. To publish a whole version at once, deploy it to a site (',
+        h('a', { href: '#/sites' }, 'Sites'),
+        ').',
       ),
     ),
     usage,

@@ -24,6 +24,7 @@ function resetData() {
   state.loadingMore = false;
   state.busy.clear();
   state.detail = null;
+  state.site = null;
   state.files = null;
   state.usage = null;
   state.limits = null;

@@ -20,6 +20,7 @@ export const state = {
   loadingMore: false,
   busy: new Set(), // "check:<id>" / "delete:<id>" while a request is in flight
   detail: null, // { id, domain, events, error, eventsError }
+  site: null, // { id, site, deployments, domains, busy } on a site's page
   files: null,
   usage: null,
   limits: null,

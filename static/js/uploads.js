@@ -4,7 +4,7 @@ import { IGNORED_FILES, state, ui, UPLOAD_CONCURRENCY } from './state.js';
 import { h } from './dom.js';
 import { encodePath, humanSize } from './format.js';
 import { announce, showError } from './messages.js';
-import { ApiError, parseJson, problemFrom, unauthorized } from './api.js';
+import { send } from './api.js';
 import { loadFiles } from './files.js';
 
 export function hasFiles(event) {
@@ -51,7 +51,7 @@ async function walkEntry(entry, out) {
   }
 }
 
-function stripCommonTop(items) {
+export function stripCommonTop(items) {
   if (!items.length) return items;
   const tops = new Set(items.map((i) => (i.path.includes('/') ? i.path.split('/')[0] : null)));
   if (tops.size !== 1 || tops.has(null)) return items;
@@ -126,40 +126,16 @@ async function runUploads(batch) {
   await loadFiles();
 }
 
-// XMLHttpRequest rather than fetch: it reports upload progress.
 function putFile(upload, onProgress) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    upload.xhr = xhr;
-    xhr.open('PUT', `/v1/files/${encodePath(upload.path)}`);
-    xhr.setRequestHeader('Authorization', `Bearer ${state.key}`);
-    xhr.setRequestHeader('Accept', 'application/json');
-    if (upload.file.type) xhr.setRequestHeader('Content-Type', upload.file.type);
-    xhr.upload.addEventListener('progress', (e) => {
-      if (e.lengthComputable && e.total) {
-        upload.progress = e.loaded / e.total;
-        onProgress();
-      }
-    });
-    xhr.addEventListener('load', () => {
-      upload.xhr = null;
-      if (xhr.status >= 200 && xhr.status < 300) {
-        resolve();
-        return;
-      }
-      const err = problemFrom(xhr.status, parseJson(xhr.responseText), xhr.statusText);
-      if (xhr.status === 401) unauthorized(err);
-      reject(err);
-    });
-    xhr.addEventListener('error', () => {
-      upload.xhr = null;
-      reject(new ApiError(0, 'The upload was interrupted (network error or the server closed the connection).'));
-    });
-    xhr.addEventListener('abort', () => {
-      upload.xhr = null;
-      reject(new DOMException('Upload aborted', 'AbortError'));
-    });
-    xhr.send(upload.file);
+  return send('PUT', `/v1/files/${encodePath(upload.path)}`, upload.file, {
+    contentType: upload.file.type || undefined,
+    onProgress: (ratio) => {
+      upload.progress = ratio;
+      onProgress();
+    },
+    onXhr: (xhr) => {
+      upload.xhr = xhr;
+    },
   });
 }
 

@@ -5,6 +5,7 @@
 //   LANDLORD_BROWSER_API_URL      http://127.0.0.1:<port> (the API, which serves the dashboard)
 //   LANDLORD_BROWSER_API_KEY      a fresh tenant's API key
 //   LANDLORD_BROWSER_CHALLTESTSRV pebble-challtestsrv's management URL (the DNS mock)
+//   LANDLORD_BROWSER_EDGE_HTTPS   the edge's HTTPS listener (ip:port), to fetch deployed pages
 //   LANDLORD_BROWSER_ARTIFACTS    where screenshots go (default ../../target/browser)
 //   LANDLORD_BROWSER_CHROMIUM     the browser (default /usr/bin/chromium)
 //
@@ -13,8 +14,12 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
 import path from 'node:path';
+import { brotliDecompressSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -33,6 +38,7 @@ const KEY = env('LANDLORD_BROWSER_API_KEY');
 const CHALLTESTSRV = env('LANDLORD_BROWSER_CHALLTESTSRV', process.env.LANDLORD_TEST_CHALLTESTSRV).replace(/\/+$/, '');
 const ARTIFACTS = env('LANDLORD_BROWSER_ARTIFACTS', path.resolve(here, '../../target/browser'));
 const CHROMIUM = env('LANDLORD_BROWSER_CHROMIUM', '/usr/bin/chromium');
+const EDGE = env('LANDLORD_BROWSER_EDGE_HTTPS');
 
 const TARGET = 'edge.platform.test';
 const HOST = `shop-${Math.random().toString(36).slice(2, 12)}.customer.test`;
@@ -84,6 +90,56 @@ async function dns(route, body) {
 
 async function apiGet(route) {
   return fetch(`${API}${route}`, { headers: { authorization: `Bearer ${KEY}` } });
+}
+
+// GET https://HOST<route> from the edge (SNI and Host: HOST; Pebble's chain is not checked
+// here, the Rust end-to-end tests do). Resolves { status, headers, body (decoded) }.
+function edgeGet(route, headers = {}) {
+  const [host, port] = EDGE.split(':');
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host, port: Number(port), path: route, servername: HOST, rejectUnauthorized: false, headers: { host: HOST, ...headers } },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          let body = Buffer.concat(chunks);
+          if (res.headers['content-encoding'] === 'br') body = brotliDecompressSync(body);
+          resolve({ status: res.statusCode, headers: res.headers, body: body.toString('utf8') });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error(`edge GET ${route} timed out`)));
+    req.end();
+  });
+}
+
+// A site's folder on disk: { dir, files: { path: body } }.
+function siteFolder(version) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'landlord-site-'));
+  const files = {
+    'index.html': `<!doctype html><title>Docs</title>\n${'<p>Documentation paragraph.</p>\n'.repeat(80)}<p>docs ${version}</p>\n`,
+    'css/site.css': `/* ${version} */ body { font-family: sans-serif }\n`,
+    '_redirects': '/old /index.html 301\n',
+    'café.html': `<p>accents ${version}</p>`,
+    [`guides/${'a-rather-long-directory-name/'.repeat(3)}page.html`]: `<p>deep ${version}</p>`,
+  };
+  for (const [name, body] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, 'site', name)), { recursive: true });
+    writeFileSync(path.join(dir, 'site', name), body);
+  }
+  return { dir, root: path.join(dir, 'site'), files };
+}
+
+async function waitFor(what, ms, probe) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const last = await probe();
+    if (last === true) return;
+    if (Date.now() > end) assert.fail(`${what}: still ${JSON.stringify(last)} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 // Steps: run in order; after a failure the rest are skipped (and a screenshot is taken).
@@ -315,6 +371,82 @@ describe('tenant dashboard in Chromium against the real platform', () => {
     await screenshot('files');
   });
 
+  let siteId;
+  let folder;
+  step('a site is created in the Sites view and the domain moved to it', async () => {
+    allowHttp('422 for an invalid site name', (r) => r.status === 422 && r.method === 'POST' && r.path === '/v1/sites');
+    await byTestId('nav-sites').click();
+    await page.waitForURL(/#\/sites$/);
+    await page.locator('[data-testid="site-row"][data-name="default"]').waitFor();
+    await byTestId('new-site').fill('Not A Name');
+    await byTestId('create-site').click();
+    await byTestId('site-error').filter({ hasText: 'lower-case' }).waitFor();
+    assert.equal(await byTestId('new-site').getAttribute('aria-invalid'), 'true');
+    await byTestId('new-site').fill('docs');
+    await byTestId('create-site').click();
+    await page.waitForURL(/#\/sites\/[0-9a-f-]{36}$/);
+    siteId = decodeURIComponent(page.url().split('#/sites/')[1]);
+    await byTestId('site-name').filter({ hasText: 'docs' }).waitFor();
+    await byTestId('deploys-empty').waitFor();
+    await byTestId('site-no-domains').waitFor();
+    await byTestId('move-domain').selectOption({ label: HOST });
+    await byTestId('move-domain-submit').click();
+    await page.locator(`[data-testid="site-domain"][data-hostname="${HOST}"]`).waitFor();
+    const domains = await (await apiGet('/v1/domains')).json();
+    assert.equal(domains.domains.find((d) => d.hostname === HOST).site_id, siteId);
+    await screenshot('site-created');
+  });
+
+  step('a folder picked on the site page is deployed, compressed and served by the edge', async () => {
+    folder = siteFolder('v1');
+    await byTestId('deploy-folder-input').setInputFiles(folder.root);
+    await page.locator('[data-testid="deploy-progress-state"][data-state="done"]').waitFor();
+    const liveRow = page.locator('[data-testid="deploy-row"][data-live="true"]');
+    await liveRow.waitFor();
+    assert.equal(await page.locator('[data-testid="deploy-row"]').count(), 1);
+    const [deploy] = (await (await apiGet(`/v1/sites/${siteId}/deployments`)).json()).deployments;
+    assert.equal(deploy.live, true);
+    assert.equal(deploy.file_count, Object.keys(folder.files).length, 'every file, the common top folder dropped');
+    // Every file at its path (the long one through a PAX header, the accented one too);
+    // the page compressed from the first answer, since a deploy goes live with its variants.
+    await waitFor('the edge serving the deploy', 5_000, async () => (await edgeGet('/')).body.includes('docs v1') || 'old');
+    const first = await edgeGet('/', { 'accept-encoding': 'gzip, deflate, br, zstd' });
+    assert.equal(first.headers['content-encoding'], 'br');
+    assert.equal(first.body, folder.files['index.html']);
+    for (const [name, body] of Object.entries(folder.files)) {
+      if (name.startsWith('_')) continue;
+      const res = await edgeGet(`/${name.split('/').map(encodeURIComponent).join('/')}`);
+      assert.equal(res.status, 200, name);
+      assert.equal(res.body, body, name);
+    }
+    // The deploy's own _redirects.
+    const moved = await edgeGet('/old');
+    assert.equal(moved.status, 301);
+    assert.equal(moved.headers.location, '/index.html');
+    await screenshot('site-deployed');
+  });
+
+  step('an archive deploy goes live, and one click rolls back to the folder deploy', async () => {
+    const v2 = siteFolder('v2');
+    const archive = path.join(v2.dir, 'site-v2.tar.gz');
+    execFileSync('tar', ['-czf', archive, '-C', v2.root, '.']);
+    await byTestId('deploy-file-input').setInputFiles(archive);
+    await page.locator('[data-testid="deploy-progress-state"][data-state="done"]').filter({ hasText: 'Deployed' }).waitFor();
+    await page.locator('[data-testid="deploy-row"]').nth(1).waitFor();
+    await page.locator('[data-testid="deploy-row"]').first().and(page.locator('[data-live="true"]')).waitFor();
+    await waitFor('the edge serving v2', 5_000, async () => (await edgeGet('/')).body.includes('docs v2') || 'v1');
+    assert.equal((await edgeGet('/css/site.css')).body, v2.files['css/site.css']);
+    rmSync(v2.dir, { recursive: true, force: true });
+    // Roll back: the older row's button.
+    const older = page.locator('[data-testid="deploy-row"]').nth(1);
+    await older.getByTestId('activate-deploy').filter({ hasText: 'Roll back to this' }).click();
+    await page.locator('[data-testid="deploy-row"]').nth(1).and(page.locator('[data-live="true"]')).waitFor();
+    await waitFor('the edge serving v1 again', 5_000, async () => (await edgeGet('/')).body.includes('docs v1') || 'v2');
+    assert.equal((await edgeGet('/css/site.css')).body, folder.files['css/site.css']);
+    rmSync(folder.dir, { recursive: true, force: true });
+    await screenshot('site-rolled-back');
+  });
+
   step('deleting the domain asks for confirmation and removes its row', async () => {
     // After a deletion, a live refresh already scheduled for the domain may find it gone.
     allowHttp('404 for the deleted domain', (r) => r.status === 404 && r.method === 'GET' && /^\/v1\/domains\/[0-9a-f-]{36}(\/events)?$/.test(r.path));
@@ -332,6 +464,18 @@ describe('tenant dashboard in Chromium against the real platform', () => {
     await byTestId('domains-empty').waitFor();
     assert.equal((await apiGet(`/v1/domains/${id}`)).status, 404);
     await screenshot('domain-deleted');
+  });
+
+  step('a site without domains is deleted from its page', async () => {
+    await byTestId('nav-sites').click();
+    await page.locator(`[data-testid="site-row"][data-id="${siteId}"]`).getByTestId('site-link').click();
+    await byTestId('site-no-domains').waitFor();
+    await byTestId('delete-site').click();
+    await byTestId('confirm-ok').click();
+    await page.waitForURL(/#\/sites$/);
+    await page.locator('[data-testid="site-row"][data-name="default"]').waitFor();
+    assert.equal(await page.locator(`[data-testid="site-row"][data-id="${siteId}"]`).count(), 0);
+    assert.equal((await apiGet(`/v1/sites/${siteId}`)).status, 404);
   });
 
   step('signing out forgets the key', async () => {

@@ -29,6 +29,7 @@ const MODULES: &[(&str, &str)] = modules![
     "domain-detail.js",
     "domains-data.js",
     "domains-list.js",
+    "dropzone.js",
     "files.js",
     "format.js",
     "live.js",
@@ -36,7 +37,10 @@ const MODULES: &[(&str, &str)] = modules![
     "router.js",
     "session.js",
     "signin.js",
+    "site-detail.js",
+    "sites.js",
     "state.js",
+    "tar.js",
     "uploads.js",
 ];
 
