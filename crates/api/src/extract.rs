@@ -10,10 +10,30 @@ use crate::AppState;
 use crate::problem::Problem;
 use landlord_store::{Authenticated, TenantId};
 
-/// `axum::Json` with problem+json rejections.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(Problem))]
+/// `axum::Json` with problem+json rejections, for bodies that are JSON objects: every
+/// body of this API is one, and serde alone would also read a struct from an array
+/// (`[null, null]` for two optional fields).
 pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Problem> {
+        let axum::Json(object) =
+            axum::Json::<serde_json::Map<String, serde_json::Value>>::from_request(req, state)
+                .await?;
+        serde_json::from_value(serde_json::Value::Object(object))
+            .map(Json)
+            .map_err(|e| {
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-body",
+                    "Invalid request body",
+                    format!("The JSON body could not be read: {e}"),
+                )
+            })
+    }
+}
 
 /// `axum::extract::Path` with problem+json rejections.
 #[derive(FromRequestParts)]

@@ -214,18 +214,8 @@ pub async fn update(
     Caller(tenant): Caller,
     State(state): State<AppState>,
     Path(id): Path<SiteId>,
-    Json(body): Json<serde_json::Map<String, serde_json::Value>>,
+    Json(body): Json<SitePatch>,
 ) -> Result<JsonResponse<SiteView>, Problem> {
-    // Read as an object first: serde would also take a struct of optional fields from an
-    // array (`[null, null]`).
-    let body: SitePatch = serde_json::from_value(serde_json::Value::Object(body)).map_err(|e| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-body",
-            "Invalid request body",
-            format!("The JSON body could not be read: {e}"),
-        )
-    })?;
     let name = body.name.as_deref().map(site_name).transpose()?;
     let canonical = match body.canonical_hostname {
         Some(Some(raw)) => {

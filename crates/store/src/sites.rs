@@ -10,6 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::domains::owned_site;
 use crate::files::COMPRESS_CHANNEL;
 use crate::limits::{Limit, TenantLimits, lock_tenant};
 use crate::rules::{HEADERS_FILE, REDIRECTS_FILE, Rules};
@@ -348,16 +349,10 @@ impl Store {
         }
         let mut tx = self.pool.begin().await?;
         lock_tenant(&mut tx, tenant).await?;
-        let owned: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM sites WHERE id = $1 AND tenant_id = $2)",
-        )
-        .bind(site)
-        .bind(tenant)
-        .fetch_one(&mut *tx)
-        .await?;
-        if !owned {
-            return Ok(None);
-        }
+        match owned_site(&mut tx, tenant, site).await {
+            Err(StoreError::NoSuchSite) => return Ok(None),
+            owned => owned?,
+        };
         let before = stored_bytes(&mut tx, tenant).await?;
         let id = DeploymentId::new();
         insert_deployment(&mut tx, tenant, site, id, "upload").await?;
