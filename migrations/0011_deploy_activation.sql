@@ -5,4 +5,7 @@
 ALTER TABLE sites
     ADD COLUMN activating_deployment_id uuid REFERENCES deployments (id) ON DELETE SET NULL,
     ADD COLUMN activating_since timestamptz;
+-- Who made a deploy: the display prefix of the API key that uploaded it (null for changes
+-- through /v1/files and deploys from before this column).
+ALTER TABLE deployments ADD COLUMN created_by text;
 CREATE INDEX sites_activating ON sites (activating_since) WHERE activating_deployment_id IS NOT NULL;

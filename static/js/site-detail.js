@@ -245,7 +245,7 @@ function renderDeploys(site, deployments) {
       'tr',
       { 'data-testid': 'deploy-row', 'data-id': d.id, 'data-live': String(d.live) },
       h('td', { 'data-label': 'Deploy' }, h('span', { class: 'mono', title: d.id }, d.id.slice(-8))),
-      h('td', { 'data-label': 'Made' }, timeEl(d.created_at), h('span', { class: 'muted' }, ` · ${d.source}`)),
+      h('td', { 'data-label': 'Made' }, timeEl(d.created_at), h('span', { class: 'muted' }, ` · ${d.source}${d.created_by ? ` by ${d.created_by}…` : ''}`)),
       h('td', { 'data-label': 'Files' }, deploySize(d)),
       h('td', { 'data-label': 'State' }, deployState(d)),
       h(

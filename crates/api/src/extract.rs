@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::problem::Problem;
-use landlord_store::{Authenticated, TenantId};
+use landlord_store::{ApiKey, Authenticated, TenantId};
 
 /// `axum::Json` with problem+json rejections, for bodies that are JSON objects: every
 /// body of this API is one, and serde alone would also read a struct from an array
@@ -178,6 +178,18 @@ impl FromRequestParts<AppState> for Caller {
                 "The API key is not valid (unknown or revoked).",
             )),
         }
+    }
+}
+
+/// The display prefix of the request's API key (`ll_` and 8 hex digits), to record who
+/// made something; only after [`Caller`] has accepted the key.
+pub struct KeyPrefix(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for KeyPrefix {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(bearer(parts).map(ApiKey::display_prefix)))
     }
 }
 

@@ -16,7 +16,7 @@ use landlord_store::{
 
 use crate::AppState;
 use crate::archive::{self, Refusal};
-use crate::extract::{Caller, Json, Path, Query};
+use crate::extract::{Caller, Json, KeyPrefix, Path, Query};
 use crate::problem::Problem;
 use crate::views::rfc3339;
 
@@ -108,6 +108,9 @@ pub struct DeploymentView {
     /// `migration` (the files an account had before sites existed).
     #[schema(example = "upload")]
     source: String,
+    /// Who made it: the prefix of the API key that uploaded it (null for `files`).
+    #[schema(example = "ll_3f9a02c1")]
+    created_by: Option<String>,
     file_count: i32,
     /// The files' sizes together.
     bytes: i64,
@@ -127,6 +130,7 @@ impl From<Deployment> for DeploymentView {
             site_id: d.site_id,
             created_at: rfc3339(d.created_at),
             source: d.source,
+            created_by: d.created_by,
             file_count: d.file_count,
             bytes: d.bytes,
             live: d.live,
@@ -323,6 +327,7 @@ pub struct DeployParams {
     ))]
 pub async fn deploy(
     Caller(tenant): Caller,
+    KeyPrefix(created_by): KeyPrefix,
     State(state): State<AppState>,
     Path(id): Path<SiteId>,
     Query(params): Query<DeployParams>,
@@ -383,6 +388,7 @@ pub async fn deploy(
             tenant,
             id,
             &files,
+            created_by.as_deref(),
             activation,
             limits,
             limits.kept_deployments,

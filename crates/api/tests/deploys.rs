@@ -165,6 +165,8 @@ async fn archives_deploy_whole_in_tar_gzip_and_zstd(pool: PgPool) {
     assert_eq!(d1["live"], true);
     assert_eq!(d1["file_count"], 2);
     assert_eq!(d1["source"], "upload");
+    // Who: the uploading key's display prefix, never the key.
+    assert_eq!(d1["created_by"], t.key[..11]);
     assert_eq!(
         files(&app, &t).await,
         [

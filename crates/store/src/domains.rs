@@ -392,7 +392,11 @@ pub(crate) async fn insert_domain(
 }
 
 /// `site` when it is one of `tenant`'s, else [`StoreError::NoSuchSite`].
-pub(crate) async fn owned_site(tx: &mut sqlx::PgConnection, tenant: TenantId, site: SiteId) -> Result<SiteId> {
+pub(crate) async fn owned_site(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    site: SiteId,
+) -> Result<SiteId> {
     sqlx::query_scalar("SELECT id FROM sites WHERE id = $1 AND tenant_id = $2")
         .bind(site)
         .bind(tenant)

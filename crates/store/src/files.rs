@@ -304,7 +304,7 @@ async fn next_files_deployment(
     path: &FilePath,
 ) -> Result<DeploymentId> {
     let id = DeploymentId::new();
-    insert_deployment(tx, tenant, site, id, "files").await?;
+    insert_deployment(tx, tenant, site, id, "files", None).await?;
     sqlx::query(
         "INSERT INTO deployment_files \
              (deployment_id, path, tenant_id, sha256, content_type, size, updated_at) \

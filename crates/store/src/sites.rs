@@ -74,6 +74,8 @@ pub struct Deployment {
     pub created_at: OffsetDateTime,
     /// What made it: `files` (a change through `/v1/files`), `upload`, `migration`.
     pub source: String,
+    /// The display prefix of the API key that uploaded it.
+    pub created_by: Option<String>,
     pub file_count: i32,
     pub bytes: i64,
     pub live: bool,
@@ -269,7 +271,7 @@ impl Store {
         }
         Ok(Some(
             sqlx::query_as::<_, Deployment>(
-                "SELECT d.id, d.site_id, d.created_at, d.source, d.file_count, d.bytes, \
+                "SELECT d.id, d.site_id, d.created_at, d.source, d.created_by, d.file_count, d.bytes, \
                      s.live_deployment_id IS NOT DISTINCT FROM d.id AS live, \
                      s.activating_deployment_id IS NOT DISTINCT FROM d.id AS activating, \
                      (SELECT count(*) FROM deployment_files f JOIN blobs b \
@@ -329,7 +331,8 @@ impl Store {
             .and_then(|all| all.into_iter().find(|d| d.id == id)))
     }
 
-    /// A new deploy of one of the caller's sites holding exactly `files`, live at once
+    /// A new deploy of one of the caller's sites holding exactly `files`, made by the API
+    /// key shown as `created_by`, live at once
     /// with `activate`; the site's deploys beyond the newest `keep` (never the live one)
     /// are dropped. `None` when the site is not theirs.
     pub async fn create_deployment(
@@ -337,6 +340,7 @@ impl Store {
         tenant: TenantId,
         site: SiteId,
         files: &[NewFile],
+        created_by: Option<&str>,
         activation: Activation,
         limits: TenantLimits,
         keep: i64,
@@ -355,7 +359,7 @@ impl Store {
         };
         let before = stored_bytes(&mut tx, tenant).await?;
         let id = DeploymentId::new();
-        insert_deployment(&mut tx, tenant, site, id, "upload").await?;
+        insert_deployment(&mut tx, tenant, site, id, "upload", created_by).await?;
         for file in files {
             put_row(&mut tx, tenant, id, file).await?;
         }
@@ -398,14 +402,19 @@ pub(crate) async fn insert_deployment(
     site: SiteId,
     id: DeploymentId,
     source: &str,
+    created_by: Option<&str>,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO deployments (id, site_id, tenant_id, source) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(site)
-        .bind(tenant)
-        .bind(source)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO deployments (id, site_id, tenant_id, source, created_by) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(site)
+    .bind(tenant)
+    .bind(source)
+    .bind(created_by)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

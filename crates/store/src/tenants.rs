@@ -80,7 +80,7 @@ impl ApiKey {
     }
 
     /// First characters, safe to show and log.
-    fn display_prefix(secret: &str) -> String {
+    pub fn display_prefix(secret: &str) -> String {
         secret.chars().take(KEY_PREFIX.len() + 8).collect()
     }
 }

@@ -129,11 +129,20 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
         };
         let files = [file("index.html", &format!("v{v}")), picture];
         let d = store
-            .create_deployment(tenant, site.id, &files, Activation::Now, limits, 3)
+            .create_deployment(
+                tenant,
+                site.id,
+                &files,
+                Some("ll_0123abcd"),
+                Activation::Now,
+                limits,
+                3,
+            )
             .await
             .unwrap()
             .unwrap();
         assert!(d.live && d.file_count == 2 && d.bytes == 10_002);
+        assert_eq!(d.created_by.as_deref(), Some("ll_0123abcd"));
         ids.push(d.id);
     }
     // Three kept (the newest), the oldest dropped.
@@ -164,6 +173,7 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
             tenant,
             site.id,
             &[file("index.html", "v9")],
+            None,
             Activation::Stage,
             limits,
             2,
@@ -193,6 +203,7 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
             tenant,
             site.id,
             &[file("new.html", &"y".repeat(500))],
+            None,
             Activation::Now,
             tight,
             10,
@@ -217,7 +228,7 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
     };
     let two = [file("a.html", "a"), file("b.html", "b")];
     let err = store
-        .create_deployment(tenant, site.id, &two, Activation::Now, few, 10)
+        .create_deployment(tenant, site.id, &two, None, Activation::Now, few, 10)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::LimitReached { .. }), "{err}");
@@ -229,7 +240,7 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
         .unwrap();
     assert!(
         store
-            .create_deployment(other.id, site.id, &two, Activation::Now, limits, 10)
+            .create_deployment(other.id, site.id, &two, None, Activation::Now, limits, 10)
             .await
             .unwrap()
             .is_none()
@@ -294,6 +305,7 @@ async fn a_deploy_goes_live_once_its_variants_exist(pool: PgPool) {
                     tenant,
                     site.id,
                     &files,
+                    None,
                     Activation::WhenCompressed,
                     limits,
                     10,
