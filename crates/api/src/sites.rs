@@ -391,7 +391,6 @@ pub async fn deploy(
             created_by.as_deref(),
             activation,
             limits,
-            limits.kept_deployments,
         )
         .await?
         .ok_or_else(|| no_site(id))?;

@@ -332,8 +332,8 @@ impl Store {
     }
 
     /// A new deploy of one of the caller's sites holding exactly `files`, made by the API
-    /// key shown as `created_by`, live at once
-    /// with `activate`; the site's deploys beyond the newest `keep` (never the live one)
+    /// key shown as `created_by`, switched to as `activation` says; the site's deploys
+    /// beyond the newest `limits.kept_deployments` (never the live or the activating one)
     /// are dropped. `None` when the site is not theirs.
     pub async fn create_deployment(
         &self,
@@ -343,7 +343,6 @@ impl Store {
         created_by: Option<&str>,
         activation: Activation,
         limits: TenantLimits,
-        keep: i64,
     ) -> Result<Option<Deployment>> {
         if files.len() as i64 > limits.max_files {
             return Err(StoreError::LimitReached {
@@ -363,7 +362,15 @@ impl Store {
         for file in files {
             put_row(&mut tx, tenant, id, file).await?;
         }
-        finish_deployment(&mut tx, tenant, site, id, activation, keep).await?;
+        finish_deployment(
+            &mut tx,
+            tenant,
+            site,
+            id,
+            activation,
+            limits.kept_deployments,
+        )
+        .await?;
         check_quota(&mut tx, tenant, before, limits).await?;
         tx.commit().await?;
         self.deployment(tenant, site, id).await

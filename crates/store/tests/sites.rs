@@ -135,8 +135,10 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
                 &files,
                 Some("ll_0123abcd"),
                 Activation::Now,
-                limits,
-                3,
+                TenantLimits {
+                    kept_deployments: 3,
+                    ..limits
+                },
             )
             .await
             .unwrap()
@@ -175,8 +177,10 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
             &[file("index.html", "v9")],
             None,
             Activation::Stage,
-            limits,
-            2,
+            TenantLimits {
+                kept_deployments: 2,
+                ..limits
+            },
         )
         .await
         .unwrap()
@@ -205,8 +209,10 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
             &[file("new.html", &"y".repeat(500))],
             None,
             Activation::Now,
-            tight,
-            10,
+            TenantLimits {
+                kept_deployments: 10,
+                ..tight
+            },
         )
         .await
         .unwrap_err();
@@ -228,7 +234,17 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
     };
     let two = [file("a.html", "a"), file("b.html", "b")];
     let err = store
-        .create_deployment(tenant, site.id, &two, None, Activation::Now, few, 10)
+        .create_deployment(
+            tenant,
+            site.id,
+            &two,
+            None,
+            Activation::Now,
+            TenantLimits {
+                kept_deployments: 10,
+                ..few
+            },
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::LimitReached { .. }), "{err}");
@@ -240,7 +256,17 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
         .unwrap();
     assert!(
         store
-            .create_deployment(other.id, site.id, &two, None, Activation::Now, limits, 10)
+            .create_deployment(
+                other.id,
+                site.id,
+                &two,
+                None,
+                Activation::Now,
+                TenantLimits {
+                    kept_deployments: 10,
+                    ..limits
+                }
+            )
             .await
             .unwrap()
             .is_none()
@@ -307,8 +333,10 @@ async fn a_deploy_goes_live_once_its_variants_exist(pool: PgPool) {
                     &files,
                     None,
                     Activation::WhenCompressed,
-                    limits,
-                    10,
+                    TenantLimits {
+                        kept_deployments: 10,
+                        ..limits
+                    },
                 )
                 .await
                 .unwrap()
