@@ -112,6 +112,9 @@ impl<E: Into<anyhow::Error>> From<E> for Fatal {
     }
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match parse() {
         Ok(cli) => cli,
