@@ -10,15 +10,17 @@ default:
 dev *ARGS:
     cargo run -p landlord -- dev {{ARGS}}
 
-# Every test: unit, API, CLI and end-to-end against real PostgreSQL, Pebble and
-# pebble-challtestsrv (found, installed or started by the scripts).
+# Every test: unit, API, CLI and end-to-end against real PostgreSQL, Pebble,
+# pebble-challtestsrv, and Knot + Unbound for DNS-01 (found, installed or started by the
+# scripts).
 test:
     #!/usr/bin/env bash
     set -euo pipefail
     export DATABASE_URL="$(scripts/test-postgres.sh)"
     echo "test database server: ${DATABASE_URL}"
     eval "$(scripts/test-acme.sh start)"
-    trap 'scripts/test-acme.sh stop' EXIT
+    trap 'scripts/test-acme.sh stop; scripts/test-dns.sh stop' EXIT
+    eval "$(scripts/test-dns.sh start)"
     if cargo nextest --version >/dev/null 2>&1; then
       cargo nextest run --workspace --no-fail-fast
     else

@@ -7,6 +7,7 @@
 //! [`judge`]; this module asks DNS what the judge needs.
 
 mod judge;
+pub mod update;
 
 pub use judge::{Answers, Caa, Judgement, Question, Records, judge};
 
