@@ -65,6 +65,9 @@ pub struct ApiConfig {
     pub serve_metrics: bool,
     /// What one deploy's archive may be.
     pub deploys: DeployLimits,
+    /// `LANDLORD_ACME_DNS_ZONE` when DNS-01 is configured: domains then show the
+    /// `_acme-challenge` CNAME that delegates their validation into it.
+    pub acme_dns_zone: Option<Hostname>,
 }
 
 /// Bounds on one deploy's archive (the per-file size and the file count are the tenant
@@ -124,6 +127,7 @@ impl ApiConfig {
             metrics: None,
             serve_metrics: true,
             deploys: DeployLimits::default(),
+            acme_dns_zone: None,
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::{admin, domains, files, limits, sites, tenants};
         crate::healthz, events_stream, metrics,
     ),
     components(schemas(Problem, DomainView, sites::SiteView, sites::SiteList, sites::NewSite,
-        sites::SitePatch, sites::DeploymentView, sites::DeploymentList, domains::DomainPatch, Status, DnsInstructions, DnsRecord, OwnershipRecord, CheckView,
+        sites::SitePatch, sites::DeploymentView, sites::DeploymentList, domains::DomainPatch, Status, DnsInstructions, DnsRecord, OwnershipRecord, DcvDelegation, CheckView,
         CertificateView, RenewalWindowView, QueuedView, DomainList, EventView, EventList, FileView, FileUsage, FileList,
         Allowance, RateView, LimitsView, TenantEventList, TenantEventView,
         admin::Action, admin::NewBlock, admin::AdminTenant, admin::AdminTenantList, admin::BlockView,

@@ -30,6 +30,12 @@ pub struct DomainView {
     /// records instead of the CNAME (absent when only a CNAME can point it here).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ownership: Option<OwnershipRecord>,
+    /// When the platform does DNS-01: the CNAME that delegates this name's ACME validation
+    /// to the platform, so its certificate can be issued before its traffic moves here
+    /// (and a wildcard at all). Registrations of one account sharing the name (with or
+    /// without a leading `*.`) share it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dcv_delegation: Option<DcvDelegation>,
     pub check: CheckView,
     pub certificate: Option<CertificateView>,
     /// Why the last issuance attempt failed, in plain words.
@@ -81,6 +87,19 @@ pub struct OwnershipRecord {
     pub kind: String,
     #[schema(example = "_landlord.status.example.com")]
     pub name: String,
+    pub value: String,
+    pub verified: bool,
+}
+
+/// The `_acme-challenge` CNAME of delegated DCV, and whether a check has found it.
+#[derive(Serialize, ToSchema, Clone)]
+pub struct DcvDelegation {
+    #[serde(rename = "type")]
+    #[schema(example = "CNAME")]
+    pub kind: String,
+    #[schema(example = "_acme-challenge.status.example.com")]
+    pub name: String,
+    #[schema(example = "3f1c9a0e5b7d42c8a1e6f0b2c4d8e9a7.acme.platform.example")]
     pub value: String,
     pub verified: bool,
 }
@@ -311,6 +330,17 @@ impl DomainView {
                 value: d.ownership_token.clone(),
                 verified: d.ownership_verified_at.is_some(),
             }),
+            dcv_delegation: config.acme_dns_zone.as_ref().zip(d.dcv_label.as_ref()).map(
+                |(zone, label)| DcvDelegation {
+                    kind: "CNAME".to_owned(),
+                    name: format!(
+                        "_acme-challenge.{}",
+                        landlord_store::dcv_name(d.hostname.as_str())
+                    ),
+                    value: format!("{label}.{zone}"),
+                    verified: d.dcv_verified_at.is_some(),
+                },
+            ),
             dns: DnsInstructions {
                 kind: "CNAME".to_owned(),
                 name: d.hostname.to_string(),

@@ -54,6 +54,17 @@ pub struct Domain {
     pub ownership_verified_at: Option<OffsetDateTime>,
     /// The site it serves.
     pub site_id: SiteId,
+    /// Its delegated-DCV label: `_acme-challenge.<name>` may point at
+    /// `<dcv_label>.<LANDLORD_ACME_DNS_ZONE>` (see [`dcv_name`]).
+    pub dcv_label: Option<String>,
+    /// The last check found that CNAME.
+    pub dcv_verified_at: Option<OffsetDateTime>,
+}
+
+/// The name delegated DCV is about: the hostname without a leading `*.` (a wildcard and its
+/// base name share `_acme-challenge.<name>`).
+pub fn dcv_name(hostname: &str) -> &str {
+    hostname.strip_prefix("*.").unwrap_or(hostname)
 }
 
 /// The TXT record name that proves control of `hostname` (exactly that name: a record on
@@ -147,7 +158,7 @@ impl Store {
 
 /// The columns of [`Domain`], as a macro so queries stay `&'static str` (sqlx audits
 /// dynamic SQL strings).
-/// Every query reads `domains d LEFT JOIN certificates c`.
+/// Every query reads `domains d LEFT JOIN certificates c LEFT JOIN dcv_labels l`.
 macro_rules! domain_columns {
     () => {
         "d.id, d.tenant_id, d.hostname, d.status, d.checked_at, d.check_found, \
@@ -158,7 +169,7 @@ macro_rules! domain_columns {
          c.ari_explanation_url AS cert_ari_explanation_url, \
          c.ari_checked_at AS cert_ari_checked_at, d.queued_reason, d.queued_until, \
          d.target_label, d.shared_target_ok, d.ownership_token, d.ownership_verified_at, \
-         d.site_id"
+         d.site_id, l.label AS dcv_label, l.verified_at AS dcv_verified_at"
     };
 }
 
@@ -215,6 +226,8 @@ impl Store {
             "SELECT ",
             domain_columns!(),
             " FROM domains d LEFT JOIN certificates c ON c.domain_id = d.id \
+             LEFT JOIN dcv_labels l ON l.tenant_id = d.tenant_id \
+                 AND l.name = regexp_replace(d.hostname, '^\\*\\.', '') \
              WHERE d.tenant_id = $1 AND ($2::uuid IS NULL OR d.id > $2) \
              ORDER BY d.id LIMIT $3"
         );
@@ -228,6 +241,8 @@ impl Store {
             "SELECT ",
             domain_columns!(),
             " FROM domains d LEFT JOIN certificates c ON c.domain_id = d.id \
+             LEFT JOIN dcv_labels l ON l.tenant_id = d.tenant_id \
+                 AND l.name = regexp_replace(d.hostname, '^\\*\\.', '') \
              WHERE d.id = $1 AND d.tenant_id = $2"
         ))
         .bind(id)
@@ -270,7 +285,9 @@ impl Store {
              WHERE id = $1 AND tenant_id = $2 AND (check_requested_at IS NULL \
                  OR check_requested_at <= now() - make_interval(secs => $3)) RETURNING *) SELECT ",
             domain_columns!(),
-            " FROM d LEFT JOIN certificates c ON c.domain_id = d.id"
+            " FROM d LEFT JOIN certificates c ON c.domain_id = d.id \
+             LEFT JOIN dcv_labels l ON l.tenant_id = d.tenant_id \
+                 AND l.name = regexp_replace(d.hostname, '^\\*\\.', '')"
         ))
         .bind(id)
         .bind(tenant)
@@ -364,13 +381,21 @@ pub(crate) async fn insert_domain(
     if blocked {
         return Err(StoreError::HostnameBlocked(hostname.to_string()));
     }
+    // The name's delegated-DCV label, kept when the name is deleted and registered again.
+    sqlx::query("INSERT INTO dcv_labels (tenant_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(tenant)
+        .bind(dcv_name(hostname.as_str()))
+        .execute(&mut *tx)
+        .await?;
     // DO NOTHING rather than an error: a lost race for the name leaves the transaction usable.
     let inserted = sqlx::query_as::<_, Domain>(concat!(
         "WITH d AS (INSERT INTO domains (id, tenant_id, hostname, ownership_verified_at, site_id) \
          VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END, $5) \
          ON CONFLICT ON CONSTRAINT domains_hostname_unique DO NOTHING RETURNING *) SELECT ",
         domain_columns!(),
-        " FROM d LEFT JOIN certificates c ON c.domain_id = d.id"
+        " FROM d LEFT JOIN certificates c ON c.domain_id = d.id \
+             LEFT JOIN dcv_labels l ON l.tenant_id = d.tenant_id \
+                 AND l.name = regexp_replace(d.hostname, '^\\*\\.', '')"
     ))
     .bind(DomainId::new())
     .bind(tenant)
@@ -448,5 +473,38 @@ impl Store {
         .await?;
         tx.commit().await?;
         self.get_domain(tenant, id).await
+    }
+}
+
+impl Store {
+    /// Record whether `_acme-challenge.<name>` was found delegated to the tenant's label
+    /// (kept from the first check that found it while it stays); true when that changed.
+    pub async fn set_dcv_verified(
+        &self,
+        tenant: TenantId,
+        hostname: &Hostname,
+        verified: bool,
+    ) -> Result<bool> {
+        let changed = sqlx::query(
+            "UPDATE dcv_labels SET verified_at = CASE WHEN $3 THEN COALESCE(verified_at, now()) END \
+             WHERE tenant_id = $1 AND name = $2 AND (verified_at IS NULL) = $3",
+        )
+        .bind(tenant)
+        .bind(dcv_name(hostname.as_str()))
+        .bind(verified)
+        .execute(&self.pool)
+        .await?;
+        Ok(changed.rows_affected() > 0)
+    }
+
+    /// The delegated-DCV label of `tenant`'s `hostname`.
+    pub async fn dcv_label(&self, tenant: TenantId, hostname: &Hostname) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT label FROM dcv_labels WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant)
+                .bind(dcv_name(hostname.as_str()))
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 }

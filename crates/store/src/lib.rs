@@ -31,7 +31,7 @@ pub use admin::{AuditEntry, Because, BlockedHostname, TenantEvent, TenantSummary
 pub use budget::{Budget, BudgetKind, Budgets, OrderRequest, Reservation};
 pub use claims::Claim;
 pub use domains::{
-    CertificateSummary, Domain, DomainStatus, Page, RenewalWindow, ownership_record_name,
+    CertificateSummary, Domain, DomainStatus, Page, RenewalWindow, dcv_name, ownership_record_name,
 };
 pub use edge::{
     Change, ChangePoll, Changed, FleetSnapshot, LiveSite, RegisteredName, ServingCertificate,

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use landlord_store::{Budgets, MasterKey, Store, WAKE_CHANNEL};
+use landlord_store::{Budgets, Hostname, MasterKey, Store, WAKE_CHANNEL};
 
 pub use acme::AcmeConfig;
 
@@ -45,6 +45,21 @@ pub enum IssuerConfig {
     },
 }
 
+/// DNS-01 through RFC 2136: the updater, and the zone delegated challenge records go in
+/// (`LANDLORD_ACME_DNS_ZONE`).
+#[derive(Debug, Clone)]
+pub struct Dns01 {
+    pub updater: dns::update::DnsUpdater,
+    pub zone: Hostname,
+}
+
+impl Dns01 {
+    /// Where `_acme-challenge.<name>` must point for a registration with `label`.
+    pub fn delegation_target(&self, label: &str) -> String {
+        format!("{label}.{}", self.zone)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub dns: DnsConfig,
@@ -56,6 +71,8 @@ pub struct WorkerConfig {
     pub compression_concurrency: usize,
     /// The longest a deploy asked to go live waits for its variants (see [`compress`]).
     pub compress_wait: Duration,
+    /// DNS-01 through RFC 2136, when configured.
+    pub dns01: Option<Dns01>,
     /// How long a claim stays reserved without progress (a `kill -9`ed worker's domains
     /// are taken over after this).
     pub lease: Duration,

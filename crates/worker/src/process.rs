@@ -65,6 +65,7 @@ impl Context {
             renew_at: d.cert_renew_at,
             next_ari_check: d.cert_ari_next_check_at,
         };
+        self.check_delegation(d).await;
         let (found, ownership_proved) = match self.check_dns(d).await {
             Verdict::Transient(why) => {
                 tracing::info!(%why, "DNS check inconclusive; retrying soon");
@@ -205,6 +206,41 @@ impl Context {
             tracing::warn!("lost the lease (domain deleted or taken over); result discarded");
         }
         Ok(())
+    }
+
+    /// With DNS-01 configured: is `_acme-challenge.<name>` a CNAME to this registration's
+    /// label in the challenge zone? Recorded for the API (`dcv_delegation.verified`);
+    /// a failed lookup changes nothing.
+    async fn check_delegation(&self, d: &Claimed) {
+        let Some(dns01) = &self.config.dns01 else {
+            return;
+        };
+        let label = match self.store.dcv_label(d.tenant_id, &d.hostname).await {
+            Ok(Some(label)) => label,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the delegation label failed");
+                return;
+            }
+        };
+        let name = format!(
+            "_acme-challenge.{}",
+            landlord_store::dcv_name(d.hostname.as_str())
+        );
+        let lookup = tokio::time::timeout(self.config.dns_deadline, self.dns.cname_targets(&name));
+        let Ok(Ok(targets)) = lookup.await else {
+            return;
+        };
+        let verified = targets.contains(&dns01.delegation_target(&label));
+        match self
+            .store
+            .set_dcv_verified(d.tenant_id, &d.hostname, verified)
+            .await
+        {
+            Ok(true) => tracing::info!(%name, verified, "delegated DCV record changed"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "recording the delegation failed"),
+        }
     }
 
     /// The DNS check, bounded by the round's DNS deadline (the tenant's nameservers).

@@ -154,6 +154,7 @@ impl Settings {
             "LANDLORD_TENANT_MAX_EVENT_STREAMS",
         ));
         let deploys = p.take(self.deploy_limits());
+        let dns01 = p.take(self.dns01());
         let admin_token = self
             .admin_token
             .as_ref()
@@ -172,6 +173,7 @@ impl Settings {
         config.check_interval = check_interval?;
         config.max_event_streams = max_event_streams?;
         config.deploys = deploys?;
+        config.acme_dns_zone = dns01?.map(|d| d.zone);
         Some(config)
     }
 
@@ -190,6 +192,7 @@ impl Settings {
         let budgets = p.take(self.budgets());
         let dns_deadline = p.take(self.dns_deadline(lease));
         let event_retention = p.take(duration(&self.event_retention, "LANDLORD_EVENT_RETENTION"));
+        let dns01 = p.take(self.dns01());
         let compress_wait = p.take(duration(
             &self.deploy_compress_wait,
             "LANDLORD_DEPLOY_COMPRESS_WAIT",
@@ -211,6 +214,7 @@ impl Settings {
             concurrency: self.worker_concurrency.max(1),
             compression_concurrency: self.compression_concurrency.max(1),
             compress_wait: compress_wait?,
+            dns01: dns01?,
             lease,
             recheck_active: Duration::from_secs(self.recheck_active_seconds.max(1)),
             moved_after: self.moved_after.max(1),
@@ -380,6 +384,46 @@ impl Settings {
             .collect()
     }
 
+    /// DNS-01 through RFC 2136, when the update server, its key and the challenge zone are
+    /// all set (some without the others is a mistake worth stopping for).
+    fn dns01(&self) -> Checked<Option<landlord_worker::Dns01>> {
+        fn set(v: Option<&str>) -> Option<&str> {
+            v.map(str::trim).filter(|s| !s.is_empty())
+        }
+        let server = set(self.dns_update_server.as_deref());
+        let tsig = set(self.dns_update_tsig.as_ref().map(|s| s.expose_secret()));
+        let zone = set(self.acme_dns_zone.as_deref());
+        let (server, tsig, zone) = match (server, tsig, zone) {
+            (None, None, None) => return Ok(None),
+            (Some(server), Some(tsig), Some(zone)) => (server, tsig, zone),
+            _ => {
+                return Err("DNS-01 needs LANDLORD_DNS_UPDATE_SERVER, LANDLORD_DNS_UPDATE_TSIG and LANDLORD_ACME_DNS_ZONE together (some are set, some are not)".into());
+            }
+        };
+        let addr = |name: &str, s: &str| {
+            s.parse::<SocketAddr>()
+                .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .map_err(|_| format!("{name}: \"{s}\" is not ip or ip:port"))
+        };
+        let server = addr("LANDLORD_DNS_UPDATE_SERVER", server)?;
+        let key: landlord_worker::dns::update::TsigKey = tsig
+            .parse()
+            .map_err(|e| format!("LANDLORD_DNS_UPDATE_TSIG: {e}"))?;
+        let zone = Hostname::parse(zone.trim_end_matches('.'))
+            .map_err(|e| format!("LANDLORD_ACME_DNS_ZONE is invalid: {e}"))?;
+        let check = list(&self.dns_update_check_servers)
+            .map(|s| addr("LANDLORD_DNS_UPDATE_CHECK_SERVERS", s))
+            .collect::<Checked<Vec<_>>>()?;
+        let updater = landlord_worker::dns::update::DnsUpdater::new(
+            server,
+            &key,
+            check,
+            Duration::from_secs(3),
+        )
+        .map_err(|e| format!("LANDLORD_DNS_UPDATE_TSIG: {e}"))?;
+        Ok(Some(landlord_worker::Dns01 { updater, zone }))
+    }
+
     fn cname_target(&self) -> Checked<Hostname> {
         let raw = self
             .cname_target
@@ -538,6 +582,43 @@ mod tests {
 
     fn defaults() -> Settings {
         Cli::parse_from(["landlord"]).settings
+    }
+
+    /// DNS-01 is on with all three settings, off with none, and a mistake with some.
+    #[test]
+    fn dns01_settings_come_together() {
+        assert!(defaults().dns01().unwrap().is_none());
+        let with = |args: &[&str]| {
+            let mut all = vec!["landlord"];
+            all.extend_from_slice(args);
+            Cli::parse_from(all).settings.dns01()
+        };
+        let key = "--dns-update-tsig=landlord:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0";
+        let on = with(&[
+            "--dns-update-server=127.0.0.1:5353",
+            key,
+            "--acme-dns-zone=acme.example.net.",
+        ])
+        .unwrap()
+        .expect("configured");
+        assert_eq!(on.zone.as_str(), "acme.example.net");
+        assert_eq!(on.delegation_target("ab12"), "ab12.acme.example.net");
+        let partial = with(&["--acme-dns-zone=acme.example.net"]).unwrap_err();
+        assert!(partial.contains("LANDLORD_DNS_UPDATE_SERVER"), "{partial}");
+        let bad = with(&[
+            "--dns-update-server=nowhere",
+            key,
+            "--acme-dns-zone=a.example",
+        ])
+        .unwrap_err();
+        assert!(bad.contains("not ip or ip:port"), "{bad}");
+        let weak = with(&[
+            "--dns-update-server=127.0.0.1",
+            "--dns-update-tsig=k:hmac-md5:c2VjcmV0LXNlY3JldC1zZWNyZXQ=",
+            "--acme-dns-zone=a.example",
+        ])
+        .unwrap_err();
+        assert!(weak.contains("hmac-sha256"), "{weak}");
     }
 
     #[test]

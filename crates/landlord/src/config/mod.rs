@@ -79,6 +79,31 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub dns_servers: Vec<String>,
+    /// DNS-01: the authoritative server that takes RFC 2136 updates (`ip:port`).
+    #[arg(long, env = "LANDLORD_DNS_UPDATE_SERVER", global = true)]
+    pub dns_update_server: Option<String>,
+    /// DNS-01: the TSIG key the updates are signed with, `name:algorithm:base64-secret`
+    /// (hmac-sha256, hmac-sha384 or hmac-sha512).
+    #[arg(
+        long,
+        env = "LANDLORD_DNS_UPDATE_TSIG",
+        global = true,
+        hide_env_values = true
+    )]
+    pub dns_update_tsig: Option<SecretString>,
+    /// DNS-01: the zone delegated challenge records are written in (tenants point
+    /// `_acme-challenge.<their name>` at a label in it).
+    #[arg(long, env = "LANDLORD_ACME_DNS_ZONE", global = true)]
+    pub acme_dns_zone: Option<String>,
+    /// DNS-01: the servers a written record is looked for on before the CA is told
+    /// (`ip:port`, comma-separated; default the update server).
+    #[arg(
+        long,
+        env = "LANDLORD_DNS_UPDATE_CHECK_SERVERS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub dns_update_check_servers: Vec<String>,
     /// `acme` or `local` [default: acme; dev: local].
     #[arg(long, env = "LANDLORD_ISSUER", global = true)]
     pub issuer: Option<String>,

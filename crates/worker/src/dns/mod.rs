@@ -183,6 +183,19 @@ impl DnsChecker {
             .collect()
     }
 
+    /// The CNAME targets at `name` (lower case, no trailing dot).
+    pub async fn cname_targets(&self, name: &str) -> Result<Vec<String>, String> {
+        Ok(self
+            .records(name, RecordType::CNAME)
+            .await?
+            .iter()
+            .filter_map(|r| match r {
+                RData::CNAME(c) => Some(normalise(&c.0.to_ascii())),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// The TXT values at `name` (each record's strings joined).
     pub async fn txt(&self, name: &str) -> Result<Vec<String>, String> {
         Ok(self
