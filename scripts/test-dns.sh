@@ -23,12 +23,18 @@ install_pkgs() {
   [ "$(id -u)" = 0 ] || sudo=(sudo)
   log "installing $*"
   "${sudo[@]}" apt-get update -qq >&2
-  # The packages' own services must not start (they would take port 53).
-  printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
-  "${sudo[@]}" chmod +x /usr/sbin/policy-rc.d
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >&2 || {
-    "${sudo[@]}" rm -f /usr/sbin/policy-rc.d; exit 1; }
-  "${sudo[@]}" rm -f /usr/sbin/policy-rc.d
+  # The packages' own services must not start (they would take port 53): a policy-rc.d
+  # for the install, unless the machine has one (then it is left as it is).
+  local ours=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+    "${sudo[@]}" chmod +x /usr/sbin/policy-rc.d
+    ours=1
+  fi
+  local status=0
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >&2 || status=$?
+  [ -z "$ours" ] || "${sudo[@]}" rm -f /usr/sbin/policy-rc.d
+  [ "$status" -eq 0 ] || exit "$status"
 }
 
 running() { grep -Eqs '^State:[[:space:]]+[^Z[:space:]]' "/proc/$1/status"; }
