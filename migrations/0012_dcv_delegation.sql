@@ -12,3 +12,15 @@ CREATE TABLE dcv_labels (
 );
 INSERT INTO dcv_labels (tenant_id, name)
     SELECT DISTINCT tenant_id, regexp_replace(hostname, '^\*\.', '') FROM domains;
+
+-- DNS-01 TXT records a worker wrote (before writing them), so that a crash leaves nothing
+-- a later round does not remove: the domain's next round, or the hourly sweep.
+CREATE TABLE dns_challenge_records (
+    id         bigserial PRIMARY KEY,
+    domain_id  uuid NOT NULL,
+    zone       text NOT NULL,
+    name       text NOT NULL,
+    value      text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX dns_challenge_records_domain ON dns_challenge_records (domain_id);

@@ -4,6 +4,10 @@
 # loopback ports with a TSIG key made per start. See ../shared/TESTENV.md.
 #   eval "$(scripts/test-dns.sh start)"   # exports LANDLORD_TEST_DNS_* (stdout only)
 #   scripts/test-dns.sh stop              # stops what the last start launched
+# With LANDLORD_TEST_DNS_SERVER set (pebble-challtestsrv, from `scripts/test-acme.sh start`),
+# Unbound forwards `customer.test` (the tests' customer names) to it, and a second Pebble
+# validates through Unbound: DNS-01 follows `_acme-challenge.<name>` from challtestsrv into
+# the challenge zone on Knot (LANDLORD_TEST_DNS01_* exports).
 # Zones (SOA + NS only at start):
 #   acme-dns.test         delegated challenge records (LANDLORD_ACME_DNS_ZONE); updates allowed
 #   sites.platform.test   a platform domain (LANDLORD_PLATFORM_DOMAIN); updates allowed
@@ -44,7 +48,7 @@ stop() {
   for f in "$dir"/*.pid; do
     [ -e "$f" ] || continue
     pid="$(cat "$f")"
-    if [ -n "$pid" ] && running "$pid" && grep -Eqa 'knotd|unbound' "/proc/$pid/cmdline" 2>/dev/null; then
+    if [ -n "$pid" ] && running "$pid" && grep -Eqa 'knotd|unbound|pebble' "/proc/$pid/cmdline" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null || true
       for _ in $(seq 30); do running "$pid" || break; sleep 0.1; done
       if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
@@ -53,12 +57,12 @@ stop() {
   done
 }
 
-# Two ports free for both TCP and UDP (DNS serves both), held until both are chosen.
+# Five ports free for both TCP and UDP (DNS serves both), held until all are chosen.
 free_ports() {
   python3 - <<'EOF'
 import socket
 held, ports = [], []
-while len(ports) < 2:
+while len(ports) < 5:
     t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -79,8 +83,8 @@ start() {
 
   rm -rf "$dir"
   mkdir -p "$dir/knot" "$dir/unbound"
-  local knot_port unbound_port secret key_name="landlord-test"
-  read -r knot_port unbound_port < <(free_ports)
+  local knot_port unbound_port acme_port mgmt_port http_port secret key_name="landlord-test"
+  read -r knot_port unbound_port acme_port mgmt_port http_port < <(free_ports)
   secret="$(head -c 32 /dev/urandom | base64)"
 
   {
@@ -118,6 +122,10 @@ EOF
     for z in "${zones[@]}"; do
       printf 'stub-zone:\n  name: "%s"\n  stub-addr: 127.0.0.1@%s\n' "$z" "$knot_port"
     done
+    if [ -n "${LANDLORD_TEST_DNS_SERVER:-}" ]; then
+      printf 'forward-zone:\n  name: "customer.test"\n  forward-addr: %s@%s\n' \
+        "${LANDLORD_TEST_DNS_SERVER%:*}" "${LANDLORD_TEST_DNS_SERVER##*:}"
+    fi
   } >"$dir/unbound.conf"
   unbound -d -c "$dir/unbound.conf" </dev/null >"$dir/unbound.log" 2>&1 &
   echo $! >"$dir/unbound.pid"
@@ -134,10 +142,44 @@ EOF
     sleep 0.2
   done
   log "Knot on 127.0.0.1:$knot_port (TSIG key $key_name), Unbound on 127.0.0.1:$unbound_port (logs in $dir)"
+  [ -z "${LANDLORD_TEST_DNS_SERVER:-}" ] || start_pebble
   printf 'export %s=%q\n' \
     LANDLORD_TEST_DNS_UPDATE_SERVER "127.0.0.1:$knot_port" \
     LANDLORD_TEST_DNS_UPDATE_TSIG "$key_name:hmac-sha256:$secret" \
     LANDLORD_TEST_DNS_RESOLVER "127.0.0.1:$unbound_port"
+}
+
+# A Pebble whose validation authority resolves through Unbound (for DNS-01), with a
+# throwaway CA for its own HTTPS API. Uses the ports and $dir of start().
+start_pebble() {
+  (
+    cd "$dir" &&
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout api-ca.key -out api-ca.pem -days 30 -subj "/CN=pebble dns-01 api test CA" &&
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout api.key -out api.csr -subj "/CN=localhost" &&
+    printf "subjectAltName=DNS:localhost,IP:127.0.0.1\n" > ext.cnf &&
+    openssl x509 -req -in api.csr -CA api-ca.pem -CAkey api-ca.key -CAcreateserial -out api.pem -days 30 -extfile ext.cnf
+  ) >"$dir/openssl.log" 2>&1 || { cat "$dir/openssl.log" >&2; stop; exit 1; }
+  printf '{"pebble":{"listenAddress":"127.0.0.1:%s","managementListenAddress":"127.0.0.1:%s","certificate":"%s","privateKey":"%s","httpPort":%s,"tlsPort":%s,"ocspResponderURL":"","externalAccountBindingRequired":false}}\n' \
+    "$acme_port" "$mgmt_port" "$dir/api.pem" "$dir/api.key" "$http_port" "$http_port" >"$dir/pebble.json"
+  PEBBLE_VA_NOSLEEP=1 pebble -config "$dir/pebble.json" -dnsserver "127.0.0.1:$unbound_port" \
+    </dev/null >"$dir/pebble.log" 2>&1 &
+  echo $! >"$dir/pebble.pid"
+  local deadline=$((SECONDS + 30))
+  until curl -fsS --cacert "$dir/api-ca.pem" "https://127.0.0.1:$acme_port/dir" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ] || ! running "$(cat "$dir/pebble.pid")"; then
+      log "the DNS-01 Pebble did not come up; its log follows"
+      tail -n 30 "$dir/pebble.log" >&2
+      stop
+      exit 1
+    fi
+    sleep 0.2
+  done
+  curl -fsS --cacert "$dir/api-ca.pem" -o "$dir/pebble-root.pem" "https://127.0.0.1:$mgmt_port/roots/0"
+  log "DNS-01 Pebble on 127.0.0.1:$acme_port, resolving through Unbound"
+  printf 'export %s=%q\n' \
+    LANDLORD_TEST_DNS01_ACME_DIRECTORY "https://127.0.0.1:$acme_port/dir" \
+    LANDLORD_TEST_DNS01_ACME_CA_ROOTS "$dir/api-ca.pem" \
+    LANDLORD_TEST_DNS01_PEBBLE_ROOT "$dir/pebble-root.pem"
 }
 
 case "${1:-}" in

@@ -50,8 +50,8 @@ pub use sealing::{MasterKey, SealError, certificate_key_context};
 pub use sites::{Activation, Deployment, NewFile, Site, SiteDeletion, SiteName};
 pub use tenants::{ApiKey, Authenticated, Tenant, TenantId, TenantName};
 pub use work::{
-    AdvisoryLock, CheckRecord, Claimed, IssuedBy, NewCertificate, Queued, RenewalInfoRecord,
-    Transition,
+    AdvisoryLock, CheckRecord, Claimed, DnsChallengeRecord, IssuedBy, NewCertificate, Queued,
+    RenewalInfoRecord, Transition,
 };
 
 mod migrations {

@@ -600,3 +600,66 @@ async fn apply_transition(
     }
     Ok(true)
 }
+
+/// A DNS-01 TXT record a worker wrote (see [`Store::save_dns_record`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DnsChallengeRecord {
+    pub id: i64,
+    pub zone: String,
+    pub name: String,
+    pub value: String,
+}
+
+impl Store {
+    /// Note a DNS-01 TXT record about to be written for `domain`, while `lease` holds it;
+    /// false when the lease was lost (then nothing may be written).
+    pub async fn save_dns_record(
+        &self,
+        domain: DomainId,
+        lease: &str,
+        zone: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO dns_challenge_records (domain_id, zone, name, value) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS \
+                 (SELECT 1 FROM domains WHERE id = $1 AND lease_owner = $5)",
+        )
+        .bind(domain)
+        .bind(zone)
+        .bind(name)
+        .bind(value)
+        .bind(lease)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The DNS-01 records written for `domain`, or (with `None`) every one older than
+    /// `older_than`: what is left to remove.
+    pub async fn dns_records(
+        &self,
+        domain: Option<DomainId>,
+        older_than: std::time::Duration,
+    ) -> Result<Vec<DnsChallengeRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT id, zone, name, value FROM dns_challenge_records \
+             WHERE ($1::uuid IS NULL AND created_at < now() - make_interval(secs => $2)) \
+                OR domain_id = $1 ORDER BY id",
+        )
+        .bind(domain)
+        .bind(older_than.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Forget a DNS-01 record once it is removed from its zone.
+    pub async fn forget_dns_record(&self, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM dns_challenge_records WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

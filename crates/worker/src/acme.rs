@@ -59,7 +59,26 @@ pub struct OrderContext<'a> {
     /// The longest wait between two polls of the order: well under the silence after
     /// which the exchange counts as stalled.
     pub max_poll_interval: Duration,
+    /// How the CA is shown control of the name.
+    pub proof: Proof<'a>,
 }
+
+/// How the CA is shown control of a name.
+pub enum Proof<'a> {
+    /// HTTP-01: the key authorization, served by every edge from PostgreSQL.
+    Http01,
+    /// DNS-01: a TXT record at `record` (a name in `zone`, where the name's
+    /// `_acme-challenge` CNAME points), written over RFC 2136 and seen on the zone's
+    /// servers before the CA is told.
+    Dns01 {
+        updater: &'a crate::dns::update::DnsUpdater,
+        zone: hickory_proto::rr::Name,
+        record: hickory_proto::rr::Name,
+    },
+}
+
+/// The longest a written DNS-01 record may take to show on the zone's servers.
+const PROPAGATION_DEADLINE: Duration = Duration::from_secs(60);
 
 impl AcmeIssuer {
     /// The directory URL, which keys the CA's budgets in the ledger.
@@ -335,8 +354,98 @@ impl AcmeIssuer {
         }
     }
 
-    /// Publish every pending HTTP-01 response in PostgreSQL, then tell the CA to check.
+    /// Answer every pending authorization the way `ctx.proof` says, then tell the CA to
+    /// check.
     async fn answer_challenges(
+        &self,
+        order: &mut Order,
+        ctx: &OrderContext<'_>,
+    ) -> Result<(), IssueError> {
+        match &ctx.proof {
+            Proof::Http01 => self.answer_http01(order, ctx).await,
+            Proof::Dns01 {
+                updater,
+                zone,
+                record,
+            } => self.answer_dns01(order, ctx, updater, zone, record).await,
+        }
+    }
+
+    /// Write every pending DNS-01 value at `record` (noted first, so a crash leaves
+    /// nothing a later round does not remove), wait until the zone's servers show it,
+    /// then tell the CA to check.
+    async fn answer_dns01(
+        &self,
+        order: &mut Order,
+        ctx: &OrderContext<'_>,
+        updater: &crate::dns::update::DnsUpdater,
+        zone: &hickory_proto::rr::Name,
+        record: &hickory_proto::rr::Name,
+    ) -> Result<(), IssueError> {
+        let transient = |e: crate::dns::update::UpdateError| {
+            IssueError::Transient(format!("The DNS-01 record could not be written: {e}."))
+        };
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let mut authz = authz.map_err(IssueError::from_acme)?;
+            if authz.status != AuthorizationStatus::Pending {
+                continue;
+            }
+            let mut challenge = authz.challenge(ChallengeType::Dns01).ok_or_else(|| {
+                IssueError::Refused("The CA offered no DNS-01 challenge for this hostname.".into())
+            })?;
+            let value = challenge.key_authorization().dns_value();
+            fenced(
+                ctx.store
+                    .save_dns_record(
+                        ctx.domain,
+                        ctx.lease,
+                        &zone.to_ascii(),
+                        &record.to_ascii(),
+                        &value,
+                    )
+                    .await,
+            )?;
+            updater
+                .add_txt(zone, record, &value)
+                .await
+                .map_err(transient)?;
+            let deadline = tokio::time::Instant::now() + PROPAGATION_DEADLINE;
+            while !updater
+                .txt_visible(record, &value)
+                .await
+                .map_err(transient)?
+            {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(IssueError::Transient(format!(
+                        "The DNS-01 record {record} was written but its zone's servers did not show it within {} s.",
+                        PROPAGATION_DEADLINE.as_secs()
+                    )));
+                }
+                ctx.progress.mark();
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            if challenge.status != ChallengeStatus::Pending {
+                continue;
+            }
+            challenge.set_ready().await.map_err(IssueError::from_acme)?;
+            ctx.progress.mark();
+            fenced(
+                ctx.store
+                    .record_event(
+                        ctx.domain,
+                        ctx.lease,
+                        landlord_store::EventKind::ChallengeReady,
+                        &format!("DNS-01 record written at {record} and seen on its zone's servers; the CA is checking it."),
+                    )
+                    .await,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Publish every pending HTTP-01 response in PostgreSQL, then tell the CA to check.
+    async fn answer_http01(
         &self,
         order: &mut Order,
         ctx: &OrderContext<'_>,

@@ -260,7 +260,7 @@ pub async fn run(
     );
     let ctx = Arc::new(process::Context::new(store.clone(), config.clone())?);
     let mut listener = store.listen(&[WAKE_CHANNEL]).await?;
-    let pruner = tokio::spawn(prune(store.clone(), config.clone()));
+    let pruner = tokio::spawn(prune(store.clone(), config.clone(), ctx.clone()));
     let compressor = tokio::spawn(compress::run(
         store.clone(),
         config.compression_concurrency,
@@ -321,10 +321,12 @@ pub async fn run(
 /// Keep the edges' change log and the timelines bounded: hourly, drop change-log entries
 /// older than `change_retention`, and events past `event_retention` or beyond the newest
 /// `events_per_domain` of a domain.
-async fn prune(store: Store, config: WorkerConfig) {
+async fn prune(store: Store, config: WorkerConfig, ctx: Arc<process::Context>) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
+        // DNS-01 records a crashed round left (a live round removes its own).
+        ctx.clean_dns_records(None).await;
         match store.prune_changes(config.change_retention).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "change log pruned"),

@@ -9,7 +9,7 @@ use landlord_store::{
     certificate_key_context,
 };
 
-use crate::acme::{AcmeIssuer, OrderContext, spki_of};
+use crate::acme::{AcmeIssuer, OrderContext, Proof, spki_of};
 use crate::dns::{DnsChecker, Expect, Verdict};
 use crate::lease::Progress;
 use crate::local::LocalCa;
@@ -65,7 +65,8 @@ impl Context {
             renew_at: d.cert_renew_at,
             next_ari_check: d.cert_ari_next_check_at,
         };
-        self.check_delegation(d).await;
+        let delegation = self.check_delegation(d).await;
+        let mut before_switch = None;
         let (found, ownership_proved) = match self.check_dns(d).await {
             Verdict::Transient(why) => {
                 tracing::info!(%why, "DNS check inconclusive; retrying soon");
@@ -78,6 +79,12 @@ impl Context {
                 let outcome = Outcome::DnsInconclusive { problem: Some(why) };
                 return self.record(&round, outcome, None).await;
             }
+            // Traffic has not moved here, but validation is delegated to us: the
+            // certificate comes through DNS-01 first (and such a domain is never `moved`).
+            Verdict::NotPointed { found, problem } if delegation.is_some() => {
+                before_switch = Some(problem);
+                (found, false)
+            }
             Verdict::NotPointed { found, problem } => {
                 let outcome = Outcome::NotPointed { found, problem };
                 return self.record(&round, outcome, None).await;
@@ -89,7 +96,9 @@ impl Context {
         };
         let check = CheckRecord {
             found: Some(found),
-            problem: None,
+            problem: before_switch
+                .as_deref()
+                .map(|p| before_switch_problem(p, round.has_valid_cert())),
             ownership_proved,
         };
         if round.has_valid_cert()
@@ -103,7 +112,12 @@ impl Context {
             return self.record(&round, Outcome::Serving { check }, None).await;
         };
         if issuance.enter_issuing {
-            let message = "DNS points at us. Requesting a certificate.";
+            let message = match before_switch {
+                Some(_) => {
+                    "The _acme-challenge delegation is in place: requesting a certificate through DNS-01 before traffic moves."
+                }
+                None => "DNS points at us. Requesting a certificate.",
+            };
             if !self
                 .store
                 .start_issuing(d.id, &d.lease, &check, message)
@@ -112,9 +126,14 @@ impl Context {
                 return Ok(());
             }
         }
-        let Some((outcome, cert)) = self.attempt(d, check, issuance.renewing).await else {
+        let proof = delegation.as_deref();
+        let Some((mut outcome, cert)) = self.attempt(d, check, issuance.renewing, proof).await
+        else {
             return Ok(());
         };
+        if let (Some(p), Outcome::Issued { check, .. }) = (&before_switch, &mut outcome) {
+            check.problem = Some(before_switch_problem(p, true));
+        }
         self.record(&round, outcome, cert.as_ref()).await
     }
 
@@ -125,8 +144,9 @@ impl Context {
         d: &Claimed,
         check: CheckRecord,
         renewing: bool,
+        delegation: Option<&str>,
     ) -> Option<(Outcome, Option<NewCertificate>)> {
-        let result = self.issue_holding_lease(d, renewing).await;
+        let result = self.issue_holding_lease(d, renewing, delegation).await;
         Some(match result {
             Ok(cert) => {
                 tracing::info!(not_after = %cert.not_after, "certificate obtained");
@@ -210,17 +230,15 @@ impl Context {
 
     /// With DNS-01 configured: is `_acme-challenge.<name>` a CNAME to this registration's
     /// label in the challenge zone? Recorded for the API (`dcv_delegation.verified`);
-    /// a failed lookup changes nothing.
-    async fn check_delegation(&self, d: &Claimed) {
-        let Some(dns01) = &self.config.dns01 else {
-            return;
-        };
+    /// the label when it is (validation then goes through DNS-01). A failed lookup
+    /// changes nothing recorded, and counts as not delegated for this round.
+    async fn check_delegation(&self, d: &Claimed) -> Option<String> {
+        let dns01 = self.config.dns01.as_ref()?;
         let label = match self.store.dcv_label(d.tenant_id, &d.hostname).await {
-            Ok(Some(label)) => label,
-            Ok(None) => return,
+            Ok(label) => label?,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the delegation label failed");
-                return;
+                return None;
             }
         };
         let name = format!(
@@ -229,7 +247,7 @@ impl Context {
         );
         let lookup = tokio::time::timeout(self.config.dns_deadline, self.dns.cname_targets(&name));
         let Ok(Ok(targets)) = lookup.await else {
-            return;
+            return None;
         };
         let verified = targets.contains(&dns01.delegation_target(&label));
         match self
@@ -241,6 +259,60 @@ impl Context {
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "recording the delegation failed"),
         }
+        verified.then_some(label)
+    }
+
+    /// Remove the DNS-01 records written for `domain` (or, with `None`, every one a
+    /// crashed round left for an hour), forgetting each once it is gone.
+    pub(crate) async fn clean_dns_records(&self, domain: Option<landlord_store::DomainId>) {
+        let Some(dns01) = &self.config.dns01 else {
+            return;
+        };
+        let records = match self
+            .store
+            .dns_records(domain, std::time::Duration::from_secs(3600))
+            .await
+        {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing DNS-01 records failed");
+                return;
+            }
+        };
+        for r in records {
+            let (Ok(zone), Ok(name)) = (
+                hickory_proto::rr::Name::from_ascii(&r.zone),
+                hickory_proto::rr::Name::from_ascii(&r.name),
+            ) else {
+                continue;
+            };
+            match dns01.updater.remove_txt(&zone, &name, &r.value).await {
+                Ok(()) => {
+                    if let Err(e) = self.store.forget_dns_record(r.id).await {
+                        tracing::warn!(error = %e, "forgetting a removed DNS-01 record failed");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, record = %r.name, "removing a DNS-01 record failed; retried later")
+                }
+            }
+        }
+    }
+
+    /// DNS-01 through the delegation when there is one (and DNS-01 is configured),
+    /// HTTP-01 otherwise.
+    fn proof(&self, delegation: Option<&str>) -> Result<Proof<'_>, IssueError> {
+        let (Some(dns01), Some(label)) = (&self.config.dns01, delegation) else {
+            return Ok(Proof::Http01);
+        };
+        let name = |s: String| {
+            hickory_proto::rr::Name::from_ascii(format!("{s}.")).map_err(IssueError::internal)
+        };
+        Ok(Proof::Dns01 {
+            updater: &dns01.updater,
+            zone: name(dns01.zone.to_string())?,
+            record: name(dns01.delegation_target(label))?,
+        })
     }
 
     /// The DNS check, bounded by the round's DNS deadline (the tenant's nameservers).
@@ -271,6 +343,7 @@ impl Context {
         &self,
         d: &Claimed,
         renewing: bool,
+        delegation: Option<&str>,
     ) -> Result<NewCertificate, IssueError> {
         let in_flight = metrics::gauge!("landlord_worker_orders_in_flight");
         in_flight.increment(1.0);
@@ -281,7 +354,7 @@ impl Context {
             &d.lease,
             self.config.lease,
             &progress,
-            self.issue(d, &progress),
+            self.issue(d, &progress, delegation),
         )
         .await;
         in_flight.decrement(1.0);
@@ -298,7 +371,12 @@ impl Context {
         result
     }
 
-    async fn issue(&self, d: &Claimed, progress: &Progress) -> Result<NewCertificate, IssueError> {
+    async fn issue(
+        &self,
+        d: &Claimed,
+        progress: &Progress,
+        delegation: Option<&str>,
+    ) -> Result<NewCertificate, IssueError> {
         let issuer = self
             .issuer
             .get_or_try_init(|| self.connect_issuer())
@@ -321,8 +399,13 @@ impl Context {
                     budgets: &self.config.budgets,
                     progress,
                     max_poll_interval: crate::lease::max_poll_interval(self.config.lease),
+                    proof: self.proof(delegation)?,
                 };
-                let (chain, key) = acme.obtain(&ctx).await?;
+                // Records a crashed round of this domain left go first; this round's after.
+                self.clean_dns_records(Some(d.id)).await;
+                let obtained = acme.obtain(&ctx).await;
+                self.clean_dns_records(Some(d.id)).await;
+                let (chain, key) = obtained?;
                 (
                     acme.directory_url().to_owned(),
                     (chain, key, IssuedBy::Acme),
@@ -475,5 +558,18 @@ impl Context {
                 "the certificate authority is not usable yet: {e:#}"
             ))
         })
+    }
+}
+
+/// What a domain whose traffic has not moved here yet, but whose validation is delegated,
+/// tells its tenant (`problem`: what DNS shows now).
+fn before_switch_problem(problem: &str, certified: bool) -> String {
+    match certified {
+        true => format!(
+            "Certificate ready before DNS switch (validated through the _acme-challenge delegation): HTTPS works from the first request once traffic moves here. Not yet: {problem}"
+        ),
+        false => format!(
+            "Traffic has not moved here yet: {problem} The certificate is being obtained through the _acme-challenge delegation meanwhile, so HTTPS works from the first request once it does."
+        ),
     }
 }
