@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use landlord_worker::dns::update::{DnsUpdater, Name};
 use serde_json::json;
 use sqlx::PgPool;
 use support::*;
@@ -108,8 +109,9 @@ async fn a_delegated_acme_challenge_cname_is_shown_checked_and_kept(pool: PgPool
 
 /// A domain whose `_acme-challenge` is delegated gets its certificate through DNS-01 while
 /// its own name still points nowhere near us (written on Knot, seen through Unbound by a
-/// Pebble that resolves there); the record is removed after validation; once the name is
-/// pointed at us, the first HTTPS request is served with that certificate.
+/// Pebble that resolves there); the record is removed after validation, and so is one a
+/// killed worker left; once the name is pointed at us, the first HTTPS request is served
+/// with that certificate.
 #[sqlx::test(migrations = false)]
 async fn a_delegated_domain_is_certified_before_its_traffic_moves(pool: PgPool) {
     let var = |name: &str| {
@@ -137,6 +139,31 @@ async fn a_delegated_domain_is_certified_before_its_traffic_moves(pool: PgPool) 
         .as_str()
         .unwrap()
         .to_owned();
+    // What a worker killed mid-validation leaves: a noted record, written on the zone.
+    let updater = DnsUpdater::new(
+        var("LANDLORD_TEST_DNS_UPDATE_SERVER").parse().unwrap(),
+        &var("LANDLORD_TEST_DNS_UPDATE_TSIG").parse().unwrap(),
+        vec![],
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let (zone, record) = (
+        Name::from_ascii("acme-dns.test.").unwrap(),
+        Name::from_ascii(format!("{value}.")).unwrap(),
+    );
+    updater
+        .add_txt(&zone, &record, "left-by-a-crash")
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO dns_challenge_records (domain_id, zone, name, value) \
+         VALUES ($1::uuid, 'acme-dns.test.', $2, 'left-by-a-crash')",
+    )
+    .bind(&id)
+    .bind(format!("{value}."))
+    .execute(&pool)
+    .await
+    .unwrap();
     p.dns(
         "/set-cname",
         json!({"host": format!("_acme-challenge.{host}"), "target": value}),
@@ -185,12 +212,18 @@ async fn a_delegated_domain_is_certified_before_its_traffic_moves(pool: PgPool) 
                 .contains("DNS-01 record written")),
         "{events}"
     );
-    // The TXT record is gone again: every written record was removed and forgotten.
+    // Every written record, the crashed round's too, was removed and forgotten.
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM dns_challenge_records")
         .fetch_one(&pool)
         .await
         .unwrap();
     assert_eq!(left, 0);
+    assert!(
+        !updater
+            .txt_visible(&record, "left-by-a-crash")
+            .await
+            .unwrap()
+    );
 
     // Traffic moves: the very first HTTPS request gets the certificate issued before.
     p.point(&host).await;

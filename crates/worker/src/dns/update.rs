@@ -16,8 +16,11 @@ use base64::Engine;
 use hickory_proto::op::{Message, Query, ResponseCode, update_message};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::rdata::tsig::{TsigAlgorithm, TsigError};
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, TSigner};
+use hickory_proto::rr::{DNSClass, RData, Record, RecordType, TSigner};
 use tokio::net::UdpSocket;
+
+/// Zone and record names, as this module's functions take them.
+pub use hickory_proto::rr::Name;
 
 /// TTL of the challenge records: short, as they live for one validation.
 const TXT_TTL: u32 = 60;
