@@ -354,36 +354,16 @@ impl AcmeIssuer {
         }
     }
 
-    /// Answer every pending authorization the way `ctx.proof` says, then tell the CA to
-    /// check.
+    /// Answer every pending authorization the way `ctx.proof` says (published before the
+    /// CA is told), then tell the CA to check.
     async fn answer_challenges(
         &self,
         order: &mut Order,
         ctx: &OrderContext<'_>,
     ) -> Result<(), IssueError> {
-        match &ctx.proof {
-            Proof::Http01 => self.answer_http01(order, ctx).await,
-            Proof::Dns01 {
-                updater,
-                zone,
-                record,
-            } => self.answer_dns01(order, ctx, updater, zone, record).await,
-        }
-    }
-
-    /// Write every pending DNS-01 value at `record` (noted first, so a crash leaves
-    /// nothing a later round does not remove), wait until the zone's servers show it,
-    /// then tell the CA to check.
-    async fn answer_dns01(
-        &self,
-        order: &mut Order,
-        ctx: &OrderContext<'_>,
-        updater: &crate::dns::update::DnsUpdater,
-        zone: &hickory_proto::rr::Name,
-        record: &hickory_proto::rr::Name,
-    ) -> Result<(), IssueError> {
-        let transient = |e: crate::dns::update::UpdateError| {
-            IssueError::Transient(format!("The DNS-01 record could not be written: {e}."))
+        let (kind, label) = match &ctx.proof {
+            Proof::Http01 => (ChallengeType::Http01, "HTTP-01"),
+            Proof::Dns01 { .. } => (ChallengeType::Dns01, "DNS-01"),
         };
         let mut authorizations = order.authorizations();
         while let Some(authz) = authorizations.next().await {
@@ -391,87 +371,40 @@ impl AcmeIssuer {
             if authz.status != AuthorizationStatus::Pending {
                 continue;
             }
-            let mut challenge = authz.challenge(ChallengeType::Dns01).ok_or_else(|| {
-                IssueError::Refused("The CA offered no DNS-01 challenge for this hostname.".into())
+            let mut challenge = authz.challenge(kind.clone()).ok_or_else(|| {
+                IssueError::Refused(format!(
+                    "The CA offered no {label} challenge for this hostname."
+                ))
             })?;
-            let value = challenge.key_authorization().dns_value();
-            fenced(
-                ctx.store
-                    .save_dns_record(
-                        ctx.domain,
-                        ctx.lease,
-                        &zone.to_ascii(),
-                        &record.to_ascii(),
-                        &value,
-                    )
-                    .await,
-            )?;
-            updater
-                .add_txt(zone, record, &value)
-                .await
-                .map_err(transient)?;
-            let deadline = tokio::time::Instant::now() + PROPAGATION_DEADLINE;
-            while !updater
-                .txt_visible(record, &value)
-                .await
-                .map_err(transient)?
-            {
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(IssueError::Transient(format!(
-                        "The DNS-01 record {record} was written but its zone's servers did not show it within {} s.",
-                        PROPAGATION_DEADLINE.as_secs()
-                    )));
+            let ready = match &ctx.proof {
+                Proof::Http01 => {
+                    let token = challenge.token.clone();
+                    let key_authorization = challenge.key_authorization().as_str().to_owned();
+                    fenced(
+                        ctx.store
+                            .save_challenge(
+                                &token,
+                                ctx.domain,
+                                ctx.lease,
+                                ctx.hostname,
+                                &key_authorization,
+                            )
+                            .await,
+                    )?;
+                    "HTTP-01 challenge published; the CA is checking it.".to_owned()
                 }
-                ctx.progress.mark();
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            if challenge.status != ChallengeStatus::Pending {
-                continue;
-            }
-            challenge.set_ready().await.map_err(IssueError::from_acme)?;
-            ctx.progress.mark();
-            fenced(
-                ctx.store
-                    .record_event(
-                        ctx.domain,
-                        ctx.lease,
-                        landlord_store::EventKind::ChallengeReady,
-                        &format!("DNS-01 record written at {record} and seen on its zone's servers; the CA is checking it."),
+                Proof::Dns01 {
+                    updater,
+                    zone,
+                    record,
+                } => {
+                    let value = challenge.key_authorization().dns_value();
+                    publish_dns01(ctx, updater, zone, record, &value).await?;
+                    format!(
+                        "DNS-01 record written at {record} and seen on its zone's servers; the CA is checking it."
                     )
-                    .await,
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Publish every pending HTTP-01 response in PostgreSQL, then tell the CA to check.
-    async fn answer_http01(
-        &self,
-        order: &mut Order,
-        ctx: &OrderContext<'_>,
-    ) -> Result<(), IssueError> {
-        let mut authorizations = order.authorizations();
-        while let Some(authz) = authorizations.next().await {
-            let mut authz = authz.map_err(IssueError::from_acme)?;
-            if authz.status != AuthorizationStatus::Pending {
-                continue;
-            }
-            let mut challenge = authz.challenge(ChallengeType::Http01).ok_or_else(|| {
-                IssueError::Refused("The CA offered no HTTP-01 challenge for this hostname.".into())
-            })?;
-            let token = challenge.token.clone();
-            let key_authorization = challenge.key_authorization().as_str().to_owned();
-            fenced(
-                ctx.store
-                    .save_challenge(
-                        &token,
-                        ctx.domain,
-                        ctx.lease,
-                        ctx.hostname,
-                        &key_authorization,
-                    )
-                    .await,
-            )?;
+                }
+            };
             // A resumed order's challenge may already be with the CA.
             if challenge.status != ChallengeStatus::Pending {
                 continue;
@@ -484,7 +417,7 @@ impl AcmeIssuer {
                         ctx.domain,
                         ctx.lease,
                         landlord_store::EventKind::ChallengeReady,
-                        "HTTP-01 challenge published; the CA is checking it.",
+                        &ready,
                     )
                     .await,
             )?;
@@ -510,6 +443,51 @@ impl AcmeIssuer {
 }
 
 /// A fenced write's answer: `false` means the claim's lease was lost.
+/// Write the DNS-01 `value` at `record` (noted first, so a crash leaves nothing a later
+/// round does not remove) and wait until the zone's servers show it.
+async fn publish_dns01(
+    ctx: &OrderContext<'_>,
+    updater: &crate::dns::update::DnsUpdater,
+    zone: &hickory_proto::rr::Name,
+    record: &hickory_proto::rr::Name,
+    value: &str,
+) -> Result<(), IssueError> {
+    let transient = |e: crate::dns::update::UpdateError| {
+        IssueError::Transient(format!("The DNS-01 record could not be written: {e}."))
+    };
+    fenced(
+        ctx.store
+            .save_dns_record(
+                ctx.domain,
+                ctx.lease,
+                &zone.to_ascii(),
+                &record.to_ascii(),
+                value,
+            )
+            .await,
+    )?;
+    updater
+        .add_txt(zone, record, value)
+        .await
+        .map_err(transient)?;
+    let deadline = tokio::time::Instant::now() + PROPAGATION_DEADLINE;
+    while !updater
+        .txt_visible(record, value)
+        .await
+        .map_err(transient)?
+    {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(IssueError::Transient(format!(
+                "The DNS-01 record {record} was written but its zone's servers did not show it within {} s.",
+                PROPAGATION_DEADLINE.as_secs()
+            )));
+        }
+        ctx.progress.mark();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(())
+}
+
 fn fenced(written: Result<bool, landlord_store::StoreError>) -> Result<(), IssueError> {
     match written {
         Ok(true) => Ok(()),
