@@ -2,7 +2,8 @@
 //! content addressing, retention, and the quota over what is stored.
 
 use landlord_store::{
-    Activation, FilePath, Hostname, NewFile, SiteName, Store, StoreError, TenantLimits, TenantName,
+    Activation, FilePath, Hostname, NewFile, Site, SiteName, Store, StoreError, TenantId,
+    TenantLimits, TenantName,
 };
 use sqlx::PgPool;
 
@@ -12,6 +13,19 @@ fn file(path: &str, body: &str) -> NewFile {
         content_type: "text/html".into(),
         body: body.as_bytes().to_vec(),
     }
+}
+
+/// A new tenant named `tenant` with a site named `site`.
+async fn tenant_with_site(store: &Store, tenant: &str, site: &str) -> (TenantId, Site) {
+    let (tenant, _) = store
+        .create_tenant(&TenantName::parse(tenant).unwrap())
+        .await
+        .unwrap();
+    let site = store
+        .create_site(tenant.id, &SiteName::parse(site).unwrap(), 10)
+        .await
+        .unwrap();
+    (tenant.id, site)
 }
 
 /// A database as the previous release left it (migrations before 0009): one tenant with
@@ -109,15 +123,7 @@ async fn files_from_before_sites_become_the_default_site_live(pool: PgPool) {
 #[sqlx::test(migrator = "landlord_store::MIGRATOR")]
 async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgPool) {
     let store = Store::from_pool(pool.clone());
-    let (tenant, _) = store
-        .create_tenant(&TenantName::parse("agency").unwrap())
-        .await
-        .unwrap();
-    let tenant = tenant.id;
-    let site = store
-        .create_site(tenant, &SiteName::parse("docs").unwrap(), 10)
-        .await
-        .unwrap();
+    let (tenant, site) = tenant_with_site(&store, "agency", "docs").await;
     let limits = TenantLimits::default();
     let big = "x".repeat(10_000);
     let mut ids = Vec::new();
@@ -313,15 +319,7 @@ async fn deploys_share_bodies_keep_the_newest_and_count_what_is_stored(pool: PgP
 #[sqlx::test(migrator = "landlord_store::MIGRATOR")]
 async fn a_deploy_goes_live_once_its_variants_exist(pool: PgPool) {
     let store = Store::from_pool(pool.clone());
-    let (tenant, _) = store
-        .create_tenant(&TenantName::parse("waits").unwrap())
-        .await
-        .unwrap();
-    let tenant = tenant.id;
-    let site = store
-        .create_site(tenant, &SiteName::parse("www").unwrap(), 10)
-        .await
-        .unwrap();
+    let (tenant, site) = tenant_with_site(&store, "waits", "www").await;
     let limits = TenantLimits::default();
     let deploy = |files: Vec<NewFile>| {
         let store = store.clone();
