@@ -52,3 +52,18 @@ export function focusHeading() {
   const heading = $('#main h1');
   if (heading) heading.focus({ preventScroll: false });
 }
+
+// A field's inline error: the returned function shows `message` under `input` (a falsy one
+// clears it) and marks the input invalid; typing in the field clears it.
+export function fieldError(input, error) {
+  const set = (message) => {
+    error.textContent = message || '';
+    error.hidden = !message;
+    if (message) input.setAttribute('aria-invalid', 'true');
+    else input.removeAttribute('aria-invalid');
+  };
+  input.addEventListener('input', () => {
+    if (!error.hidden) set(null);
+  });
+  return set;
+}

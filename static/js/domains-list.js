@@ -1,7 +1,7 @@
 // Domains: list view.
 
 import { state, ui } from './state.js';
-import { fill, focusHeading, h, swap } from './dom.js';
+import { fieldError, fill, focusHeading, h, swap } from './dom.js';
 import { badge, displayName, parseTime, timeEl } from './format.js';
 import { announce } from './messages.js';
 import { ApiError, report } from './api.js';
@@ -28,15 +28,7 @@ export function renderDomainsView() {
   });
   const button = h('button', { type: 'submit', class: 'button button-primary', 'data-testid': 'add-domain' }, 'Add domain');
 
-  function setError(message) {
-    error.textContent = message || '';
-    error.hidden = !message;
-    if (message) input.setAttribute('aria-invalid', 'true');
-    else input.removeAttribute('aria-invalid');
-  }
-  input.addEventListener('input', () => {
-    if (!error.hidden) setError(null);
-  });
+  const setError = fieldError(input, error);
 
   const form = h(
     'form',

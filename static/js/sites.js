@@ -1,7 +1,7 @@
 // Sites: the list, and creating one.
 
 import { state, ui } from './state.js';
-import { h } from './dom.js';
+import { fieldError, h } from './dom.js';
 import { humanSize, timeEl } from './format.js';
 import { announce } from './messages.js';
 import { api, ApiError, report } from './api.js';
@@ -20,13 +20,7 @@ export function renderSitesView() {
   });
   const error = h('p', { id: 'site-error', class: 'field-error', 'data-testid': 'site-error', hidden: true });
   const button = h('button', { type: 'submit', class: 'button button-primary', 'data-testid': 'create-site' }, 'Create site');
-  const setError = (message) => {
-    error.textContent = message || '';
-    error.hidden = !message;
-    if (message) input.setAttribute('aria-invalid', 'true');
-    else input.removeAttribute('aria-invalid');
-  };
-  input.addEventListener('input', () => setError(null));
+  const setError = fieldError(input, error);
 
   const form = h(
     'form',
