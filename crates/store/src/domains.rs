@@ -158,7 +158,17 @@ impl Store {
 
 /// The columns of [`Domain`], as a macro so queries stay `&'static str` (sqlx audits
 /// dynamic SQL strings).
-/// Every query reads `domains d LEFT JOIN certificates c LEFT JOIN dcv_labels l`.
+/// Every query reads `domains d` (or a CTE `d`) joined as [`domain_joins`] says.
+/// What [`domain_columns`] reads besides `d`: its certificate, and its delegated-DCV label
+/// (by [`dcv_name`], in SQL).
+macro_rules! domain_joins {
+    () => {
+        " LEFT JOIN certificates c ON c.domain_id = d.id \
+         LEFT JOIN dcv_labels l ON l.tenant_id = d.tenant_id \
+             AND l.name = regexp_replace(d.hostname, '^\\*\\.', '') "
+    };
+}
+
 macro_rules! domain_columns {
     () => {
         "d.id, d.tenant_id, d.hostname, d.status, d.checked_at, d.check_found, \
@@ -225,10 +235,9 @@ impl Store {
         const SQL: &str = concat!(
             "SELECT ",
             domain_columns!(),
-            " FROM domains d LEFT JOIN certificates c ON c.domain_id = d.id \
-             LEFT JOIN dcv_labels l ON l.tenant_id = d.tenant_id \
-                 AND l.name = regexp_replace(d.hostname, '^\\*\\.', '') \
-             WHERE d.tenant_id = $1 AND ($2::uuid IS NULL OR d.id > $2) \
+            " FROM domains d ",
+            domain_joins!(),
+            " WHERE d.tenant_id = $1 AND ($2::uuid IS NULL OR d.id > $2) \
              ORDER BY d.id LIMIT $3"
         );
         self.page(SQL, tenant, cursor, limit, |d: &Domain| d.id)
@@ -240,10 +249,9 @@ impl Store {
         Ok(sqlx::query_as::<_, Domain>(concat!(
             "SELECT ",
             domain_columns!(),
-            " FROM domains d LEFT JOIN certificates c ON c.domain_id = d.id \
-             LEFT JOIN dcv_labels l ON l.tenant_id = d.tenant_id \
-                 AND l.name = regexp_replace(d.hostname, '^\\*\\.', '') \
-             WHERE d.id = $1 AND d.tenant_id = $2"
+            " FROM domains d ",
+            domain_joins!(),
+            " WHERE d.id = $1 AND d.tenant_id = $2"
         ))
         .bind(id)
         .bind(tenant)
@@ -285,9 +293,8 @@ impl Store {
              WHERE id = $1 AND tenant_id = $2 AND (check_requested_at IS NULL \
                  OR check_requested_at <= now() - make_interval(secs => $3)) RETURNING *) SELECT ",
             domain_columns!(),
-            " FROM d LEFT JOIN certificates c ON c.domain_id = d.id \
-             LEFT JOIN dcv_labels l ON l.tenant_id = d.tenant_id \
-                 AND l.name = regexp_replace(d.hostname, '^\\*\\.', '')"
+            " FROM d ",
+            domain_joins!()
         ))
         .bind(id)
         .bind(tenant)
@@ -393,9 +400,8 @@ pub(crate) async fn insert_domain(
          VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END, $5) \
          ON CONFLICT ON CONSTRAINT domains_hostname_unique DO NOTHING RETURNING *) SELECT ",
         domain_columns!(),
-        " FROM d LEFT JOIN certificates c ON c.domain_id = d.id \
-             LEFT JOIN dcv_labels l ON l.tenant_id = d.tenant_id \
-                 AND l.name = regexp_replace(d.hostname, '^\\*\\.', '')"
+        " FROM d ",
+        domain_joins!()
     ))
     .bind(DomainId::new())
     .bind(tenant)
@@ -495,16 +501,5 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(changed.rows_affected() > 0)
-    }
-
-    /// The delegated-DCV label of `tenant`'s `hostname`.
-    pub async fn dcv_label(&self, tenant: TenantId, hostname: &Hostname) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT label FROM dcv_labels WHERE tenant_id = $1 AND name = $2")
-                .bind(tenant)
-                .bind(dcv_name(hostname.as_str()))
-                .fetch_optional(&self.pool)
-                .await?,
-        )
     }
 }

@@ -7,6 +7,7 @@
 mod admin;
 pub mod budget;
 mod claims;
+#[macro_use]
 mod domains;
 mod edge;
 mod events;

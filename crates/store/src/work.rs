@@ -56,6 +56,8 @@ pub struct Claimed {
     pub shared_target_ok: bool,
     pub ownership_token: String,
     pub ownership_verified_at: Option<OffsetDateTime>,
+    /// Its delegated-DCV label (see [`crate::Domain::dcv_label`]).
+    pub dcv_label: Option<String>,
 }
 
 /// What DNS showed, as the tenant sees it in `check`.
@@ -141,7 +143,7 @@ impl Store {
         lease: Duration,
         limit: i64,
     ) -> Result<Vec<Claimed>> {
-        Ok(sqlx::query_as::<_, Claimed>(
+        Ok(sqlx::query_as::<_, Claimed>(concat!(
             "WITH due AS ( \
                  SELECT id FROM domains \
                  WHERE next_attempt_at <= now() AND held IS NULL \
@@ -157,9 +159,11 @@ impl Store {
                  d.ownership_verified_at, c.not_before AS cert_not_before, \
                  c.not_after AS cert_not_after, c.renew_at AS cert_renew_at, \
                  c.serial AS cert_serial, c.issued_by AS cert_issued_by, \
-                 c.ari_cert_id AS cert_ari_id, c.ari_next_check_at AS cert_ari_next_check_at \
-             FROM d LEFT JOIN certificates c ON c.domain_id = d.id",
-        )
+                 c.ari_cert_id AS cert_ari_id, c.ari_next_check_at AS cert_ari_next_check_at, \
+                 l.label AS dcv_label \
+             FROM d",
+            domain_joins!()
+        ))
         .bind(owner)
         .bind(lease.as_secs_f64())
         .bind(limit)

@@ -234,13 +234,7 @@ impl Context {
     /// changes nothing recorded, and counts as not delegated for this round.
     async fn check_delegation(&self, d: &Claimed) -> Option<String> {
         let dns01 = self.config.dns01.as_ref()?;
-        let label = match self.store.dcv_label(d.tenant_id, &d.hostname).await {
-            Ok(label) => label?,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the delegation label failed");
-                return None;
-            }
-        };
+        let label = d.dcv_label.clone()?;
         let name = format!(
             "_acme-challenge.{}",
             landlord_store::dcv_name(d.hostname.as_str())

@@ -54,6 +54,7 @@ fn domain(status: DomainStatus) -> Claimed {
         shared_target_ok: false,
         ownership_token: "token".into(),
         ownership_verified_at: None,
+        dcv_label: None,
     }
 }
 
