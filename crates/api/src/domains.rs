@@ -16,9 +16,10 @@ const TIMELINE_LENGTH: u32 = 200;
 
 #[derive(Deserialize, ToSchema)]
 pub struct NewDomain {
-    /// The hostname to serve, e.g. `status.example.com` (Unicode is accepted). Names
-    /// that are not valid hostnames, or are under this platform's own domain, answer 422
-    /// with the reason in `detail`.
+    /// The hostname to serve, e.g. `status.example.com` (Unicode is accepted), or a
+    /// wildcard `*.example.com` (one label; certified through the `dcv_delegation` record
+    /// only, so only where DNS-01 is configured). Names that are not valid hostnames, or
+    /// are under this platform's own domain, answer 422 with the reason in `detail`.
     #[schema(min_length = 1, example = "status.example.com")]
     hostname: String,
     /// The site it serves (one of yours); the default site when absent.
@@ -56,6 +57,14 @@ pub async fn create(
         .map_err(|e| Problem::invalid("invalid-hostname", e.to_string()))?;
     if let Some(why) = state.config.hostnames.refusal(&hostname) {
         return Err(Problem::invalid("invalid-hostname", why));
+    }
+    if hostname.is_wildcard() && state.config.acme_dns_zone.is_none() {
+        return Err(Problem::invalid(
+            "invalid-hostname",
+            format!(
+                "{hostname} is a wildcard, and a wildcard certificate can only be obtained through DNS-01 (a delegated _acme-challenge record), which this platform has not configured. Add each hostname instead."
+            ),
+        ));
     }
     let domain = match state
         .store

@@ -68,6 +68,8 @@ pub struct ApiConfig {
     /// `LANDLORD_ACME_DNS_ZONE` when DNS-01 is configured: domains then show the
     /// `_acme-challenge` CNAME that delegates their validation into it.
     pub acme_dns_zone: Option<Hostname>,
+    /// `LANDLORD_PLATFORM_DOMAIN`: sites show `platform_hostname` `<slug>.<it>`.
+    pub platform_domain: Option<Hostname>,
 }
 
 /// Bounds on one deploy's archive (the per-file size and the file count are the tenant
@@ -128,6 +130,7 @@ impl ApiConfig {
             serve_metrics: true,
             deploys: DeployLimits::default(),
             acme_dns_zone: None,
+            platform_domain: None,
         }
     }
 }

@@ -212,6 +212,14 @@ impl From<landlord_store::StoreError> for Problem {
                 "Site name taken",
                 format!("You already have a site named {name}. Site names are unique per account."),
             ),
+            StoreError::SlugTaken(slug) => Problem::new(
+                StatusCode::CONFLICT,
+                "slug-taken",
+                "Slug taken",
+                format!(
+                    "The slug {slug} is taken (slugs name platform subdomains, one namespace for all accounts). Choose another."
+                ),
+            ),
             StoreError::NoSuchSite => Problem::invalid(
                 "invalid-site",
                 "site_id names none of your sites (GET /v1/sites lists them).",

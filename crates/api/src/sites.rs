@@ -11,7 +11,7 @@ use axum::extract::rejection::BytesRejection;
 use utoipa::IntoParams;
 
 use landlord_store::{
-    Activation, Deployment, DeploymentId, Hostname, Site, SiteDeletion, SiteId, SiteName,
+    Activation, Deployment, DeploymentId, Hostname, Site, SiteDeletion, SiteId, SiteName, SiteSlug,
 };
 
 use crate::AppState;
@@ -32,6 +32,17 @@ pub struct NewSite {
         example = "docs"
     )]
     name: String,
+    /// Its platform subdomain label (`<slug>.<platform domain>`): one DNS label, unique
+    /// across all accounts, not a reserved word. Default: the name when that is free,
+    /// else the name with a random suffix.
+    #[schema(
+        min_length = 1,
+        max_length = 63,
+        pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$",
+        example = "acme-docs"
+    )]
+    #[serde(default)]
+    slug: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -41,6 +52,14 @@ pub struct SitePatch {
     #[schema(min_length = 1, max_length = 63, pattern = "^[a-z0-9][a-z0-9-]*$")]
     #[serde(default)]
     name: Option<String>,
+    /// A new slug (same rules as at creation); the old platform hostname stops serving.
+    #[schema(
+        min_length = 1,
+        max_length = 63,
+        pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+    )]
+    #[serde(default)]
+    slug: Option<String>,
     /// One of the site's domains: its other hostnames answer 308 to it (apex ↔ www) once
     /// it has a certificate; `null` turns it off.
     #[schema(value_type = Option<String>, example = "www.example.com")]
@@ -59,6 +78,12 @@ pub struct SiteView {
     #[schema(value_type = Uuid)]
     id: SiteId,
     name: String,
+    /// Its platform subdomain label.
+    slug: String,
+    /// `<slug>.<platform domain>`, served over HTTPS from the site's creation under the
+    /// platform's wildcard certificate; null when the platform has no platform domain.
+    #[schema(example = "acme-docs.sites.example.com")]
+    platform_hostname: Option<String>,
     /// The site `/v1/files` reads and writes (every account has one; it cannot be deleted).
     default: bool,
     /// The deploy its domains serve; null before the first deploy.
@@ -75,11 +100,16 @@ pub struct SiteView {
     updated_at: String,
 }
 
-impl From<Site> for SiteView {
-    fn from(s: Site) -> Self {
+impl SiteView {
+    fn new(s: Site, config: &crate::ApiConfig) -> Self {
         Self {
             id: s.id,
             name: s.name,
+            platform_hostname: config
+                .platform_domain
+                .as_ref()
+                .map(|p| format!("{}.{p}", s.slug)),
+            slug: s.slug,
             default: s.is_default,
             live_deployment_id: s.live_deployment_id,
             canonical_hostname: s.canonical_hostname,
@@ -150,6 +180,10 @@ fn site_name(raw: &str) -> Result<SiteName, Problem> {
     SiteName::parse(raw).map_err(|e| Problem::invalid("invalid-site-name", format!("{e}.")))
 }
 
+fn site_slug(raw: &str) -> Result<SiteSlug, Problem> {
+    SiteSlug::parse(raw).map_err(|e| Problem::invalid("invalid-slug", format!("{e}.")))
+}
+
 pub(crate) fn no_site(id: SiteId) -> Problem {
     Problem::not_found(format!("You have no site with id {id}."))
 }
@@ -161,7 +195,8 @@ pub(crate) fn no_site(id: SiteId) -> Problem {
     responses(
         (status = 201, description = "Created", body = SiteView),
         (status = 403, description = "The account holds the most sites allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "You already have a site with this name", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "You already have a site with this name, or the slug is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid name or slug, with the reason in `detail`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
     Caller(tenant): Caller,
@@ -169,11 +204,15 @@ pub async fn create(
     Json(body): Json<NewSite>,
 ) -> Result<(StatusCode, JsonResponse<SiteView>), Problem> {
     let name = site_name(&body.name)?;
+    let slug = body.slug.as_deref().map(site_slug).transpose()?;
     let site = state
         .store
-        .create_site(tenant, &name, state.config.limits.max_sites)
+        .create_site(tenant, &name, slug.as_ref(), state.config.limits.max_sites)
         .await?;
-    Ok((StatusCode::CREATED, JsonResponse(site.into())))
+    Ok((
+        StatusCode::CREATED,
+        JsonResponse(SiteView::new(site, &state.config)),
+    ))
 }
 
 /// The caller's sites, oldest first.
@@ -186,7 +225,10 @@ pub async fn list(
 ) -> Result<JsonResponse<SiteList>, Problem> {
     let sites = state.store.list_sites(tenant).await?;
     Ok(JsonResponse(SiteList {
-        sites: sites.into_iter().map(SiteView::from).collect(),
+        sites: sites
+            .into_iter()
+            .map(|s| SiteView::new(s, &state.config))
+            .collect(),
     }))
 }
 
@@ -201,7 +243,8 @@ pub async fn get(
     Path(id): Path<SiteId>,
 ) -> Result<JsonResponse<SiteView>, Problem> {
     let site = state.store.get_site(tenant, id).await?;
-    Ok(JsonResponse(site.ok_or_else(|| no_site(id))?.into()))
+    let site = site.ok_or_else(|| no_site(id))?;
+    Ok(JsonResponse(SiteView::new(site, &state.config)))
 }
 
 /// Rename one of the caller's sites, or set its canonical hostname.
@@ -211,8 +254,8 @@ pub async fn get(
     security(("api_key" = [])),
     responses(
         (status = 200, body = SiteView),
-        (status = 409, description = "You already have a site with this name", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "An invalid name, or a canonical hostname that is not one of the site's domains", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "You already have a site with this name, or the slug is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid name or slug, or a canonical hostname that is not one of the site's domains", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update(
     Caller(tenant): Caller,
@@ -221,11 +264,20 @@ pub async fn update(
     Json(body): Json<SitePatch>,
 ) -> Result<JsonResponse<SiteView>, Problem> {
     let name = body.name.as_deref().map(site_name).transpose()?;
+    let slug = body.slug.as_deref().map(site_slug).transpose()?;
     let canonical = match body.canonical_hostname {
         Some(Some(raw)) => {
-            Some(Some(Hostname::parse(&raw).map_err(|e| {
-                Problem::invalid("invalid-canonical-hostname", e.to_string())
-            })?))
+            let hostname = Hostname::parse(&raw)
+                .map_err(|e| Problem::invalid("invalid-canonical-hostname", e.to_string()))?;
+            if hostname.is_wildcard() {
+                return Err(Problem::invalid(
+                    "invalid-canonical-hostname",
+                    format!(
+                        "{hostname} is a wildcard: visitors cannot be sent to it. Choose one of the site's other hostnames."
+                    ),
+                ));
+            }
+            Some(Some(hostname))
         }
         Some(None) => Some(None),
         None => None,
@@ -236,10 +288,12 @@ pub async fn update(
             tenant,
             id,
             name.as_ref(),
+            slug.as_ref(),
             canonical.as_ref().map(Option::as_ref),
         )
         .await?;
-    Ok(JsonResponse(site.ok_or_else(|| no_site(id))?.into()))
+    let site = site.ok_or_else(|| no_site(id))?;
+    Ok(JsonResponse(SiteView::new(site, &state.config)))
 }
 
 /// Delete one of the caller's sites and its deploys. Refused while domains serve it

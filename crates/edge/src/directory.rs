@@ -55,6 +55,9 @@ pub struct EdgeConfig {
     pub db_wait: Duration,
     /// Caps and timeouts of both listeners.
     pub limits: Limits,
+    /// `LANDLORD_PLATFORM_DOMAIN`: `<slug>.<it>` serves the site with that slug under the
+    /// certificate of the registration `*.<it>`.
+    pub platform_domain: Option<Hostname>,
 }
 
 impl EdgeConfig {
@@ -76,6 +79,7 @@ impl EdgeConfig {
             db_concurrency: Self::DEFAULT_DB_CONCURRENCY,
             db_wait: Duration::from_secs(2),
             limits: Limits::default(),
+            platform_domain: None,
         }
     }
 }
@@ -205,9 +209,11 @@ pub struct Directory {
     pub(crate) config: EdgeConfig,
     names: RwLock<HashMap<Hostname, Name>>,
     challenges: RwLock<HashMap<Hostname, Challenges>>,
-    /// Every site's live deploy: switching one is one write here, so a request after it
-    /// never sees a file of the deploy before.
-    sites: RwLock<HashMap<SiteId, Option<Arc<Live>>>>,
+    /// Every site's live deploy and slug: switching one is one write here, so a request
+    /// after it never sees a file of the deploy before.
+    sites: RwLock<Sites>,
+    /// `*.<platform domain>`, whose certificate every `<slug>.<platform domain>` uses.
+    platform_wildcard: Option<Hostname>,
     certs: Cache<Hostname, Arc<CertEntry>>,
     misses: Cache<Hostname, ()>,
     files: Cache<(DeploymentId, String), Arc<FileEntry>>,
@@ -271,6 +277,10 @@ impl Directory {
             names: RwLock::new(names),
             challenges: RwLock::new(challenges),
             sites: RwLock::new(live_sites(&store).await?),
+            platform_wildcard: config
+                .platform_domain
+                .as_ref()
+                .and_then(|p| Hostname::parse(&format!("*.{p}")).ok()),
             db: Semaphore::new(config.db_concurrency.max(1)),
             nudged: std::sync::Mutex::default(),
             nudges: Arc::new(Semaphore::new(2)),
@@ -323,13 +333,33 @@ impl Directory {
         (names, self.certs.entry_count(), self.misses.entry_count())
     }
 
-    /// The tenant owning a registered hostname.
+    /// The registration serving a name, from memory: its own; else, for
+    /// `<slug>.<platform domain>`, the platform's wildcard with the slug's site; else a
+    /// wildcard registration one label up (exact beats wildcard). A name none of these
+    /// cover costs a hash lookup or two, never a query.
+    fn route(&self, hostname: &Hostname) -> Option<Route> {
+        if let Some(name) = self.names.read().expect("names lock").get(hostname) {
+            return Some(Route {
+                name: *name,
+                via: None,
+            });
+        }
+        let wildcard = hostname.covering_wildcard()?;
+        let mut name = *self.names.read().expect("names lock").get(&wildcard)?;
+        if self.platform_wildcard.as_ref() == Some(&wildcard) {
+            let (slug, _) = hostname.as_str().split_once('.')?;
+            name.site = *self.sites.read().expect("sites lock").by_slug.get(slug)?;
+        }
+        Some(Route {
+            name,
+            via: Some(wildcard),
+        })
+    }
+
+    /// The tenant owning the registration that serves a hostname (the certificate's
+    /// owner: for platform subdomains, the platform).
     pub fn tenant_of(&self, hostname: &Hostname) -> Option<TenantId> {
-        self.names
-            .read()
-            .expect("names lock")
-            .get(hostname)
-            .map(|n| n.tenant)
+        self.route(hostname).map(|r| r.name.tenant)
     }
 
     /// A visitor asked for `hostname` (a plain HTTP request or a TLS ClientHello). When
@@ -338,15 +368,10 @@ impl Directory {
     /// hostname, decided from memory, never waited for, at most two at a time. An edge
     /// that cannot write (a read-only replica) simply does not nudge.
     pub fn visited(&self, hostname: &Hostname) {
-        let pending = self
-            .names
-            .read()
-            .expect("names lock")
-            .get(hostname)
-            .is_some_and(|n| n.pending);
-        if !pending {
+        let Some(route) = self.route(hostname).filter(|r| r.name.pending) else {
             return;
-        }
+        };
+        let hostname = route.via.as_ref().unwrap_or(hostname);
         {
             let mut nudged = self.nudged.lock().expect("nudged lock");
             let now = std::time::Instant::now();
@@ -437,10 +462,12 @@ impl Directory {
     }
 
     async fn lookup(&self, hostname: &Hostname) -> (&'static str, Option<Arc<CertEntry>>) {
-        if self.tenant_of(hostname).is_none() {
+        let Some(route) = self.route(hostname) else {
             self.counters.unknown_names.fetch_add(1, Ordering::Relaxed);
             return ("unknown", None);
-        }
+        };
+        // A wildcard's subdomains share its one cache entry (and its one miss).
+        let hostname = route.via.as_ref().unwrap_or(hostname);
         if let Some(entry) = self.certs.get(hostname).await {
             if entry.not_after > std::time::SystemTime::now() {
                 self.counters.cert_hits.fetch_add(1, Ordering::Relaxed);
@@ -536,8 +563,14 @@ impl Directory {
 
     /// What a hostname serves now: its site's live deploy and rules, if it has one.
     pub fn live(&self, hostname: &Hostname) -> Option<Arc<Live>> {
-        let site = self.names.read().expect("names lock").get(hostname)?.site;
-        self.sites.read().expect("sites lock").get(&site)?.clone()
+        let site = self.route(hostname)?.name.site;
+        self.sites
+            .read()
+            .expect("sites lock")
+            .by_id
+            .get(&site)?
+            .live
+            .clone()
     }
 
     /// The first of `candidates` (stored paths, see `FilePath::check`) that a deploy has,
@@ -624,14 +657,10 @@ impl Directory {
         self.misses.invalidate(hostname).await;
     }
 
-    /// A site was created, deleted or switched to another deploy.
+    /// A site was created, deleted, switched to another deploy or given another slug.
     pub(crate) async fn site_changed(&self, site: SiteId) -> anyhow::Result<()> {
         let live = self.store.live_site(site).await?;
-        let mut sites = self.sites.write().expect("sites lock");
-        match live {
-            Some(l) => sites.insert(site, Live::of(l)),
-            None => sites.remove(&site),
-        };
+        self.sites.write().expect("sites lock").put(site, live);
         Ok(())
     }
 
@@ -645,14 +674,58 @@ impl Directory {
     }
 }
 
-/// Every site's live deploy (at start, and to start over).
-async fn live_sites(store: &Store) -> anyhow::Result<HashMap<SiteId, Option<Arc<Live>>>> {
-    Ok(store
-        .live_sites()
-        .await?
-        .into_iter()
-        .map(|s| (s.id, Live::of(s)))
-        .collect())
+/// Every site's live deploy and slug (at start, and to start over).
+async fn live_sites(store: &Store) -> anyhow::Result<Sites> {
+    let mut sites = Sites::default();
+    for site in store.live_sites().await? {
+        sites.put(site.id, Some(site));
+    }
+    Ok(sites)
+}
+
+/// Which registration serves a name (see [`Directory::route`]).
+struct Route {
+    name: Name,
+    /// The wildcard registration serving it, when that is not the name's own.
+    via: Option<Hostname>,
+}
+
+/// The sites, by id and by slug (platform subdomains).
+#[derive(Default)]
+struct Sites {
+    by_id: HashMap<SiteId, SiteEntry>,
+    by_slug: HashMap<String, SiteId>,
+}
+
+struct SiteEntry {
+    live: Option<Arc<Live>>,
+    /// `None` while its tenant is suspended.
+    slug: Option<String>,
+}
+
+impl Sites {
+    /// Apply what the store says of one site now (`None`: it is gone).
+    fn put(&mut self, id: SiteId, site: Option<LiveSite>) {
+        if let Some(old) = self.by_id.remove(&id).and_then(|e| e.slug)
+            && self.by_slug.get(&old) == Some(&id)
+        {
+            self.by_slug.remove(&old);
+        }
+        let Some(mut site) = site else {
+            return;
+        };
+        let slug = site.slug.take();
+        if let Some(slug) = &slug {
+            self.by_slug.insert(slug.clone(), id);
+        }
+        self.by_id.insert(
+            id,
+            SiteEntry {
+                live: Live::of(site),
+                slug,
+            },
+        );
+    }
 }
 
 /// A site's live deploy and its rules (`_redirects`, `_headers`), swapped as one.

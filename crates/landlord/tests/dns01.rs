@@ -230,3 +230,290 @@ async fn a_delegated_domain_is_certified_before_its_traffic_moves(pool: PgPool) 
     let serial = d["certificate"]["serial"].as_str().unwrap().to_owned();
     assert_eq!(p.presented_serial(&host, port).await, serial);
 }
+
+/// `dns01_env` with the platform domain Knot serves (`sites.platform.test`).
+fn platform_env() -> Vec<(&'static str, String)> {
+    let mut env = dns01_env();
+    env.push(("LANDLORD_PLATFORM_DOMAIN", "sites.platform.test".to_owned()));
+    env
+}
+
+/// The status of a registration, read from the database (the platform's own is no
+/// tenant's to ask the API about).
+async fn status_of(pool: &PgPool, hostname: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT status FROM domains WHERE hostname = $1")
+        .bind(hostname)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+async fn serial_of(pool: &PgPool, hostname: &str) -> String {
+    sqlx::query_scalar("SELECT serial FROM certificates WHERE hostname = $1")
+        .bind(hostname)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// A GET over HTTPS to `host` on the edge's `port`: status and body (`None`: the
+/// handshake or the request failed).
+async fn fetch(p: &Platform, host: &str, port: u16, path: &str) -> Option<(u16, String)> {
+    let res = p
+        .https_client(host, port)
+        .get(format!("https://{host}:{port}{path}"))
+        .send()
+        .await
+        .ok()?;
+    Some((res.status().as_u16(), res.text().await.ok()?))
+}
+
+/// With `LANDLORD_PLATFORM_DOMAIN`, the worker registers `*.sites.platform.test` for the
+/// platform and certifies it through DNS-01 in that zone (on Knot); from then on a new
+/// site is served at `<slug>.sites.platform.test` as soon as it has a deploy, under that
+/// one certificate. Slugs are validated, unique across tenants, and changing one moves
+/// the site.
+#[sqlx::test(migrations = false)]
+async fn a_new_site_is_served_at_its_platform_subdomain_under_the_wildcard(pool: PgPool) {
+    let env = platform_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut p = Platform::start(pool.clone(), &env).await;
+    p.env.pebble_root = var("LANDLORD_TEST_DNS01_PEBBLE_ROOT");
+    let (_, https) = p.spawn_edge_anywhere().await;
+    p.spawn("worker", &[]);
+    let wildcard = "*.sites.platform.test";
+    p.wait_for(
+        "the platform's wildcard certificate",
+        Duration::from_secs(90),
+        |p| async move { status_of(&p.pool, wildcard).await.as_deref() == Some("active") },
+    )
+    .await;
+    let wildcard_serial = serial_of(&pool, wildcard).await;
+
+    let (a, b) = (p.tenant().await, p.tenant().await);
+    let slug = format!("docs{}", &unique("x")[2..12]);
+    let create = |key: &str, body: serde_json::Value| {
+        p.client
+            .post(format!("{}/v1/sites", p.api))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    let started = std::time::Instant::now();
+    let res = create(&a, json!({"name": "docs", "slug": slug}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let site: serde_json::Value = res.json().await.unwrap();
+    let host = format!("{slug}.sites.platform.test");
+    assert_eq!(site["platform_hostname"], host.as_str());
+    let res = p
+        .client
+        .post(format!(
+            "{}/v1/sites/{}/deployments",
+            p.api,
+            site["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&a)
+        .header("content-type", "application/x-tar")
+        .body(tar_of(&[("index.html", "docs on the platform")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let h = host.clone();
+    p.wait_for("the site at its slug", Duration::from_secs(30), |p| {
+        let h = h.clone();
+        async move { fetch(p, &h, https, "/").await == Some((200, "docs on the platform".into())) }
+    })
+    .await;
+    println!(
+        "{host} served over HTTPS {:?} after the site was created",
+        started.elapsed()
+    );
+    assert_eq!(p.presented_serial(&host, https).await, wildcard_serial);
+
+    // Another tenant cannot take the slug, and reserved or malformed slugs are refused.
+    let res = create(&b, json!({"name": "docs", "slug": slug}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    for bad in ["www", "api", "-x", "x-", "xn--abc", "a.b", "UPPER"] {
+        let res = create(&b, json!({"name": "other", "slug": bad}))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422, "{bad}");
+    }
+    // Without a slug, a site gets its name when free, else the name and a suffix.
+    let res = create(&b, json!({"name": "docs"})).await.unwrap();
+    let other: serde_json::Value = res.json().await.unwrap();
+    let other_slug = other["slug"].as_str().unwrap();
+    assert!(other_slug.starts_with("docs"), "{other}");
+    assert_ne!(other_slug, "docs".to_owned() + &slug);
+    // Nobody's slug: refused in the handshake, from memory.
+    assert!(
+        fetch(&p, "nobody-here.sites.platform.test", https, "/")
+            .await
+            .is_none()
+    );
+    // Tenants cannot register names under the platform domain themselves.
+    let res = p
+        .client
+        .post(format!("{}/v1/domains", p.api))
+        .bearer_auth(&b)
+        .json(&json!({"hostname": format!("x{slug}.sites.platform.test")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+
+    // A new slug moves the site; the old name is nobody's.
+    let moved = format!("moved-{slug}");
+    let res = p
+        .client
+        .patch(format!(
+            "{}/v1/sites/{}",
+            p.api,
+            site["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&a)
+        .json(&json!({"slug": moved}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let new_host = format!("{moved}.sites.platform.test");
+    p.wait_for("the site at its new slug", Duration::from_secs(10), |p| {
+        let (new_host, old) = (new_host.clone(), host.clone());
+        async move {
+            fetch(p, &new_host, https, "/").await == Some((200, "docs on the platform".into()))
+                && fetch(p, &old, https, "/").await.is_none()
+        }
+    })
+    .await;
+}
+
+/// `*.<name>` waits for its delegation (a wildcard is certified through DNS-01 only),
+/// then serves any one-label subdomain under one certificate that the edge loads once:
+/// new subdomains cost no database query. An exact registration under it has its own.
+#[sqlx::test(migrations = false)]
+async fn a_wildcard_hostname_is_certified_through_its_delegation_and_serves_any_subdomain(
+    pool: PgPool,
+) {
+    let env = dns01_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut p = Platform::start(pool.clone(), &env).await;
+    p.env.pebble_root = var("LANDLORD_TEST_DNS01_PEBBLE_ROOT");
+    let (_, https) = p
+        .start_edge("127.0.0.1:0", &[("LANDLORD_METRICS_ADDR", "127.0.0.1:0")])
+        .await;
+    let metrics = format!(
+        "127.0.0.1:{}",
+        p.bound(p.procs.len() - 1, "LANDLORD_METRICS_ADDR").await
+    );
+    p.spawn("worker", &[]);
+    let key = p.tenant().await;
+    let base = unique("wild");
+    let wildcard = format!("*.{base}");
+    let id = p.add_domain(&key, &wildcard).await;
+    let d = p
+        .wait_domain(&key, &id, CHECK_DEADLINE, |d| {
+            d["check"]["problem"]
+                .as_str()
+                .is_some_and(|s| s.contains("is a wildcard"))
+        })
+        .await;
+    assert_eq!(d["status"], "pending_dns");
+    assert_eq!(
+        d["dcv_delegation"]["name"],
+        format!("_acme-challenge.{base}")
+    );
+    let problem = d["check"]["problem"].as_str().unwrap();
+    assert!(
+        problem.contains(&format!("_acme-challenge.{base}")),
+        "{problem}"
+    );
+    let value = d["dcv_delegation"]["value"].as_str().unwrap().to_owned();
+    p.dns(
+        "/set-cname",
+        json!({"host": format!("_acme-challenge.{base}"), "target": value}),
+    )
+    .await;
+    p.wake(&wildcard).await;
+    let d = p
+        .wait_domain(&key, &id, Duration::from_secs(90), |d| {
+            d["status"] == "active"
+        })
+        .await;
+    let serial = d["certificate"]["serial"].as_str().unwrap().to_owned();
+    p.put_file(&key, "index.html", "text/html", "any subdomain")
+        .await;
+
+    let first = format!("first.{base}");
+    let f = first.clone();
+    p.wait_for("the first subdomain", Duration::from_secs(10), |p| {
+        let f = f.clone();
+        async move { fetch(p, &f, https, "/").await == Some((200, "any subdomain".into())) }
+    })
+    .await;
+    let queries = |m: String| async move {
+        metric(
+            &m,
+            "landlord_edge_db_queries_total",
+            &[("kind", "certificate")],
+        )
+        .await
+    };
+    let after_first = queries(metrics.clone()).await;
+    for sub in ["second", "third", "fourth"] {
+        let host = format!("{sub}.{base}");
+        assert_eq!(
+            fetch(&p, &host, https, "/").await,
+            Some((200, "any subdomain".into())),
+            "{host}"
+        );
+        assert_eq!(p.presented_serial(&host, https).await, serial);
+    }
+    assert_eq!(
+        queries(metrics.clone()).await,
+        after_first,
+        "new subdomains of a cached wildcard cost no database query"
+    );
+    // One label only: a name two labels down is nobody's.
+    assert!(
+        fetch(&p, &format!("a.b.{base}"), https, "/")
+            .await
+            .is_none()
+    );
+
+    // An exact registration beats the wildcard: its own delegation, its own certificate.
+    let exact = format!("www.{base}");
+    let exact_id = p.add_domain(&key, &exact).await;
+    let value = p.domain(&key, &exact_id).await["dcv_delegation"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    p.dns(
+        "/set-cname",
+        json!({"host": format!("_acme-challenge.{exact}"), "target": value}),
+    )
+    .await;
+    p.wake(&exact).await;
+    let e = p
+        .wait_domain(&key, &exact_id, Duration::from_secs(90), |d| {
+            d["status"] == "active"
+        })
+        .await;
+    let exact_serial = e["certificate"]["serial"].as_str().unwrap().to_owned();
+    assert_ne!(exact_serial, serial);
+    let x = exact.clone();
+    p.wait_for(
+        "the exact name's own certificate",
+        Duration::from_secs(10),
+        |p| {
+            let (x, want) = (x.clone(), exact_serial.clone());
+            async move { p.presented_serial(&x, https).await == want }
+        },
+    )
+    .await;
+}

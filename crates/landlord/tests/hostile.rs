@@ -24,26 +24,6 @@ async fn connect_from_flood(port: u16) -> std::io::Result<TcpStream> {
         .await
 }
 
-/// Sum of a metric's samples whose labels contain every `labels` pair.
-async fn metric(addr: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
-        .filter(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Read until the server closes; how long that took (None: still open at `limit`).
 async fn closed_within(mut s: TcpStream, limit: Duration) -> Option<Duration> {
     let started = Instant::now();

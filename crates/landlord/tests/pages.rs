@@ -8,7 +8,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use support::{EDGE_PORT_LOCK, Platform, unique};
+use support::{EDGE_PORT_LOCK, Platform, tar_of, unique};
 
 const ISSUE_DEADLINE: Duration = Duration::from_secs(90);
 
@@ -204,19 +204,6 @@ async fn pages_are_served_precompressed_by_accept_encoding_and_by_range(pool: Pg
         },
     )
     .await;
-}
-
-/// A tar of `files` (path, body).
-fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, body) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(body.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, path, body.as_bytes()).unwrap();
-    }
-    b.into_inner().unwrap()
 }
 
 /// A site's version `v`: a page naming its stylesheet (large enough to be compressed),

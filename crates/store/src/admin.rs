@@ -134,6 +134,11 @@ impl Store {
             )
         };
         sqlx::query(held).bind(id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE sites SET held = $2 WHERE tenant_id = $1 AND held <> $2")
+            .bind(id)
+            .bind(suspended)
+            .execute(&mut *tx)
+            .await?;
         audit(&mut tx, action, &id.to_string(), why).await?;
         tenant_event(&mut tx, TenantId::from_uuid(id), kind, message).await?;
         tx.commit().await?;

@@ -65,28 +65,35 @@ pub struct LiveSite {
     pub live_deployment_id: Option<DeploymentId>,
     pub rules: Option<sqlx::types::Json<crate::rules::Rules>>,
     pub canonical_hostname: Option<Hostname>,
+    /// Its platform subdomain's label; `None` while its tenant is suspended.
+    pub slug: Option<String>,
+}
+
+/// The columns of [`LiveSite`] from `sites s` joined with its live deploy `d`.
+macro_rules! live_site_columns {
+    () => {
+        "SELECT s.id, s.live_deployment_id, d.rules, s.canonical_hostname, \
+         CASE WHEN s.held THEN NULL ELSE s.slug END AS slug FROM sites s \
+         LEFT JOIN deployments d ON d.id = s.live_deployment_id"
+    };
 }
 
 impl Store {
     /// Every site's live deploy (the edge's map, at start).
     pub async fn live_sites(&self) -> Result<Vec<LiveSite>> {
-        Ok(sqlx::query_as(
-            "SELECT s.id, s.live_deployment_id, d.rules, s.canonical_hostname FROM sites s \
-             LEFT JOIN deployments d ON d.id = s.live_deployment_id",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_as(live_site_columns!())
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// One site's live deploy; `None` when the site is gone.
     pub async fn live_site(&self, site: SiteId) -> Result<Option<LiveSite>> {
-        Ok(sqlx::query_as(
-            "SELECT s.id, s.live_deployment_id, d.rules, s.canonical_hostname FROM sites s \
-                 LEFT JOIN deployments d ON d.id = s.live_deployment_id WHERE s.id = $1",
+        Ok(
+            sqlx::query_as(concat!(live_site_columns!(), " WHERE s.id = $1"))
+                .bind(site)
+                .fetch_optional(&self.pool)
+                .await?,
         )
-        .bind(site)
-        .fetch_optional(&self.pool)
-        .await?)
     }
 }
 

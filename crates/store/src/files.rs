@@ -290,7 +290,7 @@ pub(crate) async fn default_site(
         Some(found) => Ok(found),
         None => {
             let name = SiteName::parse(SiteName::DEFAULT).expect("a valid name");
-            Ok((insert_site(tx, tenant, &name, true).await?, None))
+            Ok((insert_site(tx, tenant, &name, true, None).await?, None))
         }
     }
 }

@@ -3,7 +3,8 @@
 //! [`Hostname::parse`] is the only way to obtain a [`Hostname`], so a value of this type
 //! is always normalised (lower-case ASCII, punycode for internationalised labels, no
 //! trailing dot) and valid for a publicly trusted certificate: at least two labels, LDH
-//! only, RFC 1035 lengths, not an IP address, not a wildcard, not a bare public suffix.
+//! only, RFC 1035 lengths, not an IP address, not a bare public suffix. A wildcard is one
+//! leading `*.` label before such a name (`*.customer.com`); it covers exactly one label.
 //! Every rejection carries a message written for the tenant who typed the name.
 
 use std::fmt;
@@ -30,13 +31,18 @@ pub struct HostnamePolicy {
     pub reserved: Vec<Hostname>,
     /// The platform's registered domain (that of `LANDLORD_CNAME_TARGET`).
     pub platform_domain: String,
+    /// `LANDLORD_PLATFORM_DOMAIN`, whose subdomains are the sites' slugs.
+    pub platform_subdomains: Option<String>,
 }
 
 impl HostnamePolicy {
     /// Why a tenant may not register `h`, in words for that tenant; `None` when it may.
     pub fn refusal(&self, h: &Hostname) -> Option<String> {
-        let ours = self.platform_domain.as_str();
-        if !ours.is_empty() && h.is_within(ours) {
+        let subdomains = self.platform_subdomains.as_deref().unwrap_or_default();
+        let ours = [self.platform_domain.as_str(), subdomains]
+            .into_iter()
+            .find(|ours| !ours.is_empty() && h.is_within(ours));
+        if let Some(ours) = ours {
             return Some(format!(
                 "{h} is under {ours}, which belongs to this platform. Use a hostname under your own domain."
             ));
@@ -72,7 +78,9 @@ pub enum HostnameError {
     Colon(String),
     #[error("\"{0}\" is an IP address. Certificates here are issued for hostnames only.")]
     IpAddress(String),
-    #[error("\"{0}\" is a wildcard. Wildcard hostnames are not supported; add each hostname.")]
+    #[error(
+        "\"{0}\" has a '*' that is not a whole leading label. A wildcard hostname is written *.example.com and covers one label (a.example.com, not a.b.example.com)."
+    )]
     Wildcard(String),
     #[error("\"{0}\" contains an underscore, which is not allowed in hostnames.")]
     Underscore(String),
@@ -125,6 +133,16 @@ impl Hostname {
         }
         if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(HostnameError::Whitespace(shown));
+        }
+        if let Some(base) = trimmed.strip_prefix("*.") {
+            let base = Self::parse(base)?;
+            if base.is_wildcard() {
+                return Err(HostnameError::Wildcard(shown));
+            }
+            if base.0.len() + 2 > MAX_HOSTNAME_LEN {
+                return Err(HostnameError::TooLong(shown, base.0.len() + 2));
+            }
+            return Ok(Hostname(format!("*.{}", base.0)));
         }
         if trimmed.contains('*') {
             return Err(HostnameError::Wildcard(shown));
@@ -189,6 +207,23 @@ impl Hostname {
         &self.0
     }
 
+    /// `*.customer.com`: a registration covering every name one label below
+    /// `customer.com`, certified through DNS-01 only.
+    pub fn is_wildcard(&self) -> bool {
+        self.0.starts_with("*.")
+    }
+
+    /// The wildcard that would cover this name (`*.customer.com` for `a.customer.com`),
+    /// when its parent is a name one could register (not a public suffix).
+    pub fn covering_wildcard(&self) -> Option<Hostname> {
+        if self.is_wildcard() {
+            return None;
+        }
+        let (_, parent) = self.0.split_once('.')?;
+        (parent.contains('.') && psl::suffix_str(parent) != Some(parent))
+            .then(|| Hostname(format!("*.{parent}")))
+    }
+
     /// The registrable domain (eTLD+1 by the Public Suffix List), e.g. `acme.co.uk` for
     /// `status.acme.co.uk`. Let's Encrypt counts certificates per registrable domain.
     pub fn registrable_domain(&self) -> &str {
@@ -246,9 +281,11 @@ impl sqlx::Type<sqlx::Postgres> for Hostname {
 impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Hostname {
     fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
         let s = <String as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
-        let stored = !s.is_empty()
+        let name = s.strip_prefix("*.").unwrap_or(&s);
+        let stored = !name.is_empty()
             && s.len() <= MAX_HOSTNAME_LEN
-            && s.bytes()
+            && name
+                .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
         match stored {
             true => Ok(Hostname(s)),
@@ -342,8 +379,14 @@ mod tests {
         ("192.0.2.1.", Err("IP address")),
         ("1.2.3.999", Err("IP address")),
         ("example.123", Err("numeric")),
-        ("*.example.com", Err("wildcard")),
+        ("*.example.com", Ok("*.example.com")),
+        ("*.Bücher.example", Ok("*.xn--bcher-kva.example")),
+        ("*.*.example.com", Err("wildcard")),
+        ("a.*.example.com", Err("wildcard")),
+        ("*example.com", Err("wildcard")),
         ("a*b.example.com", Err("wildcard")),
+        ("*.co.uk", Err("public suffix")),
+        ("*.com", Err("single label")),
         ("_dmarc.example.com", Err("underscore")),
         ("a_b.example.com", Err("underscore")),
         ("sta tus.example.com", Err("whitespace")),
@@ -414,6 +457,25 @@ mod tests {
         assert!(h.is_within("a.status.acme.co.uk"));
         assert!(!h.is_within("cme.co.uk"));
         assert!(!h.is_within("b.status.acme.co.uk"));
+        let w = Hostname::parse("*.status.acme.co.uk").unwrap();
+        assert_eq!(w.registrable_domain(), "acme.co.uk");
+        assert!(w.is_within("acme.co.uk"));
+    }
+
+    #[test]
+    fn the_wildcard_covering_a_name_is_one_label_up() {
+        let covering = |n: &str| Hostname::parse(n).unwrap().covering_wildcard().map(|w| w.0);
+        assert_eq!(
+            covering("a.customer.com").as_deref(),
+            Some("*.customer.com")
+        );
+        assert_eq!(
+            covering("x.y.customer.com").as_deref(),
+            Some("*.y.customer.com")
+        );
+        assert_eq!(covering("customer.com"), None, "*.com is nobody's");
+        assert_eq!(covering("acme.co.uk"), None, "*.co.uk is nobody's");
+        assert_eq!(covering("*.customer.com"), None);
     }
 
     #[test]
@@ -422,6 +484,7 @@ mod tests {
             extra_suffixes: vec!["test".into()],
             reserved: vec![Hostname::parse("app.saas.com").unwrap()],
             platform_domain: "saas.com".into(),
+            platform_subdomains: Some("sites.example.net".into()),
         };
         let refused = |name: &str| policy.refusal(&Hostname::parse(name).unwrap());
         for ok in [
@@ -438,6 +501,8 @@ mod tests {
             ("printer.lan", "top-level domain"),
             ("edge.saas.com", "belongs to this platform"),
             ("app.saas.com", "belongs to this platform"),
+            ("docs.sites.example.net", "belongs to this platform"),
+            ("*.sites.example.net", "belongs to this platform"),
         ] {
             let r = refused(bad).unwrap_or_default();
             assert!(r.contains(why), "{bad}: {r}");

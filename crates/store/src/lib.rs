@@ -48,7 +48,7 @@ pub use ids::{DeploymentId, DomainId, SiteId};
 pub use limits::{FILE_OVERHEAD_BYTES, Limit, TenantLimits, Usage, file_cost};
 pub use live::LiveNotice;
 pub use sealing::{MasterKey, SealError, certificate_key_context};
-pub use sites::{Activation, Deployment, NewFile, Site, SiteDeletion, SiteName};
+pub use sites::{Activation, Deployment, NewFile, Site, SiteDeletion, SiteName, SiteSlug};
 pub use tenants::{ApiKey, Authenticated, Tenant, TenantId, TenantName};
 pub use work::{
     AdvisoryLock, CheckRecord, Claimed, DnsChallengeRecord, IssuedBy, NewCertificate, Queued,
@@ -93,6 +93,9 @@ pub enum StoreError {
     CanonicalNotOnSite(String),
     #[error("you already have a site named {0}")]
     SiteNameTaken(String),
+    /// Slugs are one namespace across tenants.
+    #[error("the slug {0} is taken")]
+    SlugTaken(String),
     /// The site named for a domain is not one of the caller's.
     #[error("no such site")]
     NoSuchSite,

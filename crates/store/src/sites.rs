@@ -50,11 +50,95 @@ impl SiteName {
     }
 }
 
+/// A site's platform subdomain label: `<slug>.<LANDLORD_PLATFORM_DOMAIN>`. One DNS label
+/// (lower-case letters, digits, inner `-`), unique across tenants, never a reserved word
+/// or a punycode-like `ab--` label (look-alike names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct SiteSlug(String);
+
+impl SiteSlug {
+    pub const MAX_CHARS: usize = 63;
+    /// Names an operator or a visitor would take for the platform's own.
+    pub const RESERVED: &[&str] = &[
+        "acme",
+        "admin",
+        "api",
+        "app",
+        "assets",
+        "auth",
+        "autoconfig",
+        "autodiscover",
+        "billing",
+        "cdn",
+        "console",
+        "dashboard",
+        "default",
+        "dns",
+        "edge",
+        "ftp",
+        "help",
+        "imap",
+        "isatap",
+        "landlord",
+        "localhost",
+        "login",
+        "mail",
+        "mta-sts",
+        "ns",
+        "ns1",
+        "ns2",
+        "ns3",
+        "ns4",
+        "platform",
+        "pop",
+        "root",
+        "smtp",
+        "sso",
+        "static",
+        "status",
+        "support",
+        "wpad",
+        "www",
+    ];
+
+    pub fn parse(raw: &str) -> std::result::Result<Self, String> {
+        let ok = !raw.is_empty()
+            && raw.len() <= Self::MAX_CHARS
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !raw.starts_with('-')
+            && !raw.ends_with('-');
+        if !ok {
+            return Err(format!(
+                "a slug is one DNS label: 1 to {} lower-case letters, digits and '-', not starting or ending with '-'",
+                Self::MAX_CHARS
+            ));
+        }
+        if raw.get(2..4) == Some("--") {
+            return Err(format!(
+                "\"{raw}\" has '--' in third and fourth place, which is kept for internationalised (punycode) names"
+            ));
+        }
+        if Self::RESERVED.contains(&raw) {
+            return Err(format!("\"{raw}\" is reserved on this platform"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A site as its tenant sees it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Site {
     pub id: SiteId,
     pub name: String,
+    /// Its platform subdomain label (see [`SiteSlug`]).
+    pub slug: String,
     /// The site `/v1/files` writes to (every tenant has one; it cannot be deleted).
     pub is_default: bool,
     pub live_deployment_id: Option<DeploymentId>,
@@ -118,7 +202,7 @@ pub enum SiteDeletion {
 /// The columns of [`Site`] from `sites s`, as a macro so queries stay `&'static str`.
 macro_rules! site_columns {
     () => {
-        "SELECT s.id, s.name, s.is_default, s.live_deployment_id, s.canonical_hostname, \
+        "SELECT s.id, s.name, s.slug, s.is_default, s.live_deployment_id, s.canonical_hostname, \
          s.created_at, s.updated_at, \
          (SELECT count(*) FROM domains d WHERE d.site_id = s.id) AS domains FROM sites s "
     };
@@ -130,6 +214,7 @@ impl Store {
         &self,
         tenant: TenantId,
         name: &SiteName,
+        slug: Option<&SiteSlug>,
         max_sites: i64,
     ) -> Result<Site> {
         let mut tx = self.pool.begin().await?;
@@ -144,7 +229,7 @@ impl Store {
                 max: max_sites,
             });
         }
-        let id = insert_site(&mut tx, tenant, name, false).await?;
+        let id = insert_site(&mut tx, tenant, name, false, slug).await?;
         tx.commit().await?;
         Ok(self
             .get_site(tenant, id)
@@ -175,13 +260,14 @@ impl Store {
         .await?)
     }
 
-    /// Rename one of the caller's sites and/or set its canonical hostname (`Some(None)`
-    /// clears it). The canonical hostname must be one of the site's domains.
+    /// Rename one of the caller's sites, change its slug and/or set its canonical hostname
+    /// (`Some(None)` clears it). The canonical hostname must be one of the site's domains.
     pub async fn update_site(
         &self,
         tenant: TenantId,
         id: SiteId,
         name: Option<&SiteName>,
+        slug: Option<&SiteSlug>,
         canonical: Option<Option<&Hostname>>,
     ) -> Result<Option<Site>> {
         let mut tx = self.pool.begin().await?;
@@ -203,7 +289,7 @@ impl Store {
         let done = sqlx::query(
             "UPDATE sites SET name = COALESCE($3, name), \
                  canonical_hostname = CASE WHEN $4 THEN $5 ELSE canonical_hostname END, \
-                 updated_at = now() \
+                 slug = COALESCE($6, slug), updated_at = now() \
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant)
@@ -211,11 +297,15 @@ impl Store {
         .bind(name.map(SiteName::as_str))
         .bind(canonical.is_some())
         .bind(canonical.flatten())
+        .bind(slug.map(SiteSlug::as_str))
         .execute(&mut *tx)
         .await
-        .map_err(|e| match name {
-            Some(name) => name_taken(e, name),
-            None => e.into(),
+        .map_err(|e| match (name, slug) {
+            (_, Some(slug)) if crate::is_unique_violation(&e, "sites_slug_unique") => {
+                StoreError::SlugTaken(slug.as_str().to_owned())
+            }
+            (Some(name), _) => name_taken(e, name),
+            _ => e.into(),
         })?;
         tx.commit().await?;
         match done.rows_affected() {
@@ -378,22 +468,56 @@ impl Store {
 }
 
 /// Insert a site (the caller holds the tenant's lock).
+/// A new site row. Without a chosen `slug` it gets its name when that is a free slug,
+/// else the name with a random suffix.
 pub(crate) async fn insert_site(
     tx: &mut sqlx::PgConnection,
     tenant: TenantId,
     name: &SiteName,
     is_default: bool,
+    slug: Option<&SiteSlug>,
 ) -> Result<SiteId> {
-    let id = SiteId::new();
-    sqlx::query("INSERT INTO sites (id, tenant_id, name, is_default) VALUES ($1, $2, $3, $4)")
+    use sqlx::Connection as _;
+    let chosen = slug.is_some();
+    let candidates = slug
+        .cloned()
+        .or_else(|| SiteSlug::parse(name.as_str()).ok())
+        .into_iter()
+        .map(|s| s.0)
+        .chain((0..3).map(|_| {
+            let random = uuid::Uuid::new_v4().simple().to_string();
+            let stem = name.as_str()[..name.as_str().len().min(54)].trim_end_matches('-');
+            format!("{stem}-{}", &random[..8])
+        }));
+    for candidate in candidates {
+        let id = SiteId::new();
+        // A savepoint: a taken slug tries the next candidate in the same transaction.
+        let mut attempt = tx.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO sites (id, tenant_id, name, is_default, slug) VALUES ($1, $2, $3, $4, $5)",
+        )
         .bind(id)
         .bind(tenant)
         .bind(name.as_str())
         .bind(is_default)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| name_taken(e, name))?;
-    Ok(id)
+        .bind(&candidate)
+        .execute(&mut *attempt)
+        .await;
+        match inserted {
+            Ok(_) => {
+                attempt.commit().await?;
+                return Ok(id);
+            }
+            Err(e) if crate::is_unique_violation(&e, "sites_slug_unique") => {
+                attempt.rollback().await?;
+                if chosen {
+                    return Err(StoreError::SlugTaken(candidate));
+                }
+            }
+            Err(e) => return Err(name_taken(e, name)),
+        }
+    }
+    Err(StoreError::SlugTaken(name.as_str().to_owned()))
 }
 
 fn name_taken(e: sqlx::Error, name: &SiteName) -> StoreError {

@@ -136,9 +136,62 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let name = crate::SiteName::parse(crate::SiteName::DEFAULT).expect("a valid name");
-        crate::sites::insert_site(&mut tx, tenant.id, &name, true).await?;
+        crate::sites::insert_site(&mut tx, tenant.id, &name, true, None).await?;
         tx.commit().await?;
         Ok((tenant, key))
+    }
+
+    /// With `LANDLORD_PLATFORM_DOMAIN`: make sure the platform's own tenant holds the
+    /// registration `*.<platform domain>` (certified and renewed by the workers like any
+    /// other, through DNS-01 in the platform's zone), and nothing else (a platform domain
+    /// changed since is dropped). The tenant has no API key. Safe to run from every worker
+    /// at once.
+    pub async fn ensure_platform_wildcard(&self, wildcard: &crate::Hostname) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('landlord_platform_tenant'))")
+            .execute(&mut *tx)
+            .await?;
+        let existing: Option<crate::TenantId> =
+            sqlx::query_scalar("SELECT id FROM tenants WHERE platform")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let tenant = match existing {
+            Some(id) => id,
+            None => {
+                let id: crate::TenantId = sqlx::query_scalar(
+                    "INSERT INTO tenants (id, name, platform) VALUES ($1, 'Platform subdomains', true) RETURNING id",
+                )
+                .bind(Uuid::now_v7())
+                .fetch_one(&mut *tx)
+                .await?;
+                let name = crate::SiteName::parse(crate::SiteName::DEFAULT).expect("a valid name");
+                crate::sites::insert_site(&mut tx, id, &name, true, None).await?;
+                id
+            }
+        };
+        sqlx::query("DELETE FROM domains WHERE tenant_id = $1 AND hostname <> $2")
+            .bind(tenant)
+            .bind(wildcard)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        match self.create_domain(tenant, wildcard, None, i64::MAX).await {
+            Ok(_) => Ok(()),
+            Err(crate::StoreError::HostnameTaken(_)) => {
+                let holder: Option<crate::TenantId> =
+                    sqlx::query_scalar("SELECT tenant_id FROM domains WHERE hostname = $1")
+                        .bind(wildcard)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                match holder {
+                    Some(t) if t != tenant => Err(crate::StoreError::HostnameTaken(format!(
+                        "{wildcard} is registered by tenant {t}, so platform subdomains cannot be certified: delete that registration"
+                    ))),
+                    _ => Ok(()),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The tenant an API key belongs to, if the key is known and not revoked.

@@ -22,7 +22,7 @@ async fn tenant_with_site(store: &Store, tenant: &str, site: &str) -> (TenantId,
         .await
         .unwrap();
     let site = store
-        .create_site(tenant.id, &SiteName::parse(site).unwrap(), 10)
+        .create_site(tenant.id, &SiteName::parse(site).unwrap(), None, 10)
         .await
         .unwrap();
     (tenant.id, site)

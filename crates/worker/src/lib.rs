@@ -51,6 +51,16 @@ pub enum IssuerConfig {
 pub struct Dns01 {
     pub updater: dns::update::DnsUpdater,
     pub zone: Hostname,
+    /// Platform subdomains, certified by one wildcard through DNS-01.
+    pub platform: Option<PlatformDomain>,
+}
+
+/// `LANDLORD_PLATFORM_DOMAIN`: every site at `<slug>.<domain>`, under the certificate of
+/// `*.<domain>`, whose `_acme-challenge` TXT record is written in `zone`.
+#[derive(Debug, Clone)]
+pub struct PlatformDomain {
+    pub domain: Hostname,
+    pub zone: Hostname,
 }
 
 impl Dns01 {
@@ -258,6 +268,10 @@ pub async fn run(
         std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
+    if let Some(platform) = config.dns01.as_ref().and_then(|d| d.platform.as_ref()) {
+        let wildcard = Hostname::parse(&format!("*.{}", platform.domain))?;
+        store.ensure_platform_wildcard(&wildcard).await?;
+    }
     let ctx = Arc::new(process::Context::new(store.clone(), config.clone())?);
     let mut listener = store.listen(&[WAKE_CHANNEL]).await?;
     let pruner = tokio::spawn(prune(store.clone(), config.clone(), ctx.clone()));

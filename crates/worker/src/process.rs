@@ -65,9 +65,33 @@ impl Context {
             renew_at: d.cert_renew_at,
             next_ari_check: d.cert_ari_next_check_at,
         };
-        let delegation = self.check_delegation(d).await;
+        let platform = self.platform_wildcard(d);
+        let delegation = match platform {
+            Some(_) => None,
+            None => self.check_delegation(d).await,
+        };
+        let verdict = match platform {
+            // The platform's own name: nothing of a tenant's to check.
+            Some(_) => Verdict::Pointed {
+                found: serde_json::Value::Null,
+                ownership_proved: true,
+            },
+            // A wildcard is certified through DNS-01 only: it waits for the delegation.
+            None if d.hostname.is_wildcard() && delegation.is_none() => {
+                match self.check_dns(d).await {
+                    Verdict::Pointed { found, .. } | Verdict::NotPointed { found, .. } => {
+                        Verdict::NotPointed {
+                            found,
+                            problem: self.wildcard_problem(d),
+                        }
+                    }
+                    inconclusive => inconclusive,
+                }
+            }
+            None => self.check_dns(d).await,
+        };
         let mut before_switch = None;
-        let (found, ownership_proved) = match self.check_dns(d).await {
+        let (found, ownership_proved) = match verdict {
             Verdict::Transient(why) => {
                 tracing::info!(%why, "DNS check inconclusive; retrying soon");
                 return self
@@ -81,9 +105,11 @@ impl Context {
             }
             // Traffic has not moved here, but validation is delegated to us: the
             // certificate comes through DNS-01 first (and such a domain is never `moved`).
+            // The delegated CNAME at this registration's own label proves control as
+            // the per-domain target does.
             Verdict::NotPointed { found, problem } if delegation.is_some() => {
                 before_switch = Some(problem);
-                (found, false)
+                (found, true)
             }
             Verdict::NotPointed { found, problem } => {
                 let outcome = Outcome::NotPointed { found, problem };
@@ -92,7 +118,7 @@ impl Context {
             Verdict::Pointed {
                 found,
                 ownership_proved,
-            } => (found, ownership_proved),
+            } => (found, ownership_proved || delegation.is_some()),
         };
         let check = CheckRecord {
             found: Some(found),
@@ -126,7 +152,10 @@ impl Context {
                 return Ok(());
             }
         }
-        let proof = delegation.as_deref();
+        let proof = match platform {
+            Some(p) => Some(Delegation::Platform(p)),
+            None => delegation.as_deref().map(Delegation::Label),
+        };
         let Some((mut outcome, cert)) = self.attempt(d, check, issuance.renewing, proof).await
         else {
             return Ok(());
@@ -144,7 +173,7 @@ impl Context {
         d: &Claimed,
         check: CheckRecord,
         renewing: bool,
-        delegation: Option<&str>,
+        delegation: Option<Delegation<'_>>,
     ) -> Option<(Outcome, Option<NewCertificate>)> {
         let result = self.issue_holding_lease(d, renewing, delegation).await;
         Some(match result {
@@ -293,20 +322,48 @@ impl Context {
         }
     }
 
-    /// DNS-01 through the delegation when there is one (and DNS-01 is configured),
-    /// HTTP-01 otherwise.
-    fn proof(&self, delegation: Option<&str>) -> Result<Proof<'_>, IssueError> {
-        let (Some(dns01), Some(label)) = (&self.config.dns01, delegation) else {
+    /// DNS-01 through the delegation when there is one (and DNS-01 is configured), or in
+    /// the platform domain's own zone for its wildcard; HTTP-01 otherwise.
+    fn proof(&self, delegation: Option<Delegation<'_>>) -> Result<Proof<'_>, IssueError> {
+        let (Some(dns01), Some(delegation)) = (&self.config.dns01, delegation) else {
             return Ok(Proof::Http01);
         };
         let name = |s: String| {
             hickory_proto::rr::Name::from_ascii(format!("{s}.")).map_err(IssueError::internal)
         };
+        let (zone, record) = match delegation {
+            Delegation::Label(label) => (&dns01.zone, dns01.delegation_target(label)),
+            Delegation::Platform(p) => (&p.zone, format!("_acme-challenge.{}", p.domain)),
+        };
         Ok(Proof::Dns01 {
             updater: &dns01.updater,
-            zone: name(dns01.zone.to_string())?,
-            record: name(dns01.delegation_target(label))?,
+            zone: name(zone.to_string())?,
+            record: name(record)?,
         })
+    }
+
+    /// The platform domain's settings when `d` is its wildcard (`*.<LANDLORD_PLATFORM_DOMAIN>`,
+    /// a name no tenant can register).
+    fn platform_wildcard(&self, d: &Claimed) -> Option<&crate::PlatformDomain> {
+        let platform = self.config.dns01.as_ref()?.platform.as_ref()?;
+        (d.hostname.as_str().strip_prefix("*.") == Some(platform.domain.as_str()))
+            .then_some(platform)
+    }
+
+    /// What a wildcard registration waits for, in words for its tenant.
+    fn wildcard_problem(&self, d: &Claimed) -> String {
+        let base = landlord_store::dcv_name(d.hostname.as_str());
+        match (&self.config.dns01, &d.dcv_label) {
+            (Some(dns01), Some(label)) => format!(
+                "{} is a wildcard: its certificate can only be obtained through DNS-01. Create the CNAME record _acme-challenge.{base} pointing at {} (see dcv_delegation); nothing else is needed before it.",
+                d.hostname,
+                dns01.delegation_target(label)
+            ),
+            _ => format!(
+                "{} is a wildcard: its certificate can only be obtained through DNS-01, which this platform no longer has configured.",
+                d.hostname
+            ),
+        }
     }
 
     /// The DNS check, bounded by the round's DNS deadline (the tenant's nameservers).
@@ -337,7 +394,7 @@ impl Context {
         &self,
         d: &Claimed,
         renewing: bool,
-        delegation: Option<&str>,
+        delegation: Option<Delegation<'_>>,
     ) -> Result<NewCertificate, IssueError> {
         let in_flight = metrics::gauge!("landlord_worker_orders_in_flight");
         in_flight.increment(1.0);
@@ -369,7 +426,7 @@ impl Context {
         &self,
         d: &Claimed,
         progress: &Progress,
-        delegation: Option<&str>,
+        delegation: Option<Delegation<'_>>,
     ) -> Result<NewCertificate, IssueError> {
         let issuer = self
             .issuer
@@ -553,6 +610,14 @@ impl Context {
             ))
         })
     }
+}
+
+/// How a DNS-01 name is reached: a registration's delegated label, or the platform
+/// domain's own `_acme-challenge`.
+#[derive(Clone, Copy)]
+pub(crate) enum Delegation<'a> {
+    Label(&'a str),
+    Platform(&'a crate::PlatformDomain),
 }
 
 /// What a domain whose traffic has not moved here yet, but whose validation is delegated,

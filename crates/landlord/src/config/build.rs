@@ -173,7 +173,12 @@ impl Settings {
         config.check_interval = check_interval?;
         config.max_event_streams = max_event_streams?;
         config.deploys = deploys?;
-        config.acme_dns_zone = dns01?.map(|d| d.zone);
+        let dns01 = dns01?;
+        config.platform_domain = dns01
+            .as_ref()
+            .and_then(|d| d.platform.as_ref())
+            .map(|p| p.domain.clone());
+        config.acme_dns_zone = dns01.map(|d| d.zone);
         Some(config)
     }
 
@@ -244,7 +249,9 @@ impl Settings {
             self.edge_db_concurrency,
             "LANDLORD_EDGE_DB_CONCURRENCY",
         ));
+        let platform = p.take(self.platform_domain_name());
         let mut config = EdgeConfig::new(key?);
+        config.platform_domain = platform?;
         config.https_port = self.https_addr().port();
         config.cert_cache_bytes = cert?;
         config.file_cache_bytes = file?;
@@ -394,7 +401,12 @@ impl Settings {
         let tsig = set(self.dns_update_tsig.as_ref().map(|s| s.expose_secret()));
         let zone = set(self.acme_dns_zone.as_deref());
         let (server, tsig, zone) = match (server, tsig, zone) {
-            (None, None, None) => return Ok(None),
+            (None, None, None) => {
+                return match self.platform_domain_name()? {
+                    Some(_) => Err("LANDLORD_PLATFORM_DOMAIN needs DNS-01 (LANDLORD_DNS_UPDATE_SERVER, LANDLORD_DNS_UPDATE_TSIG, LANDLORD_ACME_DNS_ZONE): its wildcard certificate is obtained through it".into()),
+                    None => Ok(None),
+                };
+            }
             (Some(server), Some(tsig), Some(zone)) => (server, tsig, zone),
             _ => {
                 return Err("DNS-01 needs LANDLORD_DNS_UPDATE_SERVER, LANDLORD_DNS_UPDATE_TSIG and LANDLORD_ACME_DNS_ZONE together (some are set, some are not)".into());
@@ -409,8 +421,7 @@ impl Settings {
         let key: landlord_worker::dns::update::TsigKey = tsig
             .parse()
             .map_err(|e| format!("LANDLORD_DNS_UPDATE_TSIG: {e}"))?;
-        let zone = Hostname::parse(zone.trim_end_matches('.'))
-            .map_err(|e| format!("LANDLORD_ACME_DNS_ZONE is invalid: {e}"))?;
+        let zone = concrete("LANDLORD_ACME_DNS_ZONE", zone)?;
         let check = list(&self.dns_update_check_servers)
             .map(|s| addr("LANDLORD_DNS_UPDATE_CHECK_SERVERS", s))
             .collect::<Checked<Vec<_>>>()?;
@@ -421,7 +432,51 @@ impl Settings {
             Duration::from_secs(3),
         )
         .map_err(|e| format!("LANDLORD_DNS_UPDATE_TSIG: {e}"))?;
-        Ok(Some(landlord_worker::Dns01 { updater, zone }))
+        let platform = self
+            .platform_domain()?
+            .map(|domain| {
+                let zone = match set(self.platform_dns_zone.as_deref()) {
+                    Some(z) => concrete("LANDLORD_PLATFORM_DNS_ZONE", z)?,
+                    None => domain.clone(),
+                };
+                match domain.is_within(zone.as_str()) {
+                    true => Ok(landlord_worker::PlatformDomain { domain, zone }),
+                    false => Err(format!(
+                        "LANDLORD_PLATFORM_DNS_ZONE: {domain} is not in the zone {zone}"
+                    )),
+                }
+            })
+            .transpose()?;
+        Ok(Some(landlord_worker::Dns01 {
+            updater,
+            zone,
+            platform,
+        }))
+    }
+
+    /// `LANDLORD_PLATFORM_DOMAIN` as the edge needs it (the name alone).
+    fn platform_domain_name(&self) -> Checked<Option<Hostname>> {
+        self.platform_domain
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|raw| concrete("LANDLORD_PLATFORM_DOMAIN", raw))
+            .transpose()
+    }
+
+    /// `LANDLORD_PLATFORM_DOMAIN`, checked against the per-domain targets' namespace
+    /// (slugs and target labels must never name the same host).
+    fn platform_domain(&self) -> Checked<Option<Hostname>> {
+        let Some(domain) = self.platform_domain_name()? else {
+            return Ok(None);
+        };
+        let target = self.cname_target()?;
+        if domain.is_within(target.as_str()) || target.is_within(domain.as_str()) {
+            return Err(format!(
+                "LANDLORD_PLATFORM_DOMAIN ({domain}) and LANDLORD_CNAME_TARGET ({target}) must not contain each other: site slugs and per-domain target labels would share names"
+            ));
+        }
+        Ok(Some(domain))
     }
 
     fn cname_target(&self) -> Checked<Hostname> {
@@ -432,7 +487,7 @@ impl Settings {
             .ok_or(
                 "LANDLORD_CNAME_TARGET is not set (the hostname tenants point their CNAME at)",
             )?;
-        Hostname::parse(raw).map_err(|e| format!("LANDLORD_CNAME_TARGET is invalid: {e}"))
+        concrete("LANDLORD_CNAME_TARGET", raw)
     }
 
     fn edge_ips(&self) -> Checked<Vec<IpAddr>> {
@@ -504,7 +559,20 @@ impl Settings {
                 .collect(),
             reserved,
             platform_domain: self.cname_target()?.registrable_domain().to_owned(),
+            platform_subdomains: self.platform_domain()?.map(|d| d.to_string()),
         })
+    }
+}
+
+/// A hostname setting that names one host or zone (not a wildcard).
+fn concrete(name: &str, raw: &str) -> Checked<Hostname> {
+    let h = Hostname::parse(raw.trim_end_matches('.'))
+        .map_err(|e| format!("{name} is invalid: {e}"))?;
+    match h.is_wildcard() {
+        true => Err(format!(
+            "{name} is invalid: \"{h}\" is a wildcard; name the domain itself"
+        )),
+        false => Ok(h),
     }
 }
 

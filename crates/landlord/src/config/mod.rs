@@ -104,6 +104,14 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub dns_update_check_servers: Vec<String>,
+    /// Platform subdomains: every site is served at `<slug>.<this domain>` under one
+    /// wildcard certificate obtained through DNS-01 (needs the DNS-01 settings).
+    #[arg(long, env = "LANDLORD_PLATFORM_DOMAIN", global = true)]
+    pub platform_domain: Option<String>,
+    /// The zone the platform domain's `_acme-challenge` TXT record is written in
+    /// [default: the platform domain itself].
+    #[arg(long, env = "LANDLORD_PLATFORM_DNS_ZONE", global = true)]
+    pub platform_dns_zone: Option<String>,
     /// `acme` or `local` [default: acme; dev: local].
     #[arg(long, env = "LANDLORD_ISSUER", global = true)]
     pub issuer: Option<String>,
