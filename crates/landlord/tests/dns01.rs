@@ -517,3 +517,97 @@ async fn a_wildcard_hostname_is_certified_through_its_delegation_and_serves_any_
     )
     .await;
 }
+
+/// A DNS server that cannot be updated (a wrong TSIG secret, nobody listening, a zone that
+/// refuses the key), or a record that does not show on the servers checked, is named in plain words in the domain's `last_error`, the attempt is
+/// retried, and nothing is left stuck: once the settings are right, the same domain is
+/// certified and the records noted on the way are gone.
+#[sqlx::test(migrations = false)]
+async fn dns_update_failures_are_explained_and_nothing_stays_stuck(pool: PgPool) {
+    let env = dns01_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut p = Platform::start(pool.clone(), &env).await;
+    let key = p.tenant().await;
+    let host = unique("failing");
+    let id = p.add_domain(&key, &host).await;
+    let value = p.domain(&key, &id).await["dcv_delegation"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let label = value.strip_suffix(".acme-dns.test").unwrap().to_owned();
+    let delegate = async |p: &Platform, target: String| {
+        p.dns(
+            "/set-cname",
+            json!({"host": format!("_acme-challenge.{host}"), "target": target}),
+        )
+        .await;
+    };
+
+    let tsig = var("LANDLORD_TEST_DNS_UPDATE_TSIG");
+    let (key_name, _) = tsig.split_once(':').unwrap();
+    let wrong_secret = format!("{key_name}:hmac-sha256:d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA==");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let never_shows = var("LANDLORD_TEST_DNS_SERVER");
+    let cases: [(&[(&str, &str)], &str, &str); 4] = [
+        (
+            &[("LANDLORD_DNS_UPDATE_TSIG", wrong_secret.as_str())],
+            "refused our TSIG signature",
+            "acme-dns.test",
+        ),
+        (
+            &[("LANDLORD_DNS_UPDATE_SERVER", closed.as_str())],
+            "did not answer",
+            "acme-dns.test",
+        ),
+        (
+            &[("LANDLORD_ACME_DNS_ZONE", "cust-dns.test")],
+            "refused to update zone cust-dns.test",
+            "cust-dns.test",
+        ),
+        // Written, but the servers checked never show it (challtestsrv has no such zone).
+        (
+            &[
+                ("LANDLORD_DNS_UPDATE_CHECK_SERVERS", never_shows.as_str()),
+                ("LANDLORD_DNS_PROPAGATION_TIMEOUT", "1s"),
+            ],
+            "was written but its zone's servers did not show it within 1 second",
+            "acme-dns.test",
+        ),
+    ];
+    for (worker_env, expected, zone) in cases {
+        delegate(&p, format!("{label}.{zone}")).await;
+        let worker = p.spawn("worker", worker_env);
+        p.wake(&host).await;
+        let d = p
+            .wait_domain(&key, &id, Duration::from_secs(30), |d| {
+                d["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains(expected))
+            })
+            .await;
+        let error = d["last_error"].as_str().unwrap();
+        assert!(error.starts_with("The DNS-01 record"), "{error}");
+        assert_ne!(d["status"], "active");
+        p.procs[worker].kill9();
+    }
+
+    // Right settings: the same domain goes on and is certified; nothing noted is left.
+    delegate(&p, value).await;
+    p.spawn("worker", &[]);
+    p.wake(&host).await;
+    let d = p
+        .wait_domain(&key, &id, Duration::from_secs(90), |d| {
+            d["status"] == "active"
+        })
+        .await;
+    assert!(d["last_error"].is_null(), "{d}");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM dns_challenge_records")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}

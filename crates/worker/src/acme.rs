@@ -74,11 +74,10 @@ pub enum Proof<'a> {
         updater: &'a crate::dns::update::DnsUpdater,
         zone: hickory_proto::rr::Name,
         record: hickory_proto::rr::Name,
+        /// The longest the written record may take to show on the zone's servers.
+        propagation: Duration,
     },
 }
-
-/// The longest a written DNS-01 record may take to show on the zone's servers.
-const PROPAGATION_DEADLINE: Duration = Duration::from_secs(60);
 
 impl AcmeIssuer {
     /// The directory URL, which keys the CA's budgets in the ledger.
@@ -397,9 +396,10 @@ impl AcmeIssuer {
                     updater,
                     zone,
                     record,
+                    propagation,
                 } => {
                     let value = challenge.key_authorization().dns_value();
-                    publish_dns01(ctx, updater, zone, record, &value).await?;
+                    publish_dns01(ctx, updater, (zone, record), &value, *propagation).await?;
                     format!(
                         "DNS-01 record written at {record} and seen on its zone's servers; the CA is checking it."
                     )
@@ -448,9 +448,9 @@ impl AcmeIssuer {
 async fn publish_dns01(
     ctx: &OrderContext<'_>,
     updater: &crate::dns::update::DnsUpdater,
-    zone: &hickory_proto::rr::Name,
-    record: &hickory_proto::rr::Name,
+    (zone, record): (&hickory_proto::rr::Name, &hickory_proto::rr::Name),
     value: &str,
+    propagation: Duration,
 ) -> Result<(), IssueError> {
     let transient = |e: crate::dns::update::UpdateError| {
         IssueError::Transient(format!("The DNS-01 record could not be written: {e}."))
@@ -470,7 +470,7 @@ async fn publish_dns01(
         .add_txt(zone, record, value)
         .await
         .map_err(transient)?;
-    let deadline = tokio::time::Instant::now() + PROPAGATION_DEADLINE;
+    let deadline = tokio::time::Instant::now() + propagation;
     while !updater
         .txt_visible(record, value)
         .await
@@ -478,8 +478,8 @@ async fn publish_dns01(
     {
         if tokio::time::Instant::now() >= deadline {
             return Err(IssueError::Transient(format!(
-                "The DNS-01 record {record} was written but its zone's servers did not show it within {} s.",
-                PROPAGATION_DEADLINE.as_secs()
+                "The DNS-01 record {record} was written but its zone's servers did not show it within {}.",
+                crate::schedule::human(propagation)
             )));
         }
         ctx.progress.mark();

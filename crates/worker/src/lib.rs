@@ -53,6 +53,9 @@ pub struct Dns01 {
     pub zone: Hostname,
     /// Platform subdomains, certified by one wildcard through DNS-01.
     pub platform: Option<PlatformDomain>,
+    /// The longest a written record may take to show on the check servers
+    /// (`LANDLORD_DNS_PROPAGATION_TIMEOUT`).
+    pub propagation_timeout: std::time::Duration,
 }
 
 /// `LANDLORD_PLATFORM_DOMAIN`: every site at `<slug>.<domain>`, under the certificate of

@@ -309,8 +309,11 @@ impl Context {
             ) else {
                 continue;
             };
+            use crate::dns::update::UpdateError;
             match dns01.updater.remove_txt(&zone, &name, &r.value).await {
-                Ok(()) => {
+                // A zone that refuses our updates holds nothing we wrote (the write
+                // noted before it was refused the same way).
+                Ok(()) | Err(UpdateError::Refused { .. } | UpdateError::OutOfZone { .. }) => {
                     if let Err(e) = self.store.forget_dns_record(r.id).await {
                         tracing::warn!(error = %e, "forgetting a removed DNS-01 record failed");
                     }
@@ -339,6 +342,7 @@ impl Context {
             updater: &dns01.updater,
             zone: name(zone.to_string())?,
             record: name(record)?,
+            propagation: dns01.propagation_timeout,
         })
     }
 

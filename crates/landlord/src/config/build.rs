@@ -451,6 +451,10 @@ impl Settings {
             updater,
             zone,
             platform,
+            propagation_timeout: duration(
+                &self.dns_propagation_timeout,
+                "LANDLORD_DNS_PROPAGATION_TIMEOUT",
+            )?,
         }))
     }
 

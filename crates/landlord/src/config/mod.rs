@@ -104,6 +104,15 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub dns_update_check_servers: Vec<String>,
+    /// DNS-01: how long a written record may take to show on the check servers before
+    /// the attempt is given up (and retried later).
+    #[arg(
+        long,
+        env = "LANDLORD_DNS_PROPAGATION_TIMEOUT",
+        global = true,
+        default_value = "60s"
+    )]
+    pub dns_propagation_timeout: String,
     /// Platform subdomains: every site is served at `<slug>.<this domain>` under one
     /// wildcard certificate obtained through DNS-01 (needs the DNS-01 settings).
     #[arg(long, env = "LANDLORD_PLATFORM_DOMAIN", global = true)]
