@@ -552,7 +552,9 @@ async fn dns_update_failures_are_explained_and_nothing_stays_stuck(pool: PgPool)
         .unwrap()
         .to_string();
     let never_shows = var("LANDLORD_TEST_DNS_SERVER");
-    let cases: [(&[(&str, &str)], &str, &str); 4] = [
+    // The worker's settings, the words expected in `last_error`, the delegation's zone.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 4] = [
         (
             &[("LANDLORD_DNS_UPDATE_TSIG", wrong_secret.as_str())],
             "refused our TSIG signature",
