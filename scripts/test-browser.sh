@@ -7,6 +7,9 @@
 # Uses $DATABASE_URL's server (else scripts/test-postgres.sh) for a throwaway database, and
 # the Pebble + challtestsrv of `eval "$(scripts/test-acme.sh start)"` when LANDLORD_TEST_*
 # are set (as in `just test`); otherwise it starts them itself and stops them at the end.
+# With the Knot of `eval "$(scripts/test-dns.sh start)"` (LANDLORD_TEST_DNS_UPDATE_SERVER and
+# _TSIG set, as in `just test`), the platform runs with DNS-01 and a platform domain, so the
+# dashboard shows domains' delegated-DCV records and sites' platform hostnames (checked then).
 # Installs Debian's chromium when missing. Screenshots and the landlord log go to
 # target/browser/. Exit status: node's (non-zero when a test failed), or 1 on setup errors.
 set -euo pipefail
@@ -160,6 +163,23 @@ landlord_env=(
   LANDLORD_WORKER_LEASE_SECONDS=5
 )
 
+# DNS-01 on scripts/test-dns.sh's Knot, when it runs: for the API to render `dcv_delegation`
+# and `platform_hostname` (the test certifies nothing through it).
+acme_dns_zone=""
+platform_domain=""
+if [ -n "${LANDLORD_TEST_DNS_UPDATE_SERVER:-}" ] && [ -n "${LANDLORD_TEST_DNS_UPDATE_TSIG:-}" ]; then
+  acme_dns_zone="acme-dns.test"
+  platform_domain="sites.platform.test"
+  landlord_env+=(
+    LANDLORD_DNS_UPDATE_SERVER="$LANDLORD_TEST_DNS_UPDATE_SERVER"
+    LANDLORD_DNS_UPDATE_TSIG="$LANDLORD_TEST_DNS_UPDATE_TSIG"
+    LANDLORD_ACME_DNS_ZONE="$acme_dns_zone"
+    LANDLORD_PLATFORM_DOMAIN="$platform_domain"
+  )
+else
+  log "LANDLORD_TEST_DNS_UPDATE_* not set (scripts/test-dns.sh): no DNS-01, so no delegated-DCV record or platform hostname to check"
+fi
+
 env -i "${landlord_env[@]}" "$landlord" migrate >"$out/migrate.log" 2>&1 || { cat "$out/migrate.log" >&2; exit 1; }
 # Started directly (not through a function, whose subshell would be the PID we kill):
 # env execs landlord, so $! is landlord itself.
@@ -195,6 +215,8 @@ log "screenshots and logs go to $out"
     LANDLORD_BROWSER_EDGE_HTTPS="127.0.0.1:$https_port" \
     LANDLORD_BROWSER_ARTIFACTS="$out" \
     LANDLORD_BROWSER_CHROMIUM="$chromium_bin" \
+    LANDLORD_BROWSER_ACME_DNS_ZONE="$acme_dns_zone" \
+    LANDLORD_BROWSER_PLATFORM_DOMAIN="$platform_domain" \
     timeout --kill-after=10 600 node --test --test-reporter=spec dashboard.test.mjs
 ) &
 node_pid=$!

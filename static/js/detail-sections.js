@@ -1,7 +1,7 @@
 // Domain detail view: its cards (DNS records, DNS answers, certificate, timeline).
 
 import { h } from './dom.js';
-import { timeEl } from './format.js';
+import { displayName, timeEl } from './format.js';
 import { announce, showError } from './messages.js';
 
 export function fact(label, value) {
@@ -137,6 +137,61 @@ export function dnsSection(domain) {
             : null,
         ]
       : null,
+  );
+}
+
+// The CNAME that delegates this name's ACME validation to the platform (present when the
+// platform does DNS-01): optional for a name, the only way forward for a wildcard.
+export function delegationSection(domain) {
+  const record = domain.dcv_delegation;
+  if (!record) return null;
+  const wildcard = domain.hostname.startsWith('*.');
+  const waiting = wildcard && !record.verified;
+  const title = wildcard ? 'Certificate validation record (required for wildcards)' : 'Certificate before DNS switch (optional)';
+  return h(
+    'section',
+    {
+      class: waiting ? 'card card-required' : 'card',
+      'aria-labelledby': 'dcv-title',
+      'data-testid': 'dcv-delegation',
+      'data-required': waiting ? 'true' : null,
+    },
+    h('h2', { id: 'dcv-title', class: 'card-title' }, title),
+    waiting
+      ? h(
+          'div',
+          { class: 'callout callout-warning', 'data-testid': 'dcv-required' },
+          h(
+            'p',
+            null,
+            h('strong', null, 'Create this record first. '),
+            `${displayName(domain)} is a wildcard: its certificate can only be obtained through this record, so nothing happens until it exists.`,
+          ),
+        )
+      : null,
+    h(
+      'p',
+      { class: 'muted' },
+      'Creating this CNAME lets the platform obtain the certificate through DNS-01 before traffic moves here, so HTTPS works from the moment you switch DNS. It is required for wildcard hostnames (',
+      h('code', null, '*.example.com'),
+      ').',
+    ),
+    recordsTable([record], { caption: 'Certificate validation record', testid: 'dcv-delegation-record' }),
+    h(
+      'p',
+      { class: 'record-state', 'data-testid': 'dcv-delegation-state', 'data-verified': String(Boolean(record.verified)) },
+      'State: ',
+      h('span', { class: `badge ${record.verified ? 'badge-active' : 'badge-pending_dns'}` }, record.verified ? 'found' : 'not found yet'),
+      h(
+        'span',
+        { class: 'muted' },
+        record.verified
+          ? wildcard
+            ? ' Keep it: every renewal of this certificate goes through it.'
+            : ' Certificates for this name are obtained through it.'
+          : ' It is looked for at every DNS check (“Check DNS now” looks at once).',
+      ),
+    ),
   );
 }
 

@@ -7,6 +7,7 @@ import { api } from './api.js';
 import { checkNow, deleteDomain } from './domains-data.js';
 import {
   certificateSection,
+  delegationSection,
   dnsSection,
   fact,
   foundSection,
@@ -92,6 +93,10 @@ function detailBody(domain, events, eventsError) {
   const checking = state.busy.has(`check:${domain.id}`);
   const deleting = state.busy.has(`delete:${domain.id}`);
   const check = domain.check || {};
+  // A wildcard names no host to open, and waits for its delegated-DCV record.
+  const wildcard = domain.hostname.startsWith('*.');
+  const delegation = delegationSection(domain);
+  const delegationFirst = wildcard && domain.dcv_delegation && !domain.dcv_delegation.verified;
 
   const header = h(
     'div',
@@ -106,19 +111,21 @@ function detailBody(domain, events, eventsError) {
     h(
       'div',
       { class: 'detail-actions' },
-      h(
-        'a',
-        {
-          class: 'button',
-          href: `https://${domain.hostname}/`,
-          target: '_blank',
-          rel: 'noopener noreferrer',
-          'data-testid': 'open-site',
-          'data-focus-key': 'open',
-        },
-        `Open https://${name}/`,
-        h('span', { class: 'visually-hidden' }, ' (opens in a new tab)'),
-      ),
+      wildcard
+        ? null
+        : h(
+            'a',
+            {
+              class: 'button',
+              href: `https://${domain.hostname}/`,
+              target: '_blank',
+              rel: 'noopener noreferrer',
+              'data-testid': 'open-site',
+              'data-focus-key': 'open',
+            },
+            `Open https://${name}/`,
+            h('span', { class: 'visually-hidden' }, ' (opens in a new tab)'),
+          ),
       h(
         'button',
         {
@@ -210,8 +217,10 @@ function detailBody(domain, events, eventsError) {
     { class: 'detail-body' },
     header,
     alerts,
+    delegationFirst ? delegation : null,
     h('section', { class: 'card' }, h('h2', { class: 'card-title' }, 'Overview'), facts),
     dnsSection(domain),
+    delegationFirst ? null : delegation,
     foundSection(check),
     certificateSection(domain.certificate),
     timelineSection(events, eventsError),

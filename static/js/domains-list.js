@@ -73,7 +73,7 @@ export function renderDomainsView() {
       h(
         'p',
         { id: 'new-hostname-hint', class: 'hint' },
-        'A hostname under a domain you control. You will get the DNS record to create next.',
+        'A hostname under a domain you control, or a wildcard such as *.example.com. You will get the DNS record to create next.',
       ),
       error,
     ),

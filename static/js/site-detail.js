@@ -2,21 +2,22 @@
 // deploys (activate any of them: a rollback is one click).
 
 import { IGNORED_FILES, state, ui } from './state.js';
-import { fill, h } from './dom.js';
+import { fieldError, fill, h } from './dom.js';
 import { badge, displayName, humanSize, timeEl } from './format.js';
 import { announce, showError } from './messages.js';
-import { api, report, send } from './api.js';
+import { api, ApiError, report, send } from './api.js';
 import { dropZone } from './dropzone.js';
 import { confirmDialog } from './dialog.js';
 import { stripCommonTop } from './uploads.js';
 import { ARCHIVE_NAME, packTar } from './tar.js';
-import { deploySize } from './sites.js';
+import { deploySize, isSlugProblem, siteAddress } from './sites.js';
 
 const ACTIVATING_POLL_MS = 1000;
 
 export function renderSiteView(id) {
   const parts = {
     head: h('div', { class: 'page-head' }, h('h1', { tabindex: '-1' }, 'Site'), h('p', { class: 'muted loading' }, 'Loading site…')),
+    address: addressCard(),
     domains: h('section', { class: 'card', 'data-testid': 'site-domains' }),
     deploy: h('section', { class: 'card', 'aria-labelledby': 'deploy-title' }),
     progress: h('div', { class: 'uploads', 'data-testid': 'deploy-progress' }),
@@ -65,6 +66,7 @@ export function renderSiteView(id) {
     { class: 'page' },
     h('p', { class: 'back' }, h('a', { href: '#/sites', 'data-testid': 'back' }, '← All sites')),
     parts.head,
+    parts.address.card,
     parts.domains,
     parts.deploy,
     parts.deploys,
@@ -131,6 +133,7 @@ function renderSite() {
     h('h1', { tabindex: '-1', 'data-testid': 'site-name' }, site.name),
     h('p', { class: 'muted' }, site.default ? 'Your default site: what /v1/files and the Files page change.' : ['Created ', timeEl(site.created_at)]),
   );
+  renderAddress(site);
   renderDomains(site, domains);
   renderDeploys(site, deployments);
   fill(
@@ -146,6 +149,98 @@ function renderSite() {
         ),
   );
   watchActivating();
+}
+
+// The slug and platform address. Built once per view (renderSite runs again on every
+// reload), so a slug being typed and its error survive the reloads.
+function addressCard() {
+  const input = h('input', {
+    id: 'site-slug',
+    name: 'slug',
+    type: 'text',
+    autocomplete: 'off',
+    autocapitalize: 'none',
+    spellcheck: 'false',
+    'data-testid': 'site-slug-input',
+    'aria-describedby': 'site-slug-hint site-slug-error',
+  });
+  const error = h('p', { id: 'site-slug-error', class: 'field-error', 'data-testid': 'site-slug-error', hidden: true });
+  const button = h('button', { type: 'submit', class: 'button', 'data-testid': 'site-slug-submit' }, 'Change slug');
+  const setError = fieldError(input, error);
+  const shown = h('p', { class: 'site-address-line' });
+  const address = { input, button, setError, shown, value: null };
+  address.card = h(
+    'section',
+    { class: 'card', 'aria-labelledby': 'address-title', 'data-testid': 'site-address', hidden: true },
+    h('h2', { id: 'address-title', class: 'card-title' }, 'Platform address'),
+    shown,
+    h(
+      'form',
+      { class: 'field', novalidate: true, onsubmit: (e) => changeSlug(e, address) },
+      h('label', { for: 'site-slug' }, 'Slug'),
+      h('div', { class: 'input-row' }, input, button),
+      h(
+        'p',
+        { id: 'site-slug-hint', class: 'hint' },
+        'One lower-case label (letters, digits and inner "-"), unique across the platform. Changing it moves the platform address: the old one stops serving.',
+      ),
+      error,
+    ),
+  );
+  return address;
+}
+
+function renderAddress(site) {
+  const address = ui.view.parts.address;
+  address.card.hidden = false;
+  fill(
+    address.shown,
+    site.platform_hostname
+      ? 'Besides its domains, the site is served at its platform address. '
+      : 'This platform has no platform domain: the site is served on its domains only. ',
+    siteAddress(site),
+  );
+  // Refresh the field unless it holds something the tenant typed.
+  if (address.value === null || address.input.value.trim() === address.value) address.input.value = site.slug;
+  address.value = site.slug;
+}
+
+async function changeSlug(event, address) {
+  event.preventDefault();
+  const { site } = state.site;
+  if (!site || address.button.disabled) return;
+  const slug = address.input.value.trim();
+  if (!slug) {
+    address.setError('Enter a slug: lower-case letters, digits and inner "-".');
+    address.input.focus();
+    return;
+  }
+  if (slug === site.slug) {
+    address.setError(null);
+    announce(`The slug is already ${slug}.`);
+    return;
+  }
+  address.setError(null);
+  address.button.disabled = true;
+  try {
+    const updated = await api(`/v1/sites/${encodeURIComponent(site.id)}`, { method: 'PATCH', json: { slug } });
+    announce(
+      updated.platform_hostname
+        ? `The slug is now ${updated.slug}: the site is served at ${updated.platform_hostname}.`
+        : `The slug is now ${updated.slug}.`,
+    );
+  } catch (err) {
+    if (err instanceof ApiError && err.status !== 401) {
+      address.setError(isSlugProblem(err) ? err.detail : `Could not change the slug: ${err.detail}`);
+      address.input.focus();
+    } else {
+      report(err, 'Could not change the slug');
+    }
+    return;
+  } finally {
+    address.button.disabled = false;
+  }
+  await loadSite(site.id);
 }
 
 function renderDomains(site, domains) {

@@ -8,6 +8,10 @@
 //   LANDLORD_BROWSER_EDGE_HTTPS   the edge's HTTPS listener (ip:port), to fetch deployed pages
 //   LANDLORD_BROWSER_ARTIFACTS    where screenshots go (default ../../target/browser)
 //   LANDLORD_BROWSER_CHROMIUM     the browser (default /usr/bin/chromium)
+// and, when the platform runs with DNS-01 (scripts/test-dns.sh started, as in `just test`):
+//   LANDLORD_BROWSER_ACME_DNS_ZONE   its LANDLORD_ACME_DNS_ZONE (domains show dcv_delegation)
+//   LANDLORD_BROWSER_PLATFORM_DOMAIN its LANDLORD_PLATFORM_DOMAIN (sites show platform_hostname)
+// (empty or unset: the checks of what they show become checks that it is absent).
 //
 // The steps share one page and run in order; once one fails the rest are skipped, so the
 // first failure is the one reported. Every wait is on a condition with a deadline.
@@ -39,9 +43,12 @@ const CHALLTESTSRV = env('LANDLORD_BROWSER_CHALLTESTSRV', process.env.LANDLORD_T
 const ARTIFACTS = env('LANDLORD_BROWSER_ARTIFACTS', path.resolve(here, '../../target/browser'));
 const CHROMIUM = env('LANDLORD_BROWSER_CHROMIUM', '/usr/bin/chromium');
 const EDGE = env('LANDLORD_BROWSER_EDGE_HTTPS');
+const DCV_ZONE = process.env.LANDLORD_BROWSER_ACME_DNS_ZONE || '';
+const PLATFORM_DOMAIN = process.env.LANDLORD_BROWSER_PLATFORM_DOMAIN || '';
 
 const TARGET = 'edge.platform.test';
 const HOST = `shop-${Math.random().toString(36).slice(2, 12)}.customer.test`;
+const WILDCARD_BASE = `wild-${Math.random().toString(36).slice(2, 12)}.customer.test`;
 const UI_MS = 15_000; // anything the page does by itself
 const DNS_CHECK_MS = 60_000; // the worker's first DNS check of a new domain
 const ISSUE_MS = 60_000; // check-now → certificate from Pebble → badge "active"
@@ -131,6 +138,8 @@ function siteFolder(version) {
   }
   return { dir, root: path.join(dir, 'site'), files };
 }
+
+const reEscape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 async function waitFor(what, ms, probe) {
   const end = Date.now() + ms;
@@ -267,7 +276,7 @@ describe('tenant dashboard in Chromium against the real platform', () => {
     await screenshot('signed-in');
   });
 
-  step('an invalid hostname shows the API’s detail inline', async () => {
+  step('an invalid hostname shows the API’s detail inline; a wildcard is sent as typed', async () => {
     allowHttp('4xx for an invalid hostname', (r) => r.status >= 400 && r.status < 500 && r.method === 'POST' && r.path === '/v1/domains');
     const answer = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/domains' && r.request().method() === 'POST');
     await byTestId('new-hostname').fill('not a host');
@@ -283,6 +292,48 @@ describe('tenant dashboard in Chromium against the real platform', () => {
     assert.equal(await page.locator('[data-testid="domain-row"]').count(), 0);
     assert.equal(await byTestId('flash-error').textContent(), '', 'no global error for a field error');
     await screenshot('hostname-error');
+
+    // A wildcard goes to the API as typed. Without DNS-01 the API refuses it, inline as above;
+    // with it, it is registered and its page leads with the delegated-DCV record (the only
+    // way such a domain progresses). It is deleted from there.
+    const wildcard = `*.${WILDCARD_BASE}`;
+    const sent = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/domains' && r.request().method() === 'POST');
+    await byTestId('new-hostname').fill(wildcard);
+    await byTestId('add-domain').click();
+    const wildRes = await sent;
+    assert.equal(JSON.parse(wildRes.request().postData()).hostname, wildcard);
+    if (!DCV_ZONE) {
+      assert.equal(wildRes.status(), 422);
+      const refusal = await wildRes.json();
+      assert.match(refusal.detail, /wildcard/);
+      await error.filter({ hasText: 'wildcard' }).waitFor();
+      assert.equal((await error.textContent()).trim(), refusal.detail);
+      assert.equal(await page.locator('[data-testid="domain-row"]').count(), 0);
+      return;
+    }
+    allowHttp('404 for the deleted wildcard', (r) => r.status === 404 && r.method === 'GET' && /^\/v1\/domains\/[0-9a-f-]{36}(\/events)?$/.test(r.path));
+    assert.equal(wildRes.status(), 201);
+    const row = page.locator(`[data-testid="domain-row"][data-hostname="${wildcard}"]`);
+    await row.waitFor();
+    await error.waitFor({ state: 'hidden' });
+    await row.getByTestId('domain-link').click();
+    await page.waitForURL(/#\/domains\/[0-9a-f-]{36}$/);
+    await byTestId('detail-hostname').filter({ hasText: wildcard }).waitFor();
+    const section = page.locator('[data-testid="dcv-delegation"][data-required="true"]');
+    await section.getByTestId('dcv-required').waitFor();
+    const cells = await section.locator('[data-testid="dcv-delegation-record"] tbody tr[data-type="CNAME"] code').allTextContents();
+    assert.equal(cells[0], `_acme-challenge.${WILDCARD_BASE}`);
+    assert.match(cells[1], new RegExp(`^[0-9a-f]{32}\\.${reEscape(DCV_ZONE)}$`));
+    assert.equal(await section.getByTestId('dcv-delegation-state').getAttribute('data-verified'), 'false');
+    // First of the cards, above the overview; and a wildcard has no address to open.
+    assert.equal(await page.locator('.detail-body section.card').first().getAttribute('data-testid'), 'dcv-delegation');
+    assert.equal(await byTestId('open-site').count(), 0);
+    await screenshot('wildcard-delegation');
+    await byTestId('delete-domain').click();
+    await byTestId('confirm-ok').click();
+    await page.waitForURL(/#\/domains$/);
+    await byTestId('domains-empty').waitFor();
+    assert.equal(await page.locator('[data-testid="domain-row"]').count(), 0);
   });
 
   step('a valid hostname is added and listed as pending DNS', async () => {
@@ -305,6 +356,23 @@ describe('tenant dashboard in Chromium against the real platform', () => {
     // Every domain has a CNAME target of its own under the platform's.
     assert.equal(cells[0], HOST);
     assert.match(cells[1], new RegExp(`^[0-9a-f]{20}\\.${TARGET.replace(/\./g, '\\.')}$`));
+    // With DNS-01, the delegated-DCV CNAME: optional for this name, and not created.
+    const id = decodeURIComponent(page.url().split('#/domains/')[1]);
+    const delegation = (await (await apiGet(`/v1/domains/${id}`)).json()).dcv_delegation;
+    if (DCV_ZONE) {
+      const dcv = byTestId('dcv-delegation');
+      await dcv.filter({ hasText: 'Certificate before DNS switch (optional)' }).waitFor();
+      assert.equal(await dcv.getAttribute('data-required'), null);
+      const record = await dcv.locator('[data-testid="dcv-delegation-record"] tbody tr[data-type="CNAME"] code').allTextContents();
+      assert.deepEqual(record, [`_acme-challenge.${HOST}`, delegation.value]);
+      assert.match(delegation.value, new RegExp(`^[0-9a-f]{32}\\.${reEscape(DCV_ZONE)}$`));
+      const state = dcv.getByTestId('dcv-delegation-state');
+      assert.equal(await state.getAttribute('data-verified'), 'false');
+      assert.match(await state.textContent(), /not found yet/);
+    } else {
+      assert.equal(delegation, undefined);
+      assert.equal(await byTestId('dcv-delegation').count(), 0);
+    }
     // The worker checks the new domain by itself; the page learns of it without a reload.
     const problem = byTestId('dns-problem');
     await problem.filter({ hasText: 'has no DNS record yet' }).waitFor({ timeout: DNS_CHECK_MS });
@@ -372,21 +440,68 @@ describe('tenant dashboard in Chromium against the real platform', () => {
   });
 
   let siteId;
+  let siteSlug;
   let folder;
   step('a site is created in the Sites view and the domain moved to it', async () => {
     allowHttp('422 for an invalid site name', (r) => r.status === 422 && r.method === 'POST' && r.path === '/v1/sites');
     await byTestId('nav-sites').click();
     await page.waitForURL(/#\/sites$/);
     await page.locator('[data-testid="site-row"][data-name="default"]').waitFor();
+    // Every site shows its slug, and its platform address when the platform has a domain.
+    const defaultSite = (await (await apiGet('/v1/sites')).json()).sites.find((s) => s.default);
+    const defaultRow = page.locator('[data-testid="site-row"][data-name="default"]');
+    assert.equal(await defaultRow.getByTestId('site-slug').textContent(), defaultSite.slug);
+    assert.equal(await defaultRow.getByTestId('platform-hostname').count(), PLATFORM_DOMAIN ? 1 : 0);
     await byTestId('new-site').fill('Not A Name');
     await byTestId('create-site').click();
     await byTestId('site-error').filter({ hasText: 'lower-case' }).waitFor();
     assert.equal(await byTestId('new-site').getAttribute('aria-invalid'), 'true');
+    // A refused slug is shown under the slug field, not the name's.
     await byTestId('new-site').fill('docs');
+    await byTestId('new-site-slug').fill('Not A Slug');
+    const refused = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/sites' && r.request().method() === 'POST');
+    await byTestId('create-site').click();
+    const problem = await (await refused).json();
+    assert.equal(problem.type, '/problems/invalid-slug');
+    await byTestId('site-slug-error').filter({ hasText: problem.detail }).waitFor();
+    assert.equal(await byTestId('new-site-slug').getAttribute('aria-invalid'), 'true');
+    assert.equal(await byTestId('site-error').isVisible(), false);
+    assert.equal(await byTestId('new-site').getAttribute('aria-invalid'), null);
+    await screenshot('site-slug-refused');
+    await byTestId('new-site-slug').fill('');
     await byTestId('create-site').click();
     await page.waitForURL(/#\/sites\/[0-9a-f-]{36}$/);
     siteId = decodeURIComponent(page.url().split('#/sites/')[1]);
     await byTestId('site-name').filter({ hasText: 'docs' }).waitFor();
+    // Its slug (the name, free on this fresh platform) and platform address.
+    const created = await (await apiGet(`/v1/sites/${siteId}`)).json();
+    assert.equal(created.slug, 'docs');
+    const address = byTestId('site-address');
+    await address.getByTestId('site-slug').filter({ hasText: /^docs$/ }).waitFor();
+    assert.equal(await byTestId('site-slug-input').inputValue(), 'docs');
+    if (PLATFORM_DOMAIN) {
+      assert.equal(created.platform_hostname, `docs.${PLATFORM_DOMAIN}`);
+      assert.equal(await address.getByTestId('platform-hostname').getAttribute('href'), `https://docs.${PLATFORM_DOMAIN}/`);
+    } else {
+      assert.equal(created.platform_hostname, null);
+      assert.equal(await address.getByTestId('platform-hostname').count(), 0);
+    }
+    // Changing it: a taken slug (the default site's) is refused inline, a free one is taken.
+    allowHttp('409 for a taken slug', (r) => r.status === 409 && r.method === 'PATCH' && r.path === `/v1/sites/${siteId}`);
+    await byTestId('site-slug-input').fill(defaultSite.slug);
+    await byTestId('site-slug-submit').click();
+    await byTestId('site-slug-error').filter({ hasText: 'taken' }).waitFor();
+    assert.equal(await byTestId('site-slug-input').getAttribute('aria-invalid'), 'true');
+    siteSlug = `docs-${Math.random().toString(36).slice(2, 8)}`;
+    await byTestId('site-slug-input').fill(siteSlug);
+    await byTestId('site-slug-error').waitFor({ state: 'hidden' });
+    await byTestId('site-slug-submit').click();
+    await address.getByTestId('site-slug').filter({ hasText: siteSlug }).waitFor();
+    assert.equal((await (await apiGet(`/v1/sites/${siteId}`)).json()).slug, siteSlug);
+    if (PLATFORM_DOMAIN) {
+      assert.equal(await address.getByTestId('platform-hostname').getAttribute('href'), `https://${siteSlug}.${PLATFORM_DOMAIN}/`);
+    }
+    assert.equal(await byTestId('site-slug-error').isVisible(), false);
     await byTestId('deploys-empty').waitFor();
     await byTestId('site-no-domains').waitFor();
     await byTestId('move-domain').selectOption({ label: HOST });
@@ -468,7 +583,13 @@ describe('tenant dashboard in Chromium against the real platform', () => {
 
   step('a site without domains is deleted from its page', async () => {
     await byTestId('nav-sites').click();
-    await page.locator(`[data-testid="site-row"][data-id="${siteId}"]`).getByTestId('site-link').click();
+    const row = page.locator(`[data-testid="site-row"][data-id="${siteId}"]`);
+    // The list shows the slug changed on the site's page.
+    assert.equal(await row.getByTestId('site-slug').textContent(), siteSlug);
+    if (PLATFORM_DOMAIN) {
+      assert.equal(await row.getByTestId('platform-hostname').getAttribute('href'), `https://${siteSlug}.${PLATFORM_DOMAIN}/`);
+    }
+    await row.getByTestId('site-link').click();
     await byTestId('site-no-domains').waitFor();
     await byTestId('delete-site').click();
     await byTestId('confirm-ok').click();

@@ -212,6 +212,18 @@ async fn a_delegated_domain_is_certified_before_its_traffic_moves(pool: PgPool) 
                 .contains("DNS-01 record written")),
         "{events}"
     );
+    assert!(
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "issued"
+                && e["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("Certificate ready before DNS switch")),
+        "{events}"
+    );
     // Every written record, the crashed round's too, was removed and forgotten.
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM dns_challenge_records")
         .fetch_one(&pool)

@@ -434,7 +434,10 @@ impl AcmeIssuer {
         while let Some(Ok(authz)) = authorizations.next().await {
             for challenge in &authz.challenges {
                 if let Some(problem) = &challenge.error {
-                    return IssueError::from_problem(problem);
+                    return match challenge.r#type {
+                        ChallengeType::Dns01 => IssueError::from_dns01_problem(problem),
+                        _ => IssueError::from_problem(problem),
+                    };
                 }
             }
         }

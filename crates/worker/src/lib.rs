@@ -168,6 +168,22 @@ impl IssueError {
         }
     }
 
+    /// A failed DNS-01 challenge: the CA looked for the TXT record, not for an HTTP answer.
+    fn from_dns01_problem(p: &instant_acme::Problem) -> Self {
+        let unauthorized = p
+            .r#type
+            .as_deref()
+            .is_some_and(|t| t.ends_with(":unauthorized"));
+        if !unauthorized {
+            return Self::from_problem(p);
+        }
+        let detail = p.subproblems.first().and_then(|s| s.detail.as_deref());
+        let detail = detail.or(p.detail.as_deref()).unwrap_or("no detail given");
+        IssueError::Refused(format!(
+            "The CA could not verify the hostname through DNS-01: it looked up the _acme-challenge TXT record and did not find our value ({detail}). Make sure _acme-challenge.<name> is only the CNAME shown in dcv_delegation (no TXT record of its own beside it)."
+        ))
+    }
+
     /// Plain words for the ACME problem types a tenant can act on.
     fn from_problem(p: &instant_acme::Problem) -> Self {
         let kind = p

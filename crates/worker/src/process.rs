@@ -13,7 +13,7 @@ use crate::acme::{AcmeIssuer, OrderContext, Proof, spki_of};
 use crate::dns::{DnsChecker, Expect, Verdict};
 use crate::lease::Progress;
 use crate::local::LocalCa;
-use crate::transition::{IssuedCert, Outcome, Round, Rules, transition};
+use crate::transition::{IssuedCert, Outcome, READY_BEFORE_SWITCH, Round, Rules, transition};
 use crate::{IssueError, IssuerConfig, WorkerConfig, certificate, schedule};
 
 enum Issuer {
@@ -629,7 +629,7 @@ pub(crate) enum Delegation<'a> {
 fn before_switch_problem(problem: &str, certified: bool) -> String {
     match certified {
         true => format!(
-            "Certificate ready before DNS switch (validated through the _acme-challenge delegation): HTTPS works from the first request once traffic moves here. Not yet: {problem}"
+            "{READY_BEFORE_SWITCH} (validated through the _acme-challenge delegation): HTTPS works from the first request once traffic moves here. Not yet: {problem}"
         ),
         false => format!(
             "Traffic has not moved here yet: {problem} The certificate is being obtained through the _acme-challenge delegation meanwhile, so HTTPS works from the first request once it does."

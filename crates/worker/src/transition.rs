@@ -276,21 +276,32 @@ fn on_serving(round: &Round, check: CheckRecord) -> Transition {
 }
 
 /// `issuing → active`, or a renewal inside `active`.
+/// How `check.problem` starts for a domain certified through its delegation before its
+/// traffic came (and its `issued` event says so too).
+pub const READY_BEFORE_SWITCH: &str = "Certificate ready before DNS switch";
+
 fn on_issued(round: &Round, check: CheckRecord, cert: &IssuedCert) -> Transition {
     let (kind, verb) = if round.renewing() {
         (EventKind::Renewed, "renewed")
     } else {
         (EventKind::Issued, "issued")
     };
+    let early = check
+        .problem
+        .as_deref()
+        .is_some_and(|p| p.starts_with(READY_BEFORE_SWITCH));
     let mut t = success(round, check, cert.renew_at);
-    t.events.push(NewEvent::new(
-        kind,
-        format!(
-            "Certificate {verb} by {}; valid until {}.",
-            cert.issuer,
-            cert.not_after.date()
-        ),
-    ));
+    let mut message = format!(
+        "Certificate {verb} by {}; valid until {}.",
+        cert.issuer,
+        cert.not_after.date()
+    );
+    if early {
+        message.push_str(&format!(
+            " {READY_BEFORE_SWITCH}: HTTPS works from the first request once traffic moves here."
+        ));
+    }
+    t.events.push(NewEvent::new(kind, message));
     t
 }
 
