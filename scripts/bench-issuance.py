@@ -15,9 +15,12 @@ What it does (Python 3 standard library only):
      target; all N POSTed, then GET /v1/domains polled every 100 ms until all are active;
      per-domain latency = the `issued` event's time - the domain's `created_at` (both
      stamped by PostgreSQL);
-  5. landlord stopped (SIGTERM), then `lego run` once per name, sequentially, on the same
+  5. the DNS-01 path: scripts/test-dns.sh (a copy; Knot, Unbound, a second Pebble), landlord
+     again with DNS-01 settings, N' = min(N, 50) names certified through a delegated
+     `_acme-challenge` CNAME only (--dns01-n);
+  6. landlord stopped (SIGTERM), then `lego run` once per name, sequentially, on the same
      HTTP-01 port, each run timed;
-  6. a results table printed and written into BENCHMARKS.md ("Issuance" section; other
+  7. a results table printed and written into BENCHMARKS.md ("Issuance" section; other
      sections are kept). Raw numbers go to target/bench/issuance-<runid>.json.
 
 Everything it starts is stopped and the database dropped on exit (also on Ctrl-C / failure).
@@ -53,6 +56,8 @@ MASTER_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 SECTION = "## Issuance (just bench-issuance)"
 # A domain's timeline on the straight path, in order.
 MILESTONES = ["created", "dns_verified", "order_placed", "challenge_ready", "issued"]
+# The benchmark's own "check now" after pointing each name: not a detour.
+OWN_KINDS = {"check_requested"}
 # lego runs are bimodal: ~0.1-1.2 s when Pebble has validated by lego's first authorization
 # check, else >= ~5.5 s (its first backoff sleep is 5 s). Anything under this did not sleep.
 LEGO_FAST = 3.0
@@ -97,6 +102,7 @@ class Bench:
         self.args = args
         self.runid = f"{os.getpid():x}{int(time.time()) % 100000:05d}"
         self.acme_started = False
+        self.dns_started = False
         self.db_admin_url = None
         self.db_name = None
         self.landlord = None
@@ -172,7 +178,7 @@ class Bench:
 
     # -- landlord
 
-    def start_landlord(self):
+    def start_landlord(self, extra_env=None):
         self.api = f"http://127.0.0.1:{free_port()}"
         http01 = int(self.env["LANDLORD_TEST_HTTP01_PORT"])
         env = {
@@ -196,6 +202,7 @@ class Bench:
             # 50-per-week budget would queue most of them (Pebble has no such limit).
             "LANDLORD_CA_BUDGET_REGISTERED_DOMAIN": "off",
         }
+        env.update(extra_env or {})
         self.landlord_log = os.path.join(BENCH_DIR, "landlord.log")
         log(f"starting landlord all (API {self.api}, HTTP-01 on 127.0.0.1:{http01}, "
             f"worker concurrency {self.args.concurrency}; log: {os.path.relpath(self.landlord_log, ROOT)})")
@@ -238,6 +245,77 @@ class Bench:
             if not cursor:
                 return out
 
+    def wait_all_active(self, key, ids, t0):
+        """Poll GET /v1/domains every 100 ms until every domain in `ids` is active."""
+        n = len(ids)
+        deadline = t0 + self.args.deadline
+        seen_active = {}
+        ever_failed = {}
+        last_report = t0
+        while True:
+            now = time.monotonic()
+            domains = [d for d in self.list_domains(key) if d["id"] in ids]
+            for d in domains:
+                if d["status"] == "active" and d["id"] not in seen_active:
+                    seen_active[d["id"]] = now - t0
+                if d["status"] == "failed":
+                    ever_failed.setdefault(d["id"], d.get("last_error"))
+            if len(seen_active) == n:
+                wall = now - t0
+                cpu1 = cpu_times()
+                ll1, pb1 = proc_cpu(self.landlord.pid), proc_cpu(self.pebble_pid)
+                log(f"all {n} active after {wall:.2f} s; reading timelines")
+                return wall, domains, seen_active, ever_failed, cpu1, ll1, pb1
+            if now > deadline:
+                stuck = [d for d in domains if d["status"] != "active"]
+                lines = "\n".join(
+                    f"  {d['hostname']}: {d['status']}; last_error={d.get('last_error')!r}; "
+                    f"check.problem={(d.get('check') or {}).get('problem')!r}" for d in stuck)
+                raise BenchError(f"{len(stuck)} of {n} domains not active after {self.args.deadline} s:\n"
+                                 f"{lines}\nlandlord log tail:\n{tail(self.landlord_log)}")
+            if now - last_report >= 5:
+                counts = {}
+                for d in domains:
+                    counts[d["status"]] = counts.get(d["status"], 0) + 1
+                log(f"  {now - t0:5.1f} s: {counts}")
+                last_report = now
+            time.sleep(0.1)
+
+    def timelines(self, key, domains, seen_active, milestones):
+        """Per-domain latency (created → issued) and phase times from each timeline; the
+        domains whose timeline is not exactly `milestones`."""
+        per = []
+        odd = []
+        for d in domains:
+            status, ev = http("GET", f"{self.api}/v1/domains/{d['id']}/events", token=key)
+            if status != 200:
+                raise BenchError(f"GET events {d['id']}: HTTP {status} {ev}")
+            events = ev["events"]
+            kinds = [e["kind"] for e in events if e["kind"] not in OWN_KINDS]
+            first = {}
+            for e in events:
+                t = parse_time(e["at"])
+                if e["kind"] not in first or t < first[e["kind"]]:
+                    first[e["kind"]] = t
+            created = parse_time(d["created_at"])
+            if "issued" not in first:
+                raise BenchError(f"{d['hostname']} is active but has no `issued` event: {kinds}")
+            # The straight path: each milestone exactly once, nothing else (no failure, retry).
+            if sorted(kinds) != sorted(milestones):
+                odd.append((d["hostname"], kinds, [e["message"] for e in events if e["kind"] not in milestones and e["kind"] not in OWN_KINDS
+                                                   or kinds.count(e["kind"]) > 1]))
+            row = {
+                "hostname": d["hostname"],
+                "latency": (first["issued"] - created).total_seconds(),
+                "observed_active": seen_active[d["id"]],
+                "events": kinds,
+            }
+            for a, z in zip(milestones, milestones[1:]):
+                if a in first and z in first:
+                    row[f"{a}->{z}"] = (first[z] - first[a]).total_seconds()
+            per.append(row)
+        return per, odd
+
     def bench_landlord(self):
         n = self.args.domains
         names = [f"b{i}-{self.runid}.bench.test" for i in range(n)]
@@ -266,69 +344,8 @@ class Bench:
             ids[d["id"]] = h
         t_posted = time.monotonic() - t0
 
-        deadline = t0 + self.args.deadline
-        seen_active = {}
-        ever_failed = {}
-        last_report = t0
-        while True:
-            now = time.monotonic()
-            domains = [d for d in self.list_domains(key) if d["id"] in ids]
-            for d in domains:
-                if d["status"] == "active" and d["id"] not in seen_active:
-                    seen_active[d["id"]] = now - t0
-                if d["status"] == "failed":
-                    ever_failed.setdefault(d["id"], d.get("last_error"))
-            if len(seen_active) == n:
-                wall = now - t0
-                cpu1 = cpu_times()
-                ll1, pb1 = proc_cpu(self.landlord.pid), proc_cpu(self.pebble_pid)
-                break
-            if now > deadline:
-                stuck = [d for d in domains if d["status"] != "active"]
-                lines = "\n".join(
-                    f"  {d['hostname']}: {d['status']}; last_error={d.get('last_error')!r}; "
-                    f"check.problem={(d.get('check') or {}).get('problem')!r}" for d in stuck)
-                raise BenchError(f"{len(stuck)} of {n} domains not active after {self.args.deadline} s:\n"
-                                 f"{lines}\nlandlord log tail:\n{tail(self.landlord_log)}")
-            if now - last_report >= 5:
-                counts = {}
-                for d in domains:
-                    counts[d["status"]] = counts.get(d["status"], 0) + 1
-                log(f"  {now - t0:5.1f} s: {counts}")
-                last_report = now
-            time.sleep(0.1)
-        log(f"all {n} active after {wall:.2f} s; reading timelines")
-
-        per = []
-        odd = []
-        for d in domains:
-            status, ev = http("GET", f"{self.api}/v1/domains/{d['id']}/events", token=key)
-            if status != 200:
-                raise BenchError(f"GET events {d['id']}: HTTP {status} {ev}")
-            events = ev["events"]
-            kinds = [e["kind"] for e in events]
-            first = {}
-            for e in events:
-                t = parse_time(e["at"])
-                if e["kind"] not in first or t < first[e["kind"]]:
-                    first[e["kind"]] = t
-            created = parse_time(d["created_at"])
-            if "issued" not in first:
-                raise BenchError(f"{d['hostname']} is active but has no `issued` event: {kinds}")
-            # The straight path: each milestone exactly once, nothing else (no failure, retry).
-            if sorted(kinds) != sorted(MILESTONES):
-                odd.append((d["hostname"], kinds, [e["message"] for e in events if e["kind"] not in MILESTONES
-                                                   or kinds.count(e["kind"]) > 1]))
-            row = {
-                "hostname": d["hostname"],
-                "latency": (first["issued"] - created).total_seconds(),
-                "observed_active": seen_active[d["id"]],
-                "events": kinds,
-            }
-            for a, z in zip(MILESTONES, MILESTONES[1:]):
-                if a in first and z in first:
-                    row[f"{a}->{z}"] = (first[z] - first[a]).total_seconds()
-            per.append(row)
+        wall, domains, seen_active, ever_failed, cpu1, ll1, pb1 = self.wait_all_active(key, ids, t0)
+        per, odd = self.timelines(key, domains, seen_active, MILESTONES)
         code = self.stop_landlord()
         log_lines = log_warnings(self.landlord_log)
         lat = [p["latency"] for p in per]
@@ -421,6 +438,74 @@ class Bench:
 
     # -- clean-up
 
+    # -- DNS-01
+
+    def dns01_bed(self):
+        """Knot + Unbound + a second Pebble validating through Unbound, from a copy of
+        scripts/test-dns.sh (its state under target/bench/dns/, apart from `just test`'s)."""
+        scripts = os.path.join(BENCH_DIR, "dns", "scripts")
+        os.makedirs(scripts, exist_ok=True)
+        self.dns_script = os.path.join(scripts, "test-dns.sh")
+        shutil.copy2(os.path.join(ROOT, "scripts", "test-dns.sh"), self.dns_script)
+        log("starting Knot + Unbound + a DNS-01 Pebble (a copy of scripts/test-dns.sh)")
+        self.dns_started = True
+        env = dict(os.environ, LANDLORD_TEST_DNS_SERVER=self.env["LANDLORD_TEST_DNS_SERVER"])
+        out = subprocess.run([self.dns_script, "start"], cwd=ROOT, env=env, check=True,
+                             stdout=subprocess.PIPE, text=True).stdout
+        for line in out.splitlines():
+            words = shlex.split(line)
+            if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+                k, v = words[1].split("=", 1)
+                self.env[k] = v
+
+    def bench_dns01(self):
+        """N' domains certified through their delegated `_acme-challenge` CNAME only (their
+        own names point nowhere): the record written on Knot over RFC 2136, seen there
+        before the CA is told, validated by Pebble through Unbound."""
+        n = self.args.dns01_n if self.args.dns01_n is not None else min(self.args.domains, 50)
+        if n <= 0:
+            return
+        self.dns01_bed()
+        self.start_landlord({
+            "LANDLORD_DNS_UPDATE_SERVER": self.env["LANDLORD_TEST_DNS_UPDATE_SERVER"],
+            "LANDLORD_DNS_UPDATE_TSIG": self.env["LANDLORD_TEST_DNS_UPDATE_TSIG"],
+            "LANDLORD_ACME_DNS_ZONE": "acme-dns.test",
+            "LANDLORD_ACME_DIRECTORY": self.env["LANDLORD_TEST_DNS01_ACME_DIRECTORY"],
+            "LANDLORD_ACME_CA_ROOTS": self.env["LANDLORD_TEST_DNS01_ACME_CA_ROOTS"],
+        })
+        status, t = http("POST", self.api + "/v1/tenants", {"name": f"dns01-{self.runid}"}, token=ADMIN_TOKEN)
+        if status != 201:
+            raise BenchError(f"POST /v1/tenants: HTTP {status} {t}")
+        key = t["api_key"]
+        # Under customer.test: Unbound forwards it to challtestsrv, where the CNAMEs go.
+        names = [f"d{i}-{self.runid}.customer.test" for i in range(n)]
+        log(f"registering {n} domains with a delegated _acme-challenge (DNS-01)")
+        t0 = time.monotonic()
+        ids = {}
+        for h in names:
+            status, d = http("POST", self.api + "/v1/domains", {"hostname": h}, token=key)
+            if status != 201:
+                raise BenchError(f"POST /v1/domains {h}: HTTP {status} {d}")
+            self.dns("/set-cname", {"host": f"_acme-challenge.{h}", "target": d["dcv_delegation"]["value"]})
+            http("POST", f"{self.api}/v1/domains/{d['id']}/check", token=key)
+            ids[d["id"]] = h
+        wall, domains, seen_active, ever_failed, *_ = self.wait_all_active(key, ids, t0)
+        per, odd = self.timelines(key, domains, seen_active, MILESTONES)
+        code = self.stop_landlord()
+        self.results["dns01"] = {
+            "n": n,
+            "wall": wall,
+            "rate": n / wall,
+            "latency": summary([p["latency"] for p in per]),
+            "phases": {f"{a}->{z}": summary([p[f"{a}->{z}"] for p in per if f"{a}->{z}" in p])
+                       for a, z in zip(MILESTONES, MILESTONES[1:])},
+            "ever_failed": ever_failed,
+            "odd_timelines": odd,
+            "exit": code,
+            "log_warnings": log_warnings(self.landlord_log),
+            "per_domain": per,
+        }
+
     def cleanup(self):
         if self.lego is not None and self.lego.poll() is None:
             self.lego.kill()
@@ -429,6 +514,8 @@ class Bench:
             self.stop_landlord()
         except Exception as e:  # keep cleaning up
             log(f"stopping landlord: {e}")
+        if self.dns_started:
+            subprocess.run([self.dns_script, "stop"], cwd=ROOT)
         if self.acme_started:
             subprocess.run([self.acme_script, "stop"], cwd=ROOT)
         if self.db_name:
@@ -473,6 +560,22 @@ def report(b, meta):
         ("CPU time used in that run: landlord / Pebble",
          f"{fmt_s(L['landlord_cpu_s'] or float('nan'))} / {fmt_s(L['pebble_cpu_s'] or float('nan'))}"),
     ]
+    D = b.results.get("dns01")
+    if D:
+        rows += [
+            (f"DNS-01 (delegated `_acme-challenge`, {D['n']} domains): wall time, first POST → all active",
+             fmt_s(D["wall"])),
+            ("DNS-01: per-domain latency p50 / p95 (created → issued)",
+             f"{fmt_s(D['latency']['p50'])} / {fmt_s(D['latency']['p95'])}"),
+        ]
+        for phase in ("order_placed->challenge_ready", "challenge_ready->issued"):
+            ph = D["phases"][phase]
+            if ph["n"]:
+                label = {"order_placed->challenge_ready":
+                         "phase order placed → record written and seen on Knot",
+                         "challenge_ready->issued":
+                         "phase record seen → issued (Pebble's lookup through Unbound, finalize)"}[phase]
+                rows.append((f"DNS-01: {label}, p50 / p95", f"{fmt_s(ph['p50'])} / {fmt_s(ph['p95'])}"))
     if G:
         label = (f"lego: wall time, {G['n']} sequential runs (measured)")
         rows += [
@@ -574,7 +677,17 @@ def write_markdown(b, meta, md_table):
                      f"is extrapolated from their mean, and labelled so")
         lego_line = (f"- lego: {meta['lego_version']}, sequential `lego run` per name ({what}); "
                      f"each run: `{G['cmd']}`\n")
+    D = b.results.get("dns01")
+    dns01_line = ""
+    if D:
+        dns01_line = (f"- DNS-01 path: {D['n']} more domains whose own names point nowhere, each with "
+                      f"`_acme-challenge.<name>` CNAME'd to its label in `acme-dns.test`; the record is written "
+                      f"on Knot over RFC 2136 (TSIG), looked for on Knot directly until it shows, then Pebble "
+                      f"(a second one, `scripts/test-dns.sh`) validates through Unbound\n")
     issues = []
+    if D and (D["ever_failed"] or D["odd_timelines"] or D["log_warnings"]):
+        issues.append(f"DNS-01 path: {len(D['ever_failed'])} failed, {len(D['odd_timelines'])} odd timeline(s), "
+                      f"{len(D['log_warnings'])} WARN/ERROR log line(s).")
     if L["ever_failed"]:
         issues.append(f"{len(L['ever_failed'])} domain(s) were seen `failed` before becoming active "
                       f"(e.g. {next(iter(L['ever_failed'].values()))!r}).")
@@ -601,7 +714,7 @@ Command: `{meta['command']}` (runs `{meta['script_command']}`)
 - landlord: `target/release/landlord all` at {meta['revision']}, `LANDLORD_WORKER_CONCURRENCY={L['concurrency']}`, `RUST_LOG={meta['rust_log']}`, PostgreSQL {meta['pg_version']} on the same machine
 - CA: Pebble {meta['pebble_version']} with `PEBBLE_VA_NOSLEEP=1` (via `scripts/test-acme.sh`), DNS from pebble-challtestsrv; every name is a CNAME to `{TARGET}` → 127.0.0.1
 {lego_line}- Load average (1/5/15 min) before the run {meta['load_before']}, after landlord {meta['load_after_landlord']}, after lego {meta.get('load_after_lego', 'n/a')}: other work on the machine skews the numbers
-- N = {L['n']} domains. Landlord's per-domain latency is the domain's `created_at` to its `issued` event (both stamped by PostgreSQL); wall time is from the first `POST /v1/domains` until a `GET /v1/domains` poll (every 100 ms) sees all N `active`. lego's per-name time is one `lego run` process, start to exit.
+{dns01_line}- N = {L['n']} domains. Landlord's per-domain latency is the domain's `created_at` to its `issued` event (both stamped by PostgreSQL); wall time is from the first `POST /v1/domains` until a `GET /v1/domains` poll (every 100 ms) sees all N `active`. lego's per-name time is one `lego run` process, start to exit.
 
 {md_table}
 {anomalies}
@@ -635,6 +748,8 @@ def main():
     ap.add_argument("--lego-n", type=int, default=None,
                     help="names for the sequential lego loop (default: N, i.e. all; fewer ones are "
                          "extrapolated to N and labelled so; 0 skips lego)")
+    ap.add_argument("--dns01-n", type=int, default=None,
+                    help="domains for the DNS-01 path (default min(N, 50); 0 skips it)")
     ap.add_argument("--concurrency", type=int, default=16, help="LANDLORD_WORKER_CONCURRENCY (default 16)")
     ap.add_argument("--deadline", type=float, default=600, help="seconds until all N must be active (default 600)")
     ap.add_argument("--rust-log", default="warn", help="RUST_LOG for landlord (default warn)")
@@ -683,6 +798,7 @@ def main():
         meta["load_before"] = loadavg()
         b.bench_landlord()
         meta["load_after_landlord"] = loadavg()
+        b.bench_dns01()
         b.bench_lego()
         meta["load_after_lego"] = loadavg()
     except BenchError as e:

@@ -101,6 +101,74 @@ pub struct AuditList {
     events: Vec<AuditView>,
 }
 
+/// An edge as its heartbeats describe it.
+#[derive(Serialize, ToSchema)]
+pub struct EdgeView {
+    #[schema(value_type = Uuid)]
+    id: Uuid,
+    /// `LANDLORD_EDGE_NAME` (default `<host>-<pid>`).
+    name: String,
+    /// `LANDLORD_EDGE_REGION`.
+    region: String,
+    /// It reads a hot standby (or `LANDLORD_READ_ONLY`).
+    read_only: bool,
+    /// It reported in the last 10 seconds (workers wait for live edges only).
+    live: bool,
+    #[schema(format = DateTime)]
+    started_at: String,
+    #[schema(format = DateTime)]
+    seen_at: String,
+    /// The last change-log entry it applied, and how many entries the log has past it.
+    position: i64,
+    behind: i64,
+    /// Everything committed before this moment is in its memory (its replica's replay
+    /// time for a standby).
+    #[schema(format = DateTime)]
+    synced_at: Option<String>,
+    /// How far its replica's replay is behind (null on the primary).
+    replay_lag_seconds: Option<f64>,
+}
+
+impl From<landlord_store::fleet::EdgeStatus> for EdgeView {
+    fn from(e: landlord_store::fleet::EdgeStatus) -> Self {
+        Self {
+            id: e.id,
+            name: e.name,
+            region: e.region,
+            read_only: e.read_only,
+            live: e.live,
+            started_at: rfc3339(e.started_at),
+            seen_at: rfc3339(e.seen_at),
+            position: e.position,
+            behind: e.behind,
+            synced_at: e.synced_at.map(rfc3339),
+            replay_lag_seconds: e.replay_lag_seconds,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EdgeList {
+    edges: Vec<EdgeView>,
+}
+
+/// Every edge that reported in the last day, live ones first: which regions lag, and by
+/// how much.
+#[utoipa::path(get, path = "/v1/admin/edges", tag = "admin", operation_id = "admin_list_edges",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = EdgeList),
+    ))]
+pub async fn edges(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<axum::Json<EdgeList>, Problem> {
+    let edges = state.store.edges().await?;
+    Ok(axum::Json(EdgeList {
+        edges: edges.into_iter().map(EdgeView::from).collect(),
+    }))
+}
+
 /// Every tenant with its domain count and suspension.
 #[utoipa::path(get, path = "/v1/admin/tenants", tag = "admin", operation_id = "admin_list_tenants",
     security(("admin_token" = [])),

@@ -214,6 +214,7 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
             post(admin::unblock),
         )
         .route("/v1/admin/audit", get(admin::audit))
+        .route("/v1/admin/edges", get(admin::edges))
         .merge(files)
         .merge(deploys)
         .merge(metrics)

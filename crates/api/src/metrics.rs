@@ -26,6 +26,7 @@ pub async fn render_metrics(
     let mut out = String::new();
     if let Some(store) = fleet {
         write_fleet(&mut out, &store.fleet_snapshot().await?);
+        write_edges(&mut out, &store.edges().await?);
     }
     if let Some(handle) = process {
         out.push_str(&handle.render());
@@ -70,6 +71,47 @@ fn write_fleet(out: &mut String, fleet: &FleetSnapshot) {
         "Certificates expiring within 7 days.",
         fleet.expiring_within_7d,
     );
+}
+
+/// Per live edge (bounded by the fleet's size): changes behind, and replica replay lag.
+fn write_edges(out: &mut String, edges: &[landlord_store::fleet::EdgeStatus]) {
+    let live: Vec<_> = edges.iter().filter(|e| e.live).collect();
+    gauge(
+        out,
+        "landlord_edges_live",
+        "Edges that reported in the last 10 seconds.",
+        live.len(),
+    );
+    let label = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let _ = writeln!(
+        out,
+        "# HELP landlord_edge_behind_changes Change-log entries past a live edge's position."
+    );
+    let _ = writeln!(out, "# TYPE landlord_edge_behind_changes gauge");
+    for e in &live {
+        let _ = writeln!(
+            out,
+            "landlord_edge_behind_changes{{edge=\"{}\",region=\"{}\"}} {}",
+            label(&e.name),
+            label(&e.region),
+            e.behind
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP landlord_edge_replica_lag_seconds How far a live edge's replica replays behind."
+    );
+    let _ = writeln!(out, "# TYPE landlord_edge_replica_lag_seconds gauge");
+    for e in &live {
+        if let Some(lag) = e.replay_lag_seconds {
+            let _ = writeln!(
+                out,
+                "landlord_edge_replica_lag_seconds{{edge=\"{}\",region=\"{}\"}} {lag}",
+                label(&e.name),
+                label(&e.region)
+            );
+        }
+    }
 }
 
 /// One unlabelled gauge with its HELP and TYPE lines.

@@ -25,7 +25,7 @@ use crate::{admin, domains, files, limits, sites, tenants};
         sites::activate,
         files::put, files::list, files::delete, limits::show, tenants::events,
         admin::tenants, admin::suspend, admin::unsuspend, admin::block, admin::blocked,
-        admin::unblock, admin::audit,
+        admin::unblock, admin::audit, admin::edges,
         crate::healthz, events_stream, metrics,
     ),
     components(schemas(Problem, DomainView, sites::SiteView, sites::SiteList, sites::NewSite,
@@ -33,7 +33,7 @@ use crate::{admin, domains, files, limits, sites, tenants};
         CertificateView, RenewalWindowView, QueuedView, DomainList, EventView, EventList, FileView, FileUsage, FileList,
         Allowance, RateView, LimitsView, TenantEventList, TenantEventView,
         admin::Action, admin::NewBlock, admin::AdminTenant, admin::AdminTenantList, admin::BlockView,
-        admin::BlockList, admin::AuditView, admin::AuditList,
+        admin::BlockList, admin::AuditView, admin::AuditList, admin::EdgeView, admin::EdgeList,
         TenantCreated, Health, LiveEvent, LiveEventKind)),
     modifiers(&Security, &CommonResponses, &ResponseDescriptions),
     tags(

@@ -58,6 +58,19 @@ pub struct EdgeConfig {
     /// `LANDLORD_PLATFORM_DOMAIN`: `<slug>.<it>` serves the site with that slug under the
     /// certificate of the registration `*.<it>`.
     pub platform_domain: Option<Hostname>,
+    /// The database is a hot standby (or `LANDLORD_READ_ONLY`): no LISTEN (a standby
+    /// relays no notifications), the change log is polled every `poll_interval`, and the
+    /// few writes (heartbeats, first-visitor nudges) go to `primary` or nowhere.
+    pub read_only: bool,
+    /// How often the change log is read when no notification arrives.
+    pub poll_interval: Duration,
+    /// `LANDLORD_PRIMARY_DATABASE_URL`'s pool, for those few writes from a read-only edge;
+    /// an edge on the primary writes through its own pool.
+    pub primary: Option<Store>,
+    /// How this edge names itself in its heartbeats (`LANDLORD_EDGE_NAME`, default
+    /// `<host>-<pid>`) and its region (`LANDLORD_EDGE_REGION`).
+    pub name: String,
+    pub region: String,
 }
 
 impl EdgeConfig {
@@ -80,6 +93,15 @@ impl EdgeConfig {
             db_wait: Duration::from_secs(2),
             limits: Limits::default(),
             platform_domain: None,
+            read_only: false,
+            poll_interval: Duration::from_secs(1),
+            primary: None,
+            name: format!(
+                "{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "edge".into()),
+                std::process::id()
+            ),
+            region: String::new(),
         }
     }
 }
@@ -228,6 +250,9 @@ pub struct Directory {
     nudges: Arc<Semaphore>,
     ticketer: Arc<dyn rustls::server::ProducesTickets>,
     pub counters: Counters,
+    /// The change-log position and data-source freshness of the last catch-up, for the
+    /// heartbeat.
+    sync: std::sync::Mutex<Option<(i64, landlord_store::fleet::SyncPoint)>>,
 }
 
 /// Why a lookup gave no answer it could stand by.
@@ -288,7 +313,27 @@ impl Directory {
             store,
             config,
             counters: Counters::default(),
+            sync: std::sync::Mutex::default(),
         }))
+    }
+
+    /// Where this edge's few writes go: the primary's pool, or its own when it reads the
+    /// primary; `None` on a read-only edge without `LANDLORD_PRIMARY_DATABASE_URL`.
+    pub(crate) fn writer(&self) -> Option<&Store> {
+        match self.config.read_only {
+            true => self.config.primary.as_ref(),
+            false => Some(&self.store),
+        }
+    }
+
+    /// The follower applied everything up to `position` as of `point`.
+    pub(crate) fn synced(&self, position: i64, point: landlord_store::fleet::SyncPoint) {
+        *self.sync.lock().expect("sync lock") = Some((position, point));
+    }
+
+    /// What the last catch-up reached (for the heartbeat).
+    pub(crate) fn sync_state(&self) -> Option<(i64, landlord_store::fleet::SyncPoint)> {
+        *self.sync.lock().expect("sync lock")
     }
 
     /// Wait for a database turn (bounded by `db_wait`).
@@ -392,7 +437,9 @@ impl Directory {
         let Ok(turn) = self.nudges.clone().try_acquire_owned() else {
             return;
         };
-        let store = self.store.clone();
+        let Some(store) = self.writer().cloned() else {
+            return;
+        };
         let hostname = hostname.clone();
         tokio::spawn(async move {
             let _turn = turn;

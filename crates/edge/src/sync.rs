@@ -19,8 +19,6 @@ use landlord_store::{CHANGES_CHANNEL, Change, Changed};
 
 use crate::directory::Directory;
 
-/// Poll interval when no notification arrives (changes take effect within this).
-const POLL: Duration = Duration::from_secs(1);
 /// How often `landlord_edge_cache_bytes` is refreshed.
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
 
@@ -34,6 +32,7 @@ pub async fn follow(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let poll = dir.config.poll_interval;
     let mut listener = None;
     let mut follower = Follower::new(last);
     let mut gauges_at = Instant::now() - GAUGES_EVERY;
@@ -42,12 +41,13 @@ pub async fn follow(
         // After (re)connecting, catch up at once: notifications sent before the LISTEN
         // took effect are lost, and waiting a poll for them would leave this edge behind
         // (e.g. a challenge published while it started).
-        if listener.is_none() {
+        // A hot standby relays no notifications: polling alone.
+        if listener.is_none() && !dir.config.read_only {
             listener = dir.store.listen(&[CHANGES_CHANNEL]).await.ok();
         }
-        match follower.catch_up(&dir).await {
+        match follower.synced(&dir).await {
             Ok(()) => {
-                if listener.is_some()
+                if (listener.is_some() || dir.config.read_only)
                     && let Some(ready) = ready.take()
                 {
                     let _ = ready.send(());
@@ -65,7 +65,7 @@ pub async fn follow(
         }
         let wait = async {
             match listener.as_mut() {
-                Some(l) => match tokio::time::timeout(POLL, l.recv()).await {
+                Some(l) => match tokio::time::timeout(poll, l.recv()).await {
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, "change notifications interrupted; polling");
                         true
@@ -73,7 +73,7 @@ pub async fn follow(
                     _ => false,
                 },
                 None => {
-                    tokio::time::sleep(POLL).await;
+                    tokio::time::sleep(poll).await;
                     false
                 }
             }
@@ -134,6 +134,30 @@ impl Follower {
     /// The highest sequence number applied.
     pub fn position(&self) -> i64 {
         self.last
+    }
+
+    /// Catch up, and record how fresh this edge is for its heartbeat: the data source's
+    /// clock read *before* the catch-up, so everything committed before it is applied
+    /// when this returns. A source whose log is behind this edge's position (a standby
+    /// promoted after losing the primary's last changes, or another database) has another
+    /// history: everything is reloaded from it.
+    pub async fn synced(&mut self, dir: &Directory) -> anyhow::Result<()> {
+        let point = dir.store.sync_point().await?;
+        if point.latest < self.last {
+            tracing::warn!(
+                position = self.last,
+                latest = point.latest,
+                "the change log is behind this edge's position (a failover to a replica that lost changes?); reloading everything"
+            );
+            dir.reload_all().await?;
+            *self = Follower::new(point.latest);
+        }
+        self.catch_up(dir).await?;
+        if let Some(lag) = point.lag_seconds {
+            metrics::gauge!("landlord_edge_replay_lag_seconds").set(lag);
+        }
+        dir.synced(self.last, point);
+        Ok(())
     }
 
     /// Apply every change not applied yet: one query per poll when nothing is pending.

@@ -96,6 +96,10 @@ pub async fn roles(
     let metrics = install_metrics();
     raise_file_limit(&config.limits, roles);
     let pools = Pools::connect(&config.database, migrate, roles).await?;
+    let mut config = config;
+    if let Some(edge) = config.edge.as_mut() {
+        prepare_edge(&config.database, &pools.edge, edge).await?;
+    }
     let listeners = Listeners::bind(&config, roles).await?;
     ready(listeners.bound());
     let Config {
@@ -155,6 +159,51 @@ pub async fn roles(
         });
     }
     until_all_stop(tasks, shutdown).await
+}
+
+/// An edge reads what its database has: a hot standby is fine (no LISTEN, polling, its
+/// few writes through `LANDLORD_PRIMARY_DATABASE_URL`), a schema it cannot read is not
+/// (a clear refusal instead of failing queries later).
+async fn prepare_edge(
+    database: &Database,
+    store: &landlord_store::Store,
+    config: &mut landlord_edge::EdgeConfig,
+) -> Result<(), Fatal> {
+    config.read_only = database.is_read_only(store).await?;
+    config.primary = database.primary()?;
+    let known = landlord_store::latest_migration();
+    match store
+        .schema_state()
+        .await
+        .context("reading the database's schema version")?
+    {
+        None => {
+            return Err(Fatal::Config(
+                "the database has no Landlord schema: run `landlord migrate` against the primary first".into(),
+            ));
+        }
+        Some(state) => {
+            if let Some(why) = state.edge_refusal(known) {
+                return Err(Fatal::Config(format!("this edge cannot serve: {why}")));
+            }
+            if state.applied > known {
+                tracing::info!(
+                    applied = state.applied,
+                    known,
+                    "the database is migrated past what this edge knows; its schema says edges from migration {} on can read it",
+                    state.edge_compatible_from
+                );
+            }
+        }
+    }
+    if config.read_only {
+        tracing::info!(
+            primary = config.primary.is_some(),
+            poll = ?config.poll_interval,
+            "read-only database: following the change log by polling; heartbeats and nudges go to the primary when LANDLORD_PRIMARY_DATABASE_URL is set"
+        );
+    }
+    Ok(())
 }
 
 /// One pool per role, so a flood of edge misses cannot take the worker's or the API's

@@ -13,6 +13,7 @@ mod edge;
 mod events;
 pub mod file_path;
 mod files;
+pub mod fleet;
 pub mod hostname;
 mod ids;
 mod limits;
@@ -59,6 +60,15 @@ mod migrations {
     /// The migrations in `migrations/`, embedded at build time.
     pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 }
+/// The newest migration this binary knows (and applies with `landlord migrate`).
+pub fn latest_migration() -> i64 {
+    migrations::MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
+
 /// For `#[sqlx::test(migrator = "landlord_store::MIGRATOR")]`.
 #[cfg(feature = "testing")]
 pub use migrations::MIGRATOR;
@@ -163,6 +173,17 @@ impl Store {
             .acquire_timeout(timeout)
             .connect_with(options.application_name("landlord"))
             .await?;
+        Ok(Self { pool })
+    }
+
+    /// A pool that connects on first use (an edge's primary may be out of reach at start:
+    /// the edge serves on, and its few writes are retried).
+    pub fn connect_lazy(url: &str, max_connections: u32, timeout: Duration) -> Result<Self> {
+        let options: PgConnectOptions = url.parse().map_err(StoreError::from)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(timeout)
+            .connect_lazy_with(options.application_name("landlord"));
         Ok(Self { pool })
     }
 

@@ -151,7 +151,7 @@ impl Store {
                  ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
              d AS ( \
                  UPDATE domains SET lease_owner = $1 || '/' || gen_random_uuid()::text, \
-                     lease_expires_at = now() + make_interval(secs => $2) \
+                     lease_expires_at = now() + make_interval(secs => $2), claimed_at = now() \
                  FROM due WHERE domains.id = due.id RETURNING domains.*) \
              SELECT d.lease_owner AS lease, d.id, d.tenant_id, d.hostname, d.status, d.attempts, d.ca_failures, \
                  d.dns_misses, d.order_url, d.order_key_sealed, d.check_problem, d.last_error, d.created_at, \
@@ -565,7 +565,9 @@ async fn apply_transition(
              check_found = CASE WHEN $4 THEN COALESCE($5, check_found) ELSE check_found END, \
              check_problem = CASE WHEN $4 THEN $6 ELSE check_problem END, \
              ownership_verified_at = COALESCE(ownership_verified_at, CASE WHEN $15 THEN now() END), \
-             last_error = $7, next_attempt_at = $8, attempts = $9, ca_failures = $10, \
+             last_error = $7, attempts = $9, ca_failures = $10, \
+             next_attempt_at = CASE WHEN check_requested_at >= claimed_at THEN LEAST($8, now()) \
+                 ELSE $8 END, \
              dns_misses = $11, \
              order_url = CASE WHEN $12 THEN NULL ELSE order_url END, \
              order_key_sealed = CASE WHEN $12 THEN NULL ELSE order_key_sealed END, \

@@ -61,6 +61,9 @@ pub struct OrderContext<'a> {
     pub max_poll_interval: Duration,
     /// How the CA is shown control of the name.
     pub proof: Proof<'a>,
+    /// HTTP-01: how long to wait for every live edge to have the challenge in memory
+    /// before the CA is told (edges on replicas replay behind the primary).
+    pub edge_sync_timeout: Duration,
 }
 
 /// How the CA is shown control of a name.
@@ -390,6 +393,9 @@ impl AcmeIssuer {
                             )
                             .await,
                     )?;
+                    if challenge.status == ChallengeStatus::Pending {
+                        wait_for_edges(ctx).await?;
+                    }
                     "HTTP-01 challenge published; the CA is checking it.".to_owned()
                 }
                 Proof::Dns01 {
@@ -442,6 +448,53 @@ impl AcmeIssuer {
             }
         }
         IssueError::Refused("The CA marked the order invalid without saying why.".into())
+    }
+}
+
+/// Wait until every live edge reading a replica has applied what is committed now (the
+/// challenge just published): the CA may fetch it from any of them, and one whose replica
+/// has not replayed it would answer 404 and fail the validation (spending the CA's
+/// failed-validation budget). Edges on the primary look a challenge they have not loaded
+/// yet up there, so they are not waited for (no cost in a single region). Bounded: past `edge_sync_timeout` the attempt ends as a
+/// transient problem naming the edges that lag, and is retried.
+async fn wait_for_edges(ctx: &OrderContext<'_>) -> Result<(), IssueError> {
+    let store_error = |e: landlord_store::StoreError| IssueError::internal(e);
+    let published = ctx.store.db_now().await.map_err(store_error)?;
+    let deadline = tokio::time::Instant::now() + ctx.edge_sync_timeout;
+    loop {
+        let behind = ctx
+            .store
+            .edges_behind(published)
+            .await
+            .map_err(store_error)?;
+        if behind.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let names: Vec<String> = behind
+                .iter()
+                .map(|e| {
+                    let region = match e.region.as_str() {
+                        "" => String::new(),
+                        r => format!(" in {r}"),
+                    };
+                    let lag = e
+                        .replay_lag_seconds
+                        .map(|l| format!(", its database replica {l:.0} s behind"))
+                        .unwrap_or_default();
+                    format!("{}{region}{lag}", e.name)
+                })
+                .collect();
+            metrics::counter!("landlord_worker_edge_sync_timeouts_total").increment(1);
+            return Err(IssueError::Transient(format!(
+                "The HTTP-01 challenge is published, but {} edge(s) had not loaded it after {} ({}); the CA is not asked to check until every edge can answer it. Retrying.",
+                behind.len(),
+                crate::schedule::human(ctx.edge_sync_timeout),
+                names.join("; ")
+            )));
+        }
+        ctx.progress.mark();
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

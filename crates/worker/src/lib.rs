@@ -80,6 +80,9 @@ pub struct WorkerConfig {
     pub master_key: MasterKey,
     /// Domains processed at once by this worker (each may hold one order in flight).
     pub concurrency: usize,
+    /// HTTP-01: the longest wait for every live edge to load a published challenge
+    /// (`LANDLORD_EDGE_SYNC_TIMEOUT`).
+    pub edge_sync_timeout: std::time::Duration,
     /// Files compressed at once by this worker (see [`compress`]).
     pub compression_concurrency: usize,
     /// The longest a deploy asked to go live waits for its variants (see [`compress`]).
@@ -372,6 +375,9 @@ async fn prune(store: Store, config: WorkerConfig, ctx: Arc<process::Context>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "timeline events pruned"),
             Err(e) => tracing::warn!(error = %e, "pruning timeline events failed"),
+        }
+        if let Err(e) = store.prune_edges().await {
+            tracing::warn!(error = %e, "forgetting silent edges failed");
         }
     }
 }

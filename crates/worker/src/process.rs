@@ -454,6 +454,7 @@ impl Context {
                     budgets: &self.config.budgets,
                     progress,
                     max_poll_interval: crate::lease::max_poll_interval(self.config.lease),
+                    edge_sync_timeout: self.config.edge_sync_timeout,
                     proof: self.proof(delegation)?,
                 };
                 // Records a crashed round of this domain left go first; this round's after.

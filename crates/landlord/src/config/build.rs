@@ -39,6 +39,10 @@ pub struct Config {
 pub struct Database {
     url: SecretString,
     pool: u32,
+    /// `LANDLORD_PRIMARY_DATABASE_URL`: where a read-only edge writes its heartbeats.
+    primary_url: Option<SecretString>,
+    /// `LANDLORD_READ_ONLY`: `None` detects a hot standby.
+    pub read_only: Option<bool>,
 }
 
 impl Config {
@@ -73,11 +77,18 @@ impl Config {
 
 impl Database {
     /// Connect (failing fast when the server is unreachable) and migrate if asked. Each
-    /// call is a pool of its own.
+    /// call is a pool of its own. A hot standby (or `LANDLORD_READ_ONLY=true`) is never
+    /// migrated: its primary is.
     pub async fn connect(&self, migrate: bool) -> Result<Store, Fatal> {
         let store = Store::connect(self.url.expose_secret(), self.pool, Duration::from_secs(10))
             .await
             .context("cannot connect to the database (DATABASE_URL)")?;
+        if migrate && self.is_read_only(&store).await? {
+            tracing::info!(
+                "DATABASE_URL is read-only (a hot standby, or LANDLORD_READ_ONLY): not migrating it"
+            );
+            return Ok(store);
+        }
         if migrate {
             store
                 .migrate()
@@ -85,6 +96,32 @@ impl Database {
                 .context("applying database migrations")?;
         }
         Ok(store)
+    }
+}
+
+impl Database {
+    /// Whether `store` is to be treated as read-only: `LANDLORD_READ_ONLY`, else whether
+    /// the server is a hot standby.
+    pub async fn is_read_only(&self, store: &Store) -> Result<bool, Fatal> {
+        match self.read_only {
+            Some(forced) => Ok(forced),
+            None => Ok(store
+                .in_recovery()
+                .await
+                .context("asking the database whether it is a standby")?),
+        }
+    }
+
+    /// The pool a read-only edge writes its heartbeats through (connected on first use).
+    pub fn primary(&self) -> Result<Option<Store>, Fatal> {
+        self.primary_url
+            .as_ref()
+            .map(|u| {
+                Store::connect_lazy(u.expose_secret(), 2, Duration::from_secs(5))
+                    .context("LANDLORD_PRIMARY_DATABASE_URL")
+                    .map_err(Fatal::from)
+            })
+            .transpose()
     }
 }
 
@@ -116,9 +153,29 @@ impl Settings {
             .filter(|u| !u.expose_secret().trim().is_empty())
             .ok_or("DATABASE_URL is not set (e.g. postgres://user@host/db)")?;
         Store::check_url(url.expose_secret()).map_err(|e| format!("DATABASE_URL: {e}"))?;
+        let primary_url = self
+            .primary_database_url
+            .clone()
+            .filter(|u| !u.expose_secret().trim().is_empty());
+        if let Some(u) = &primary_url {
+            Store::check_url(u.expose_secret())
+                .map_err(|e| format!("LANDLORD_PRIMARY_DATABASE_URL: {e}"))?;
+        }
+        let read_only = match self.read_only.as_deref().map(str::trim) {
+            None | Some("" | "auto") => None,
+            Some("true" | "1" | "yes" | "on") => Some(true),
+            Some("false" | "0" | "no" | "off") => Some(false),
+            Some(other) => {
+                return Err(format!(
+                    "LANDLORD_READ_ONLY: \"{other}\" is not true, false or auto"
+                ));
+            }
+        };
         Ok(Database {
             url,
             pool: positive(self.database_pool, "LANDLORD_DATABASE_POOL")?,
+            primary_url,
+            read_only,
         })
     }
 
@@ -198,6 +255,10 @@ impl Settings {
         let dns_deadline = p.take(self.dns_deadline(lease));
         let event_retention = p.take(duration(&self.event_retention, "LANDLORD_EVENT_RETENTION"));
         let dns01 = p.take(self.dns01());
+        let edge_sync = p.take(duration(
+            &self.edge_sync_timeout,
+            "LANDLORD_EDGE_SYNC_TIMEOUT",
+        ));
         let compress_wait = p.take(duration(
             &self.deploy_compress_wait,
             "LANDLORD_DEPLOY_COMPRESS_WAIT",
@@ -219,6 +280,7 @@ impl Settings {
             concurrency: self.worker_concurrency.max(1),
             compression_concurrency: self.compression_concurrency.max(1),
             compress_wait: compress_wait?,
+            edge_sync_timeout: edge_sync?,
             dns01: dns01?,
             lease,
             recheck_active: Duration::from_secs(self.recheck_active_seconds.max(1)),
@@ -250,8 +312,17 @@ impl Settings {
             "LANDLORD_EDGE_DB_CONCURRENCY",
         ));
         let platform = p.take(self.platform_domain_name());
+        let poll = p.take(duration(
+            &self.edge_poll_interval,
+            "LANDLORD_EDGE_POLL_INTERVAL",
+        ));
         let mut config = EdgeConfig::new(key?);
         config.platform_domain = platform?;
+        config.poll_interval = poll?.max(Duration::from_millis(50));
+        if let Some(name) = self.edge_name.as_deref().filter(|n| !n.trim().is_empty()) {
+            config.name = name.trim().to_owned();
+        }
+        config.region = self.edge_region.trim().to_owned();
         config.https_port = self.https_addr().port();
         config.cert_cache_bytes = cert?;
         config.file_cache_bytes = file?;

@@ -113,6 +113,43 @@ pub struct Settings {
         default_value = "60s"
     )]
     pub dns_propagation_timeout: String,
+    /// For edges reading a hot standby: the primary, for their few small writes
+    /// (heartbeats, first-visitor nudges).
+    #[arg(
+        long,
+        env = "LANDLORD_PRIMARY_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub primary_database_url: Option<SecretString>,
+    /// `true` treats DATABASE_URL as read-only (no migrations, no LISTEN), `false` never;
+    /// default `auto`: a hot standby is detected with pg_is_in_recovery().
+    #[arg(long, env = "LANDLORD_READ_ONLY", global = true)]
+    pub read_only: Option<String>,
+    /// Edges: how often the change log is read when no notification arrives (on a
+    /// standby, always).
+    #[arg(
+        long,
+        env = "LANDLORD_EDGE_POLL_INTERVAL",
+        global = true,
+        default_value = "1s"
+    )]
+    pub edge_poll_interval: String,
+    /// Workers: the longest wait, after publishing an HTTP-01 challenge, for every live edge
+    /// to have loaded it before the CA is told (edges on replicas replay behind).
+    #[arg(
+        long,
+        env = "LANDLORD_EDGE_SYNC_TIMEOUT",
+        global = true,
+        default_value = "30s"
+    )]
+    pub edge_sync_timeout: String,
+    /// Edges: the name in heartbeats and `/v1/admin/edges` [default: <host>-<pid>].
+    #[arg(long, env = "LANDLORD_EDGE_NAME", global = true)]
+    pub edge_name: Option<String>,
+    /// Edges: the region label in heartbeats and `/v1/admin/edges`.
+    #[arg(long, env = "LANDLORD_EDGE_REGION", global = true, default_value = "")]
+    pub edge_region: String,
     /// Platform subdomains: every site is served at `<slug>.<this domain>` under one
     /// wildcard certificate obtained through DNS-01 (needs the DNS-01 settings).
     #[arg(long, env = "LANDLORD_PLATFORM_DOMAIN", global = true)]

@@ -140,8 +140,13 @@ fn strip_ansi(s: &str) -> String {
 impl Platform {
     /// Migrate the test database and start `landlord api` (not yet a worker or edge).
     pub async fn start(pool: PgPool, extra_env: &[(&str, &str)]) -> Platform {
-        let env = Env::get();
         let db_url = db_url(&pool).await;
+        Self::start_at(pool, db_url, extra_env).await
+    }
+
+    /// [`Platform::start`] on the database `db_url` (which `pool` reaches).
+    pub async fn start_at(pool: PgPool, db_url: String, extra_env: &[(&str, &str)]) -> Platform {
+        let env = Env::get();
         let mut p = Platform {
             env,
             db_url,

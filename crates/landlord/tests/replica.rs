@@ -1,0 +1,239 @@
+//! Edges in another region: `landlord edge` reading a real hot standby that replays 3 s
+//! behind its primary (`scripts/test-replica.sh`), with the API and the worker on the
+//! primary, and the edge's heartbeats written there (`LANDLORD_PRIMARY_DATABASE_URL`).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sqlx::PgPool;
+use support::*;
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run through `just test` (scripts/test-replica.sh)")
+    })
+}
+
+/// A fresh database on the bed's primary, and its URLs on the primary and the standby
+/// (physical replication brings it there after the replay delay).
+async fn replicated_database() -> (PgPool, String, String) {
+    let (primary, standby) = (
+        var("LANDLORD_TEST_REPLICA_PRIMARY_URL"),
+        var("LANDLORD_TEST_REPLICA_STANDBY_URL"),
+    );
+    let name = format!(
+        "replica_{}",
+        unique("x").split('.').next().unwrap().replace('-', "_")
+    );
+    let admin = PgPool::connect(&primary).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let on = |url: &str| format!("{}/{name}", url.rsplit_once('/').unwrap().0);
+    let pool = PgPool::connect(&on(&primary)).await.unwrap();
+    (pool, on(&primary), on(&standby))
+}
+
+/// The platform on the primary (migrated there), and an edge on the standby taking
+/// Pebble's HTTP-01 fetches: its HTTPS port.
+async fn two_regions() -> (Platform, u16) {
+    let (pool, primary, standby) = replicated_database().await;
+    let mut p = Platform::start_at(pool, primary.clone(), &[]).await;
+    // The standby has the schema once it has replayed the migrations.
+    let started = Instant::now();
+    loop {
+        let replayed = match PgPool::connect(&standby).await {
+            Ok(s) => {
+                sqlx::query_scalar::<_, Option<i64>>("SELECT max(version) FROM _sqlx_migrations")
+                    .fetch_one(&s)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some()
+            }
+            Err(_) => false,
+        };
+        if replayed {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the standby never replayed the migrations"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let http = format!("127.0.0.1:{}", p.env.http01_port);
+    let (_, https) = p
+        .start_edge(
+            &http,
+            &[
+                ("DATABASE_URL", standby.as_str()),
+                ("LANDLORD_PRIMARY_DATABASE_URL", primary.as_str()),
+                ("LANDLORD_EDGE_NAME", "syd-1"),
+                ("LANDLORD_EDGE_REGION", "syd"),
+            ],
+        )
+        .await;
+    p.spawn("worker", &[]);
+    (p, https)
+}
+
+/// A GET over HTTPS on a new connection: status and body (`None`: refused).
+async fn fetch(p: &Platform, host: &str, port: u16) -> Option<(u16, String)> {
+    let res = p
+        .https_client(host, port)
+        .get(format!("https://{host}:{port}/"))
+        .send()
+        .await
+        .ok()?;
+    Some((res.status().as_u16(), res.text().await.ok()?))
+}
+
+async fn wait_served(p: &Platform, host: &str, port: u16, want: Option<&str>, what: &str) {
+    let started = Instant::now();
+    let (host, want) = (host.to_owned(), want.map(str::to_owned));
+    p.wait_for(what, Duration::from_secs(30), |p| {
+        let (host, want) = (host.clone(), want.clone());
+        async move {
+            let got = fetch(p, &host, port).await;
+            match &want {
+                Some(body) => got == Some((200, body.clone())),
+                None => got.is_none(),
+            }
+        }
+    })
+    .await;
+    println!("{what}: {:?}", started.elapsed());
+}
+
+/// The CA fetches the HTTP-01 challenge through the standby-backed edge: the worker waits
+/// until that edge has replayed and loaded it, so the validation passes the first time.
+/// A changed file and a deleted domain then reach the edge within the poll plus the lag.
+#[tokio::test]
+async fn an_edge_on_a_standby_behind_its_primary_validates_serves_and_follows() {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let (p, https) = two_regions().await;
+    let key = p.tenant().await;
+    let host = unique("region");
+    p.put_file(&key, "index.html", "text/html", "v1").await;
+    let id = p.add_pointed_domain(&key, &host).await;
+    p.wait_domain(&key, &id, Duration::from_secs(90), |d| {
+        d["status"] == "active"
+    })
+    .await;
+    let kinds: Vec<String> = p
+        .events(&key, &id)
+        .await
+        .into_iter()
+        .filter(|m| m.contains("fail") || m.contains("refused"))
+        .collect();
+    assert!(kinds.is_empty(), "validated the first time: {kinds:?}");
+    wait_served(&p, &host, https, Some("v1"), "served from the standby").await;
+
+    let edges: Value = p
+        .client
+        .get(format!("{}/v1/admin/edges", p.api))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let edge = edges["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "syd-1")
+        .unwrap_or_else(|| panic!("{edges}"));
+    assert_eq!(edge["region"], "syd");
+    assert_eq!(edge["read_only"], true);
+    assert_eq!(edge["live"], true);
+    assert!(edge["replay_lag_seconds"].is_number(), "{edge}");
+
+    p.put_file(&key, "index.html", "text/html", "v2").await;
+    wait_served(
+        &p,
+        &host,
+        https,
+        Some("v2"),
+        "a changed file reached the standby edge",
+    )
+    .await;
+    let res = p
+        .client
+        .delete(format!("{}/v1/domains/{id}", p.api))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    wait_served(
+        &p,
+        &host,
+        https,
+        None,
+        "a deleted domain left the standby edge",
+    )
+    .await;
+}
+
+/// The standby is away for 30 s: every handshake and page for a cached name is still
+/// served from memory; the edge catches up once it is back (a file changed meanwhile).
+#[tokio::test]
+async fn a_standby_away_for_thirty_seconds_costs_no_handshake() {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let (p, https) = two_regions().await;
+    let key = p.tenant().await;
+    let host = unique("away");
+    p.put_file(&key, "index.html", "text/html", "before").await;
+    let id = p.add_pointed_domain(&key, &host).await;
+    p.wait_domain(&key, &id, Duration::from_secs(90), |d| {
+        d["status"] == "active"
+    })
+    .await;
+    wait_served(&p, &host, https, Some("before"), "served from the standby").await;
+
+    let script = var("LANDLORD_TEST_REPLICA_SCRIPT");
+    let run = |what: &str| {
+        let status = std::process::Command::new(&script)
+            .arg(what)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{script} {what}");
+    };
+    run("standby-stop");
+    let away = Instant::now();
+    let (mut served, mut failed) = (0, 0);
+    let mut changed = false;
+    while away.elapsed() < Duration::from_secs(30) {
+        match fetch(&p, &host, https).await {
+            Some((200, body)) if body == "before" => served += 1,
+            other => {
+                failed += 1;
+                eprintln!("failed while the standby was away: {other:?}");
+            }
+        }
+        if !changed && away.elapsed() > Duration::from_secs(5) {
+            // The primary goes on: the change waits for the standby.
+            p.put_file(&key, "index.html", "text/html", "after").await;
+            changed = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    run("standby-start");
+    println!("{served} requests on new connections while the standby was away, {failed} failed");
+    assert!(served > 100, "{served}");
+    assert_eq!(failed, 0);
+    wait_served(
+        &p,
+        &host,
+        https,
+        Some("after"),
+        "caught up after the standby came back",
+    )
+    .await;
+}
