@@ -237,3 +237,42 @@ async fn a_standby_away_for_thirty_seconds_costs_no_handshake() {
     )
     .await;
 }
+
+/// An edge refuses, with what to do, a schema it cannot read: one migrated past what it
+/// knows in an incompatible way, or one older than it reads; a schema migrated past it
+/// compatibly is served.
+#[sqlx::test(migrations = false)]
+async fn an_edge_refuses_a_schema_it_cannot_read(pool: PgPool) {
+    let p = Platform::start(pool.clone(), &[]).await;
+    let edge = |p: &Platform| {
+        let mut cmd = p.command("edge");
+        cmd.arg("--no-migrate")
+            .env("LANDLORD_HTTP_ADDR", "127.0.0.1:0")
+            .env("LANDLORD_HTTPS_ADDR", "127.0.0.1:0");
+        cmd
+    };
+    let refused = |p: &Platform| {
+        let out = edge(p).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "a configuration error");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    sqlx::query("UPDATE schema_compat SET edge_compatible_from = 999999")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let why = refused(&p);
+    assert!(
+        why.contains("cannot serve") && why.contains("upgrade it"),
+        "{why}"
+    );
+    sqlx::query("UPDATE schema_compat SET edge_compatible_from = 13")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version >= 13")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let why = refused(&p);
+    assert!(why.contains("run `landlord migrate`"), "{why}");
+}

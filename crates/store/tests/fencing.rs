@@ -156,3 +156,60 @@ async fn a_claim_that_was_taken_over_cannot_write(pool: PgPool) {
             .unwrap()
     );
 }
+
+/// "Check now" while a round is in flight (its DNS lookups may already be done) is not
+/// overwritten by the round's own schedule: the domain is due again at once.
+#[sqlx::test(migrator = "landlord_store::MIGRATOR")]
+async fn a_check_requested_during_a_round_makes_the_next_one_due_at_once(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let (tenant, _) = store
+        .create_tenant(&TenantName::parse("t").unwrap())
+        .await
+        .unwrap();
+    let host = Hostname::parse("impatient.example.com").unwrap();
+    let domain = store
+        .create_domain(tenant.id, &host, None, 10)
+        .await
+        .unwrap();
+    let due = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, bool>("SELECT next_attempt_at <= now() FROM domains")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    // Without a request, the round's schedule stands (an hour away).
+    let claim = store
+        .claim_due_domains("w1", LEASE, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        store
+            .record_transition(claim.id, &claim.lease, &transition("scheduled"))
+            .await
+            .unwrap()
+    );
+    assert!(!due(pool.clone()).await);
+    // With one that arrives mid-round, the next round is due now.
+    sqlx::query("UPDATE domains SET next_attempt_at = now()")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let claim = store
+        .claim_due_domains("w1", LEASE, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .request_check(tenant.id, domain.id, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .expect("accepted");
+    assert!(
+        store
+            .record_transition(claim.id, &claim.lease, &transition("mid-round"))
+            .await
+            .unwrap()
+    );
+    assert!(due(pool).await);
+}
