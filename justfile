@@ -19,9 +19,10 @@ test:
     export DATABASE_URL="$(scripts/test-postgres.sh)"
     echo "test database server: ${DATABASE_URL}"
     eval "$(scripts/test-acme.sh start)"
-    trap 'scripts/test-acme.sh stop; scripts/test-dns.sh stop; scripts/test-replica.sh stop' EXIT
+    trap 'scripts/test-acme.sh stop; scripts/test-dns.sh stop; scripts/test-replica.sh stop; scripts/test-pgbouncer.sh stop' EXIT
     eval "$(scripts/test-dns.sh start)"
     eval "$(scripts/test-replica.sh start)"
+    eval "$(scripts/test-pgbouncer.sh start)"
     if cargo nextest --version >/dev/null 2>&1; then
       cargo nextest run --workspace --no-fail-fast
     else

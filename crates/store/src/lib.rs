@@ -161,6 +161,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    /// Behind a transaction-mode pooler (PgBouncer): a direct connection to the server
+    /// for what needs a session of its own (LISTEN, session-level advisory locks,
+    /// migrations).
+    direct: Option<PgPool>,
 }
 
 impl Store {
@@ -173,7 +177,40 @@ impl Store {
             .acquire_timeout(timeout)
             .connect_with(options.application_name("landlord"))
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, direct: None })
+    }
+
+    /// Connect through a pooler at `pooled` (PgBouncer), with `direct`, the server itself,
+    /// for LISTEN, session-level locks and migrations (a few connections, opened when first
+    /// needed), which a transaction-mode pooler cannot carry. sqlx names its prepared
+    /// statements: transaction mode needs a pooler that tracks them (PgBouncer 1.21+ with
+    /// `max_prepared_statements`).
+    pub async fn connect_pooled(
+        pooled: &str,
+        direct: &str,
+        max_connections: u32,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let options: PgConnectOptions = pooled.parse().map_err(StoreError::from)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(timeout)
+            .connect_with(options.application_name("landlord"))
+            .await?;
+        let direct_options: PgConnectOptions = direct.parse().map_err(StoreError::from)?;
+        let direct = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(timeout)
+            .connect_lazy_with(direct_options.application_name("landlord"));
+        Ok(Self {
+            pool,
+            direct: Some(direct),
+        })
+    }
+
+    /// The pool for what needs a session of its own.
+    pub(crate) fn session(&self) -> &PgPool {
+        self.direct.as_ref().unwrap_or(&self.pool)
     }
 
     /// A pool that connects on first use (an edge's primary may be out of reach at start:
@@ -184,7 +221,7 @@ impl Store {
             .max_connections(max_connections)
             .acquire_timeout(timeout)
             .connect_lazy_with(options.application_name("landlord"));
-        Ok(Self { pool })
+        Ok(Self { pool, direct: None })
     }
 
     /// Whether `url` is a PostgreSQL connection string, without connecting: settings are
@@ -202,7 +239,7 @@ impl Store {
     /// A store on a test's own pool (`#[sqlx::test]`).
     #[cfg(feature = "testing")]
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, direct: None }
     }
 
     /// The pool, for tests that arrange rows no API writes.
@@ -214,7 +251,7 @@ impl Store {
     /// Apply pending migrations. Safe to run from several processes at once (sqlx takes
     /// an advisory lock).
     pub async fn migrate(&self) -> Result<()> {
-        Ok(migrations::MIGRATOR.run(&self.pool).await?)
+        Ok(migrations::MIGRATOR.run(self.session()).await?)
     }
 
     /// A round trip to the database, for health checks.
@@ -233,7 +270,7 @@ impl Store {
     /// A LISTEN connection on `channels`. It reconnects by itself after a failure
     /// (notifications sent meanwhile are lost; callers re-read state after an error).
     pub async fn listen(&self, channels: &[&str]) -> Result<Listener> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        let mut listener = sqlx::postgres::PgListener::connect_with(self.session()).await?;
         listener.listen_all(channels.iter().copied()).await?;
         Ok(Listener(listener))
     }

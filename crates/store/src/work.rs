@@ -543,7 +543,7 @@ impl Store {
     /// Wait for the cluster-wide lock `name` (used around one-time creations such as the
     /// ACME account, so two workers starting together create one).
     pub async fn lock(&self, name: &str) -> Result<AdvisoryLock> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.session().acquire().await?;
         sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
             .bind(name)
             .execute(&mut *conn)

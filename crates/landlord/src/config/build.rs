@@ -41,6 +41,8 @@ pub struct Database {
     pool: u32,
     /// `LANDLORD_PRIMARY_DATABASE_URL`: where a read-only edge writes its heartbeats.
     primary_url: Option<SecretString>,
+    /// `LANDLORD_DIRECT_DATABASE_URL`: `url` is a transaction-mode pooler, this the server.
+    direct_url: Option<SecretString>,
     /// `LANDLORD_READ_ONLY`: `None` detects a hot standby.
     pub read_only: Option<bool>,
 }
@@ -80,9 +82,20 @@ impl Database {
     /// call is a pool of its own. A hot standby (or `LANDLORD_READ_ONLY=true`) is never
     /// migrated: its primary is.
     pub async fn connect(&self, migrate: bool) -> Result<Store, Fatal> {
-        let store = Store::connect(self.url.expose_secret(), self.pool, Duration::from_secs(10))
+        let timeout = Duration::from_secs(10);
+        let store = match &self.direct_url {
+            Some(direct) => Store::connect_pooled(
+                self.url.expose_secret(),
+                direct.expose_secret(),
+                self.pool,
+                timeout,
+            )
             .await
-            .context("cannot connect to the database (DATABASE_URL)")?;
+            .context("cannot connect to the database through the pooler (DATABASE_URL)")?,
+            None => Store::connect(self.url.expose_secret(), self.pool, timeout)
+                .await
+                .context("cannot connect to the database (DATABASE_URL)")?,
+        };
         if migrate && self.is_read_only(&store).await? {
             tracing::info!(
                 "DATABASE_URL is read-only (a hot standby, or LANDLORD_READ_ONLY): not migrating it"
@@ -161,6 +174,14 @@ impl Settings {
             Store::check_url(u.expose_secret())
                 .map_err(|e| format!("LANDLORD_PRIMARY_DATABASE_URL: {e}"))?;
         }
+        let direct_url = self
+            .direct_database_url
+            .clone()
+            .filter(|u| !u.expose_secret().trim().is_empty());
+        if let Some(u) = &direct_url {
+            Store::check_url(u.expose_secret())
+                .map_err(|e| format!("LANDLORD_DIRECT_DATABASE_URL: {e}"))?;
+        }
         let read_only = match self.read_only.as_deref().map(str::trim) {
             None | Some("" | "auto") => None,
             Some("true" | "1" | "yes" | "on") => Some(true),
@@ -175,6 +196,7 @@ impl Settings {
             url,
             pool: positive(self.database_pool, "LANDLORD_DATABASE_POOL")?,
             primary_url,
+            direct_url,
             read_only,
         })
     }

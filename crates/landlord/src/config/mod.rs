@@ -122,6 +122,16 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub primary_database_url: Option<SecretString>,
+    /// When DATABASE_URL is a transaction-mode pooler (PgBouncer): the server itself, for
+    /// LISTEN, session-level advisory locks and migrations (no prepared statements are
+    /// kept on the pooled connections).
+    #[arg(
+        long,
+        env = "LANDLORD_DIRECT_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub direct_database_url: Option<SecretString>,
     /// `true` treats DATABASE_URL as read-only (no migrations, no LISTEN), `false` never;
     /// default `auto`: a hot standby is detected with pg_is_in_recovery().
     #[arg(long, env = "LANDLORD_READ_ONLY", global = true)]
