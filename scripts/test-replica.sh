@@ -6,6 +6,7 @@
 #   scripts/test-replica.sh standby-stop      # stops only the standby ("the region is away")
 #   scripts/test-replica.sh standby-start     # starts it again (same port, same data)
 #   scripts/test-replica.sh promote           # promotes the standby (failover)
+#   scripts/test-replica.sh primary-kill      # immediate shutdown of the primary (a crash)
 # The standby replays LANDLORD_TEST_REPLICA_DELAY behind the primary (recovery_min_apply_delay,
 # default 3s), like a distant region: a commit on the primary shows on the standby only then.
 # WAL still streams at once; only its replay waits. Exports:
@@ -18,7 +19,9 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 self="$root/scripts/$(basename "${BASH_SOURCE[0]}")"
-dir="$root/target/test-replica"
+# LANDLORD_TEST_REPLICA_DIR: another state directory, for a bed of a test's own (a
+# failover test promotes its standby, which a shared bed must not see).
+dir="${LANDLORD_TEST_REPLICA_DIR:-$root/target/test-replica}"
 primary="$dir/primary"
 standby="$dir/standby"
 delay="${LANDLORD_TEST_REPLICA_DELAY:-3s}"
@@ -209,6 +212,15 @@ standby_start() {
   log "standby up on 127.0.0.1:$standby_port"
 }
 
+# The primary dies (immediate shutdown: no checkpoint, as a crash would leave it).
+primary_kill() {
+  need_bin
+  [ -f "$primary/PG_VERSION" ] || die "no primary in $primary: run '$self start' first"
+  is_running "$primary" || return 0
+  pg "$bin/pg_ctl" -D "$primary" -m immediate -w -t 30 stop >&2 || die "could not stop the primary"
+  log "primary killed (immediate shutdown)"
+}
+
 promote() {
   need_bin
   local primary_port standby_port
@@ -230,5 +242,6 @@ case "${1:-}" in
   standby-stop) standby_stop ;;
   standby-start) standby_start ;;
   promote) promote ;;
-  *) echo "usage: $0 start|stop|standby-stop|standby-start|promote" >&2; exit 2 ;;
+  primary-kill) primary_kill ;;
+  *) echo "usage: $0 start|stop|standby-stop|standby-start|promote|primary-kill" >&2; exit 2 ;;
 esac

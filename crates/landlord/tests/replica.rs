@@ -276,3 +276,199 @@ async fn an_edge_refuses_a_schema_it_cannot_read(pool: PgPool) {
     let why = refused(&p);
     assert!(why.contains("run `landlord migrate`"), "{why}");
 }
+
+/// A TCP relay on `127.0.0.1:<port>` to the port in `target`, as a virtual IP or a DNS name
+/// in front of "the primary" would be: switching it moves new connections elsewhere. It
+/// runs on a thread of its own (the test blocks its runtime while `landlord migrate` runs).
+fn switchable_relay(target: std::sync::Arc<std::sync::atomic::AtomicU16>) -> u16 {
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                let to = target.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", to)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+    });
+    port
+}
+
+/// The primary dies and its streaming replica is promoted in its place (behind the same
+/// address): the API, the worker and the edge reconnect by themselves and work goes on; the
+/// domain issued before is not issued again, and a new one is issued on the new primary.
+#[tokio::test]
+async fn the_primary_fails_over_to_its_replica_and_work_goes_on() {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    // A bed of this test's own, replaying at once: the shared one must keep its standby.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/test-replica.sh");
+    let dir = format!(
+        "{}/../../target/test-replica-failover-{}",
+        env!("CARGO_MANIFEST_DIR"),
+        std::process::id()
+    );
+    let bed = |what: &str| {
+        let out = std::process::Command::new(script)
+            .arg(what)
+            .env("LANDLORD_TEST_REPLICA_DIR", &dir)
+            .env("LANDLORD_TEST_REPLICA_DELAY", "0")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    struct Bed<F: Fn(&str) -> String>(F, String);
+    impl<F: Fn(&str) -> String> Drop for Bed<F> {
+        fn drop(&mut self) {
+            (self.0)("stop");
+            let _ = std::fs::remove_dir_all(&self.1);
+        }
+    }
+    let exports = bed("start");
+    let _bed = Bed(bed, dir.clone());
+    let url = |name: &str| {
+        exports
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .unwrap()
+            .trim_matches('\'')
+            .to_owned()
+    };
+    let (primary, standby) = (
+        url("LANDLORD_TEST_REPLICA_PRIMARY_URL"),
+        url("LANDLORD_TEST_REPLICA_STANDBY_URL"),
+    );
+    let port_of = |u: &str| -> u16 {
+        u.rsplit_once(':')
+            .unwrap()
+            .1
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let target = std::sync::Arc::new(AtomicU16::new(port_of(&primary)));
+    let relay = switchable_relay(target.clone());
+    let admin = PgPool::connect(&primary).await.unwrap();
+    sqlx::query("CREATE DATABASE failover")
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let via_relay = format!("postgres://postgres@127.0.0.1:{relay}/failover");
+    let pool = PgPool::connect(&via_relay).await.unwrap();
+    let mut p = Platform::start_at(pool, via_relay.clone(), &[]).await;
+    let https = p.spawn_edge().await;
+    p.spawn("worker", &[]);
+    let key = p.tenant().await;
+    p.put_file(&key, "index.html", "text/html", "before").await;
+    let (first, second) = (unique("before-failover"), unique("after-failover"));
+    let first_id = p.add_pointed_domain(&key, &first).await;
+    p.wait_domain(&key, &first_id, Duration::from_secs(60), |d| {
+        d["status"] == "active"
+    })
+    .await;
+
+    // Everything is on the standby (asynchronous replication loses what is not), then the
+    // primary crashes and the standby takes its place behind the same address.
+    let standby_pool =
+        PgPool::connect(&format!("{}/failover", standby.rsplit_once('/').unwrap().0))
+            .await
+            .unwrap();
+    let primary_pool =
+        PgPool::connect(&format!("{}/failover", primary.rsplit_once('/').unwrap().0))
+            .await
+            .unwrap();
+    let lsn: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        .fetch_one(&primary_pool)
+        .await
+        .unwrap();
+    p.wait_for(
+        "the standby to replay everything",
+        Duration::from_secs(30),
+        |_| {
+            let (s, lsn) = (standby_pool.clone(), lsn.clone());
+            async move {
+                sqlx::query_scalar::<_, bool>("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn")
+                    .bind(lsn)
+                    .fetch_one(&s)
+                    .await
+                    .unwrap_or(false)
+            }
+        },
+    )
+    .await;
+    primary_pool.close().await;
+    (_bed.0)("primary-kill");
+    (_bed.0)("promote");
+    target.store(port_of(&standby), Ordering::SeqCst);
+
+    // Work goes on through the new primary: a new domain is issued, a file changes, the
+    // edge (reconnected) serves both; the domain issued before is not issued again.
+    p.put_file(&key, "index.html", "text/html", "after").await;
+    let second_id = p.add_pointed_domain(&key, &second).await;
+    p.wait_domain(&key, &second_id, Duration::from_secs(90), |d| {
+        d["status"] == "active"
+    })
+    .await;
+    for host in [&first, &second] {
+        let h = host.to_string();
+        p.wait_for(
+            "the edge to serve after the failover",
+            Duration::from_secs(30),
+            |p| {
+                let h = h.clone();
+                async move {
+                    let res = p
+                        .https_client(&h, https)
+                        .get(format!("https://{h}:{https}/"))
+                        .send()
+                        .await;
+                    match res {
+                        Ok(r) => r.text().await.is_ok_and(|b| b == "after"),
+                        Err(_) => false,
+                    }
+                }
+            },
+        )
+        .await;
+    }
+    let issued = p
+        .events(&key, &first_id)
+        .await
+        .into_iter()
+        .filter(|k| k == "issued")
+        .count();
+    assert_eq!(
+        issued, 1,
+        "the domain issued before the failover is not issued again"
+    );
+    let certificates: i64 = sqlx::query_scalar("SELECT count(*) FROM certificates")
+        .fetch_one(&standby_pool)
+        .await
+        .unwrap();
+    assert_eq!(certificates, 2);
+    drop(p);
+}
