@@ -46,6 +46,11 @@ build:
 bench-issuance N="100":
     python3 scripts/bench-issuance.py --domains {{N}} --command-label "just bench-issuance {{N}}"
 
+# Replica benchmark: change → edge latency through a streaming standby vs the primary, and
+# the standby's replay lag during a 1 000-domain issuance burst. Results: BENCHMARKS.md.
+bench-replica CHANGES="200" DOMAINS="1000":
+    python3 scripts/bench-replica.py --changes {{CHANGES}} --domains {{DOMAINS}} --command-label "just bench-replica {{CHANGES}} {{DOMAINS}}"
+
 # Edge benchmark: `landlord edge` vs nginx on one pinned core (CPU per handshake/request,
 # latency, memory with 10k/100k domains). Results: target/bench/edge-results.md.
 bench *ARGS:

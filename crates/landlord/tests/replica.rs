@@ -38,8 +38,8 @@ async fn replicated_database() -> (PgPool, String, String) {
 }
 
 /// The platform on the primary (migrated there), and an edge on the standby taking
-/// Pebble's HTTP-01 fetches: its HTTPS port.
-async fn two_regions() -> (Platform, u16) {
+/// Pebble's HTTP-01 fetches (a worker with `worker_env`): its HTTPS port.
+async fn two_regions(worker_env: &[(&str, &str)]) -> (Platform, u16) {
     let (pool, primary, standby) = replicated_database().await;
     let mut p = Platform::start_at(pool, primary.clone(), &[]).await;
     // The standby has the schema once it has replayed the migrations.
@@ -77,7 +77,7 @@ async fn two_regions() -> (Platform, u16) {
             ],
         )
         .await;
-    p.spawn("worker", &[]);
+    p.spawn("worker", worker_env);
     (p, https)
 }
 
@@ -115,7 +115,7 @@ async fn wait_served(p: &Platform, host: &str, port: u16, want: Option<&str>, wh
 #[tokio::test]
 async fn an_edge_on_a_standby_behind_its_primary_validates_serves_and_follows() {
     let _turn = EDGE_PORT_LOCK.lock().await;
-    let (p, https) = two_regions().await;
+    let (p, https) = two_regions(&[]).await;
     let key = p.tenant().await;
     let host = unique("region");
     p.put_file(&key, "index.html", "text/html", "v1").await;
@@ -186,7 +186,7 @@ async fn an_edge_on_a_standby_behind_its_primary_validates_serves_and_follows() 
 #[tokio::test]
 async fn a_standby_away_for_thirty_seconds_costs_no_handshake() {
     let _turn = EDGE_PORT_LOCK.lock().await;
-    let (p, https) = two_regions().await;
+    let (p, https) = two_regions(&[]).await;
     let key = p.tenant().await;
     let host = unique("away");
     p.put_file(&key, "index.html", "text/html", "before").await;
@@ -310,24 +310,47 @@ fn switchable_relay(target: std::sync::Arc<std::sync::atomic::AtomicU16>) -> u16
     port
 }
 
-/// The primary dies and its streaming replica is promoted in its place (behind the same
-/// address): the API, the worker and the edge reconnect by themselves and work goes on; the
-/// domain issued before is not issued again, and a new one is issued on the new primary.
-#[tokio::test]
-async fn the_primary_fails_over_to_its_replica_and_work_goes_on() {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    let _turn = EDGE_PORT_LOCK.lock().await;
-    // A bed of this test's own, replaying at once: the shared one must keep its standby.
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/test-replica.sh");
-    let dir = format!(
-        "{}/../../target/test-replica-failover-{}",
-        env!("CARGO_MANIFEST_DIR"),
-        std::process::id()
-    );
-    let bed = |what: &str| {
-        let out = std::process::Command::new(script)
+/// A primary and a standby of a test's own (`LANDLORD_TEST_REPLICA_DIR`), replaying at once,
+/// for tests that promote the standby (the shared bed must keep its); stopped and removed
+/// when dropped.
+struct OwnBed {
+    dir: String,
+    primary: String,
+    standby: String,
+}
+
+impl OwnBed {
+    const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/test-replica.sh");
+
+    fn start(name: &str) -> Self {
+        let dir = format!(
+            "{}/../../target/test-replica-{name}-{}",
+            env!("CARGO_MANIFEST_DIR"),
+            std::process::id()
+        );
+        let mut bed = OwnBed {
+            dir,
+            primary: String::new(),
+            standby: String::new(),
+        };
+        let exports = bed.run("start");
+        let url = |name: &str| {
+            exports
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+                .unwrap()
+                .trim_matches('\'')
+                .to_owned()
+        };
+        bed.primary = url("LANDLORD_TEST_REPLICA_PRIMARY_URL");
+        bed.standby = url("LANDLORD_TEST_REPLICA_STANDBY_URL");
+        bed
+    }
+
+    fn run(&self, what: &str) -> String {
+        let out = std::process::Command::new(Self::SCRIPT)
             .arg(what)
-            .env("LANDLORD_TEST_REPLICA_DIR", &dir)
+            .env("LANDLORD_TEST_REPLICA_DIR", &self.dir)
             .env("LANDLORD_TEST_REPLICA_DELAY", "0")
             .output()
             .unwrap();
@@ -337,38 +360,68 @@ async fn the_primary_fails_over_to_its_replica_and_work_goes_on() {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()
-    };
-    struct Bed<F: Fn(&str) -> String>(F, String);
-    impl<F: Fn(&str) -> String> Drop for Bed<F> {
-        fn drop(&mut self) {
-            (self.0)("stop");
-            let _ = std::fs::remove_dir_all(&self.1);
-        }
     }
-    let exports = bed("start");
-    let _bed = Bed(bed, dir.clone());
-    let url = |name: &str| {
-        exports
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
-            .unwrap()
-            .trim_matches('\'')
-            .to_owned()
-    };
-    let (primary, standby) = (
-        url("LANDLORD_TEST_REPLICA_PRIMARY_URL"),
-        url("LANDLORD_TEST_REPLICA_STANDBY_URL"),
-    );
-    let port_of = |u: &str| -> u16 {
-        u.rsplit_once(':')
-            .unwrap()
-            .1
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+}
+
+impl Drop for OwnBed {
+    fn drop(&mut self) {
+        self.run("stop");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit_once(':')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// `url` (a server's) with the database `db`.
+fn on(url: &str, db: &str) -> String {
+    format!("{}/{db}", url.rsplit_once('/').unwrap().0)
+}
+
+/// Wait until the standby has replayed everything the primary has written so far.
+async fn replayed(p: &Platform, primary: &str, standby: &str) {
+    let primary = PgPool::connect(primary).await.unwrap();
+    let lsn: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        .fetch_one(&primary)
+        .await
+        .unwrap();
+    primary.close().await;
+    let standby = PgPool::connect(standby).await.unwrap();
+    p.wait_for(
+        "the standby to replay everything",
+        Duration::from_secs(30),
+        |_| {
+            let (s, lsn) = (standby.clone(), lsn.clone());
+            async move {
+                sqlx::query_scalar::<_, bool>("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn")
+                    .bind(lsn)
+                    .fetch_one(&s)
+                    .await
+                    .unwrap_or(false)
+            }
+        },
+    )
+    .await;
+}
+
+/// The primary dies and its streaming replica is promoted in its place (behind the same
+/// address): the API, the worker and the edge reconnect by themselves and work goes on; the
+/// domain issued before is not issued again, and a new one is issued on the new primary.
+#[tokio::test]
+async fn the_primary_fails_over_to_its_replica_and_work_goes_on() {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    // A bed of this test's own, replaying at once: the shared one must keep its standby.
+    let bed = OwnBed::start("failover");
+    let (primary, standby) = (bed.primary.clone(), bed.standby.clone());
     let target = std::sync::Arc::new(AtomicU16::new(port_of(&primary)));
     let relay = switchable_relay(target.clone());
     let admin = PgPool::connect(&primary).await.unwrap();
@@ -393,36 +446,9 @@ async fn the_primary_fails_over_to_its_replica_and_work_goes_on() {
 
     // Everything is on the standby (asynchronous replication loses what is not), then the
     // primary crashes and the standby takes its place behind the same address.
-    let standby_pool =
-        PgPool::connect(&format!("{}/failover", standby.rsplit_once('/').unwrap().0))
-            .await
-            .unwrap();
-    let primary_pool =
-        PgPool::connect(&format!("{}/failover", primary.rsplit_once('/').unwrap().0))
-            .await
-            .unwrap();
-    let lsn: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
-        .fetch_one(&primary_pool)
-        .await
-        .unwrap();
-    p.wait_for(
-        "the standby to replay everything",
-        Duration::from_secs(30),
-        |_| {
-            let (s, lsn) = (standby_pool.clone(), lsn.clone());
-            async move {
-                sqlx::query_scalar::<_, bool>("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn")
-                    .bind(lsn)
-                    .fetch_one(&s)
-                    .await
-                    .unwrap_or(false)
-            }
-        },
-    )
-    .await;
-    primary_pool.close().await;
-    (_bed.0)("primary-kill");
-    (_bed.0)("promote");
+    replayed(&p, &on(&primary, "failover"), &on(&standby, "failover")).await;
+    bed.run("primary-kill");
+    bed.run("promote");
     target.store(port_of(&standby), Ordering::SeqCst);
 
     // Work goes on through the new primary: a new domain is issued, a file changes, the
@@ -465,10 +491,141 @@ async fn the_primary_fails_over_to_its_replica_and_work_goes_on() {
         issued, 1,
         "the domain issued before the failover is not issued again"
     );
+    let standby_pool = PgPool::connect(&on(&standby, "failover")).await.unwrap();
     let certificates: i64 = sqlx::query_scalar("SELECT count(*) FROM certificates")
         .fetch_one(&standby_pool)
         .await
         .unwrap();
     assert_eq!(certificates, 2);
     drop(p);
+}
+
+/// A standby further behind than `LANDLORD_EDGE_SYNC_TIMEOUT`: the CA is not told, the
+/// domain stays `issuing` with a problem naming the edge (never `failed`), and it is
+/// certified once the workers wait long enough.
+#[tokio::test]
+async fn an_edge_lagging_past_the_bound_is_named_and_nothing_fails() {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let (mut p, _) = two_regions(&[("LANDLORD_EDGE_SYNC_TIMEOUT", "1s")]).await;
+    let key = p.tenant().await;
+    let host = unique("lagging");
+    let id = p.add_pointed_domain(&key, &host).await;
+    let d = p
+        .wait_domain(&key, &id, Duration::from_secs(30), |d| {
+            d["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("had not loaded it"))
+        })
+        .await;
+    let error = d["last_error"].as_str().unwrap();
+    assert!(error.contains("syd-1 in syd"), "{error}");
+    assert_eq!(d["status"], "issuing");
+    let worker = p.procs.len() - 1;
+    p.procs[worker].kill9();
+    p.spawn("worker", &[]);
+    p.wake(&host).await;
+    let d = p
+        .wait_domain(&key, &id, Duration::from_secs(60), |d| {
+            d["status"] == "active"
+        })
+        .await;
+    let failed = p
+        .events(&key, &id)
+        .await
+        .into_iter()
+        .filter(|k| k.contains("fail"))
+        .count();
+    assert_eq!(failed, 0, "{d}");
+}
+
+/// An edge whose source is replaced by one with another history (a replica promoted after
+/// missing the old primary's last changes, behind the same address) notices that the log
+/// is behind what it applied and reloads everything from the new source: a domain deleted
+/// only on the old primary is served again, as the new source still has it.
+#[tokio::test]
+async fn an_edge_whose_source_has_another_history_reloads_everything() {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let bed = OwnBed::start("diverged");
+    let (primary, standby) = (bed.primary.clone(), bed.standby.clone());
+    let target = std::sync::Arc::new(AtomicU16::new(port_of(&primary)));
+    let relay = switchable_relay(target.clone());
+    let admin = PgPool::connect(&primary).await.unwrap();
+    sqlx::query("CREATE DATABASE diverged")
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let via_relay = format!("postgres://postgres@127.0.0.1:{relay}/diverged");
+    let pool = PgPool::connect(&via_relay).await.unwrap();
+    // The local CA: no ACME needed to have a certificate to serve with.
+    let mut p = Platform::start_at(pool, via_relay.clone(), &[("LANDLORD_ISSUER", "local")]).await;
+    let (_, https) = p.spawn_edge_anywhere().await;
+    p.spawn("worker", &[]);
+    let key = p.tenant().await;
+    p.put_file(&key, "index.html", "text/html", "kept").await;
+    let host = unique("diverged");
+    let id = p.add_pointed_domain(&key, &host).await;
+    p.wait_domain(&key, &id, Duration::from_secs(60), |d| {
+        d["status"] == "active"
+    })
+    .await;
+    let served = |p: &Platform| {
+        let host = host.clone();
+        let root = sqlx::query_scalar::<_, String>("SELECT cert_pem FROM local_ca");
+        let pool = p.pool.clone();
+        async move {
+            let root = root.fetch_one(&pool).await.ok()?;
+            let client = reqwest::Client::builder()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).ok()?)
+                .resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], https)))
+                .build()
+                .ok()?;
+            let res = client
+                .get(format!("https://{host}:{https}/"))
+                .send()
+                .await
+                .ok()?;
+            res.text().await.ok()
+        }
+    };
+    p.wait_for("the page", Duration::from_secs(20), |p| {
+        let f = served(p);
+        async move { f.await.as_deref() == Some("kept") }
+    })
+    .await;
+
+    // The standby is cut off (promoted: it keeps what it had); the old primary goes on and
+    // deletes the domain, which the edge applies.
+    replayed(&p, &on(&primary, "diverged"), &on(&standby, "diverged")).await;
+    bed.run("promote");
+    let res = p
+        .client
+        .delete(format!("{}/v1/domains/{id}", p.api))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    p.wait_for("the deletion on the edge", Duration::from_secs(20), |p| {
+        let f = served(p);
+        async move { f.await.is_none() }
+    })
+    .await;
+
+    // Behind the same address, the source is now the promoted replica, without the
+    // deletion: the edge reloads everything from it and serves the domain again.
+    target.store(port_of(&standby), Ordering::SeqCst);
+    bed.run("primary-kill");
+    p.wait_for(
+        "the edge to reload from the new source",
+        Duration::from_secs(30),
+        |p| {
+            let f = served(p);
+            async move { f.await.as_deref() == Some("kept") }
+        },
+    )
+    .await;
+    let edge_log = p.log(1);
+    assert!(edge_log.contains("reloading everything"), "{edge_log}");
 }
