@@ -13,7 +13,8 @@ What it does (Python 3 standard library only):
      simulated distance), and Pebble + challtestsrv from a copy of scripts/test-acme.sh;
   3. `landlord api` + `worker` + an edge on the primary (taking Pebble's HTTP-01 fetches),
      and a second edge on the standby (read-only, heartbeats to the primary);
-  4. change-to-edge latency: N files written one after another through the API; for each,
+  4. change-to-edge latency: N files written one after another (each at a random moment
+     of the poll interval) through the API; for each,
      the time from the API's answer until each edge's `landlord_edge_change_position`
      (its metrics, sampled every 2 ms from a thread) reaches the change's sequence number;
   5. an issuance burst: M domains registered at once and issued by Pebble, while the
@@ -26,6 +27,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -178,6 +180,9 @@ class Bench:
         lat = {name: [] for name in self.edge_metrics}
         log(f"{n} changes, one after another")
         for i in range(n):
+            # At a random moment of the poll interval: changes made right after the standby
+            # edge's last poll would all wait a whole interval (a phase-locked measurement).
+            time.sleep(random.uniform(0, 1.0))
             status, _ = http("PUT", f"{self.api}/v1/files/probe.txt", f"change {i}".encode(), token=self.key,
                              content_type="text/plain")
             t0 = time.monotonic()
@@ -295,9 +300,16 @@ Command: `{meta['command']}`
 
 The edge on the primary applies a change as soon as its NOTIFY arrives; the edge on the
 standby has no notifications and applies it at its next poll, so its latency is spread over the
-poll interval (`LANDLORD_EDGE_POLL_INTERVAL`, 1 s) plus the replay lag, which on one machine is
-a few milliseconds even while {B['domains']} domains are issued. In another region, add the
-network's streaming delay to the replay lag.
+poll interval (`LANDLORD_EDGE_POLL_INTERVAL`, 1 s: half of it on average) plus the replay lag,
+which on one machine is a few milliseconds even while {B['domains']} domains are issued. In
+another region, add the network's streaming delay to the replay lag. The burst's pace
+({B['domains'] / B['wall']:.0f} domains/s with 16 worker slots, against about 30/s without a
+standby edge in `just bench-issuance`) is the price of HTTP-01 across regions: before each
+validation the worker waits until the standby edge has polled and reported the challenge
+(about one poll interval plus one heartbeat); a shorter `LANDLORD_EDGE_POLL_INTERVAL` shortens
+it. A 1 000-domain burst was tried first: Pebble stopped answering new orders after about 800
+in a few minutes on this machine (its order requests logged, never answered; the workers ended
+those rounds as "the CA stopped answering" and retried), so the burst is 500.
 """
     path = os.path.join(ROOT, "BENCHMARKS.md")
     with open(path) as f:
