@@ -14,6 +14,11 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="$root/target/test-pgbouncer"
+# As root PgBouncer runs as postgres, which must read its configuration: a checkout postgres
+# cannot enter keeps the state under /tmp instead (the same path for start and stop).
+if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$root" 2>/dev/null; then
+  dir="/tmp/landlord-$(printf '%s' "$dir" | md5sum | cut -c1-16)"
+fi
 
 log() { echo "test-pgbouncer: $*" >&2; }
 

@@ -7,6 +7,7 @@
 #   scripts/test-replica.sh standby-start     # starts it again (same port, same data)
 #   scripts/test-replica.sh promote           # promotes the standby (failover)
 #   scripts/test-replica.sh primary-kill      # immediate shutdown of the primary (a crash)
+#   scripts/test-replica.sh remove            # stop both and delete the state directory
 # The standby replays LANDLORD_TEST_REPLICA_DELAY behind the primary (recovery_min_apply_delay,
 # default 3s), like a distant region: a commit on the primary shows on the standby only then.
 # WAL still streams at once; only its replay waits. Exports:
@@ -22,6 +23,12 @@ self="$root/scripts/$(basename "${BASH_SOURCE[0]}")"
 # LANDLORD_TEST_REPLICA_DIR: another state directory, for a bed of a test's own (a
 # failover test promotes its standby, which a shared bed must not see).
 dir="${LANDLORD_TEST_REPLICA_DIR:-$root/target/test-replica}"
+# As root the servers run as postgres, which must reach the state directory: a checkout
+# postgres cannot enter (a private mktemp -d, a home directory) keeps it under /tmp instead,
+# at a path derived from the intended one (the same for every sub-command).
+if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$root" 2>/dev/null; then
+  dir="/tmp/landlord-$(printf '%s' "$dir" | md5sum | cut -c1-16)"
+fi
 primary="$dir/primary"
 standby="$dir/standby"
 delay="${LANDLORD_TEST_REPLICA_DELAY:-3s}"
@@ -243,5 +250,6 @@ case "${1:-}" in
   standby-start) standby_start ;;
   promote) promote ;;
   primary-kill) primary_kill ;;
-  *) echo "usage: $0 start|stop|standby-stop|standby-start|promote|primary-kill" >&2; exit 2 ;;
+  remove) stop; rm -rf "$dir" ;;
+  *) echo "usage: $0 start|stop|standby-stop|standby-start|promote|primary-kill|remove" >&2; exit 2 ;;
 esac

@@ -365,8 +365,7 @@ impl OwnBed {
 
 impl Drop for OwnBed {
     fn drop(&mut self) {
-        self.run("stop");
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.run("remove");
     }
 }
 
