@@ -44,7 +44,7 @@ import time
 from harness import (  # scripts/harness.py, shared with bench-edge, soak and attack
     HarnessError as BenchError, cargo_build, challtestsrv, create_database, drop_database, free_port,
     git_revision, http, loadavg, log_warnings, logger, machine_facts, pct, pkg_version, postgres_server,
-    proc_cpu, psql, run_quiet, spawn, summary, tail, terminate)
+    proc_cpu, psql, run_quiet, spawn, summary, tail, terminate, write_section)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.path.join(ROOT, "target", "bench")
@@ -734,24 +734,7 @@ Command: `{meta['command']}` (runs `{meta['script_command']}`)
 {anomalies}
 {interpretation(b)}
 """
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    intro = ("# Benchmarks\n\nMeasured numbers for Landlord, each section with the exact command "
-             "that produced it, the machine and the date. Re-run the command to refresh a section.\n")
-    try:
-        with open(path) as f:
-            text = f.read()
-    except FileNotFoundError:
-        text = intro
-    start = text.find(SECTION)
-    if start >= 0:
-        nxt = text.find("\n## ", start + len(SECTION))
-        end = len(text) if nxt < 0 else nxt + 1
-        text = text[:start] + section + ("\n" if nxt >= 0 else "") + text[end:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(path, "w") as f:
-        f.write(text)
-    log(f"wrote {os.path.relpath(path, ROOT)}")
+    write_section(ROOT, SECTION, section, log)
 
 
 # ---------------------------------------------------------------- main

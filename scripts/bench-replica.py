@@ -39,7 +39,7 @@ import urllib.request
 
 from harness import (
     HarnessError as BenchError, cargo_build, free_port, git_revision, http, logger, machine_facts,
-    pct, psql, register_domain, spawn, summary, tail, terminate, wait_port)
+    pct, psql, register_domain, spawn, summary, tail, terminate, wait_port, write_section)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.path.join(ROOT, "target", "bench")
@@ -311,19 +311,7 @@ it. A 1 000-domain burst was tried first: Pebble stopped answering new orders af
 in a few minutes on this machine (its order requests logged, never answered; the workers ended
 those rounds as "the CA stopped answering" and retried), so the burst is 500.
 """
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    with open(path) as f:
-        text = f.read()
-    start = text.find(SECTION)
-    if start >= 0:
-        nxt = text.find("\n## ", start + len(SECTION))
-        end = len(text) if nxt < 0 else nxt + 1
-        text = text[:start] + section + ("\n" if nxt >= 0 else "") + text[end:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(path, "w") as f:
-        f.write(text)
-    log("wrote BENCHMARKS.md")
+    write_section(ROOT, SECTION, section, log)
 
 
 def main():

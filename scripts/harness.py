@@ -183,6 +183,31 @@ def register_domain(api, key, hostname, mgmt):
     return body
 
 
+# ---------------------------------------------------------------- BENCHMARKS.md
+
+def write_section(root, title, section, log):
+    """Put `section` (which starts with the heading `title`) into root/BENCHMARKS.md: in
+    place of the section with that heading, or at the end; other sections are kept."""
+    path = os.path.join(root, "BENCHMARKS.md")
+    intro = ("# Benchmarks\n\nMeasured numbers for Landlord, each section with the exact command "
+             "that produced it, the machine and the date. Re-run the command to refresh a section.\n")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = intro
+    start = text.find(title)
+    if start >= 0:
+        nxt = text.find("\n## ", start + len(title))
+        end = len(text) if nxt < 0 else nxt + 1
+        text = text[:start] + section + ("\n" if nxt >= 0 else "") + text[end:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    with open(path, "w") as f:
+        f.write(text)
+    log(f"wrote {os.path.relpath(path, root)}")
+
+
 # ---------------------------------------------------------------- PostgreSQL
 
 def postgres_server(timeout=600):

@@ -608,16 +608,19 @@ impl Directory {
             .then_some(canonical)
     }
 
-    /// What a hostname serves now: its site's live deploy and rules, if it has one.
-    pub fn live(&self, hostname: &Hostname) -> Option<Arc<Live>> {
-        let site = self.route(hostname)?.name.site;
-        self.sites
+    /// Who serves a hostname now (the tenant owning its registration, as
+    /// [`Directory::tenant_of`] says) and what: its site's live deploy and rules, if it has
+    /// one. One lookup of the registration for both, per request.
+    pub fn served(&self, hostname: &Hostname) -> Option<(TenantId, Option<Arc<Live>>)> {
+        let name = self.route(hostname)?.name;
+        let live = self
+            .sites
             .read()
             .expect("sites lock")
             .by_id
-            .get(&site)?
-            .live
-            .clone()
+            .get(&name.site)
+            .and_then(|s| s.live.clone());
+        Some((name.tenant, live))
     }
 
     /// The first of `candidates` (stored paths, see `FilePath::check`) that a deploy has,

@@ -104,14 +104,15 @@ async fn respond(site: &Site, request: &axum::http::request::Parts) -> Response 
             .into_response();
     }
     // The tenant may have changed hands or the domain been deleted since the handshake.
-    if site.dir.tenant_of(&site.host) != Some(site.tenant) {
+    let served = site.dir.served(&site.host);
+    if served.as_ref().map(|(tenant, _)| *tenant) != Some(site.tenant) {
         return (
             StatusCode::MISDIRECTED_REQUEST,
             "This hostname is no longer served here.\n",
         )
             .into_response();
     }
-    let Some(live) = site.dir.live(&site.host) else {
+    let Some((_, Some(live))) = served else {
         return not_found();
     };
     if let Some(canonical) = canonical_redirect(site, &live, request) {

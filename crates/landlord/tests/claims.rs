@@ -189,14 +189,7 @@ async fn a_dangling_cname_of_a_deleted_registration_verifies_nobody_else(pool: P
         .await;
     let old_target = p.target_of(&host).await;
     // The owner deletes the domain and forgets the CNAME.
-    let res = p
-        .client
-        .delete(format!("{}/v1/domains/{first}", p.api))
-        .bearer_auth(&owner)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    p.delete_domain(&owner, &first).await;
 
     let attacker = p.tenant().await;
     let id = p.add_domain(&attacker, &host).await;

@@ -92,14 +92,7 @@ async fn a_delegated_acme_challenge_cname_is_shown_checked_and_kept(pool: PgPool
     .await;
 
     // Deleted and registered again: the same delegation, so the tenant's record stays right.
-    let res = p
-        .client
-        .delete(format!("{}/v1/domains/{id}", p.api))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    p.delete_domain(&key, &id).await;
     let again = p.add_domain(&key, &host).await;
     assert_eq!(
         p.domain(&key, &again).await["dcv_delegation"]["value"],
@@ -268,18 +261,6 @@ async fn serial_of(pool: &PgPool, hostname: &str) -> String {
         .unwrap()
 }
 
-/// A GET over HTTPS to `host` on the edge's `port`: status and body (`None`: the
-/// handshake or the request failed).
-async fn fetch(p: &Platform, host: &str, port: u16, path: &str) -> Option<(u16, String)> {
-    let res = p
-        .https_client(host, port)
-        .get(format!("https://{host}:{port}{path}"))
-        .send()
-        .await
-        .ok()?;
-    Some((res.status().as_u16(), res.text().await.ok()?))
-}
-
 /// With `LANDLORD_PLATFORM_DOMAIN`, the worker registers `*.sites.platform.test` for the
 /// platform and certifies it through DNS-01 in that zone (on Knot); from then on a new
 /// site is served at `<slug>.sites.platform.test` as soon as it has a deploy, under that
@@ -336,7 +317,7 @@ async fn a_new_site_is_served_at_its_platform_subdomain_under_the_wildcard(pool:
     let h = host.clone();
     p.wait_for("the site at its slug", Duration::from_secs(30), |p| {
         let h = h.clone();
-        async move { fetch(p, &h, https, "/").await == Some((200, "docs on the platform".into())) }
+        async move { p.fetch(&h, https, "/").await == Some((200, "docs on the platform".into())) }
     })
     .await;
     println!(
@@ -364,7 +345,7 @@ async fn a_new_site_is_served_at_its_platform_subdomain_under_the_wildcard(pool:
     assert_ne!(other_slug, "docs".to_owned() + &slug);
     // Nobody's slug: refused in the handshake, from memory.
     assert!(
-        fetch(&p, "nobody-here.sites.platform.test", https, "/")
+        p.fetch("nobody-here.sites.platform.test", https, "/")
             .await
             .is_none()
     );
@@ -398,8 +379,8 @@ async fn a_new_site_is_served_at_its_platform_subdomain_under_the_wildcard(pool:
     p.wait_for("the site at its new slug", Duration::from_secs(10), |p| {
         let (new_host, old) = (new_host.clone(), host.clone());
         async move {
-            fetch(p, &new_host, https, "/").await == Some((200, "docs on the platform".into()))
-                && fetch(p, &old, https, "/").await.is_none()
+            p.fetch(&new_host, https, "/").await == Some((200, "docs on the platform".into()))
+                && p.fetch(&old, https, "/").await.is_none()
         }
     })
     .await;
@@ -465,7 +446,7 @@ async fn a_wildcard_hostname_is_certified_through_its_delegation_and_serves_any_
     let f = first.clone();
     p.wait_for("the first subdomain", Duration::from_secs(10), |p| {
         let f = f.clone();
-        async move { fetch(p, &f, https, "/").await == Some((200, "any subdomain".into())) }
+        async move { p.fetch(&f, https, "/").await == Some((200, "any subdomain".into())) }
     })
     .await;
     let queries = |m: String| async move {
@@ -480,7 +461,7 @@ async fn a_wildcard_hostname_is_certified_through_its_delegation_and_serves_any_
     for sub in ["second", "third", "fourth"] {
         let host = format!("{sub}.{base}");
         assert_eq!(
-            fetch(&p, &host, https, "/").await,
+            p.fetch(&host, https, "/").await,
             Some((200, "any subdomain".into())),
             "{host}"
         );
@@ -492,11 +473,7 @@ async fn a_wildcard_hostname_is_certified_through_its_delegation_and_serves_any_
         "new subdomains of a cached wildcard cost no database query"
     );
     // One label only: a name two labels down is nobody's.
-    assert!(
-        fetch(&p, &format!("a.b.{base}"), https, "/")
-            .await
-            .is_none()
-    );
+    assert!(p.fetch(&format!("a.b.{base}"), https, "/").await.is_none());
 
     // An exact registration beats the wildcard: its own delegation, its own certificate.
     let exact = format!("www.{base}");

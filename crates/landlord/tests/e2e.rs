@@ -497,14 +497,7 @@ async fn two_edges_serve_pages_by_sni_and_follow_changes(pool: PgPool) {
     }
 
     // Deleting the domain stops the handshake on both edges within 2 s.
-    let res = p
-        .client
-        .delete(format!("{}/v1/domains/{id}", p.api))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    p.delete_domain(&key, &id).await;
     for port in edges {
         let end = Instant::now() + Duration::from_secs(2);
         loop {

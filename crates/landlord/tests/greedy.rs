@@ -291,14 +291,7 @@ async fn a_resumed_order_whose_key_is_unusable_is_dropped_for_a_new_one(pool: Pg
 
     // The same hostname again, as if a worker had finalized that (now valid) order and its
     // key were lost: sealed under another master key, unreadable.
-    let res = p
-        .client
-        .delete(format!("{}/v1/domains/{first}", p.api))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    p.delete_domain(&key, &first).await;
     let id = p.add_domain(&key, &host).await;
     p.point(&host).await;
     sqlx::query(

@@ -37,15 +37,7 @@ async fn the_platform_runs_behind_pgbouncer(pool: PgPool) {
         d["status"] == "active"
     })
     .await;
-    let body = p
-        .https_client(&host, https)
-        .get(format!("https://{host}:{https}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, body) = p.fetch(&host, https, "/").await.expect("served");
     assert_eq!(body, "through the pooler");
     // A change reaches the edge through its LISTEN on the direct connection.
     p.put_file(&key, "index.html", "text/html", "changed").await;
@@ -53,15 +45,9 @@ async fn the_platform_runs_behind_pgbouncer(pool: PgPool) {
     p.wait_for("the change on the edge", Duration::from_secs(10), |p| {
         let h = h.clone();
         async move {
-            let res = p
-                .https_client(&h, https)
-                .get(format!("https://{h}:{https}/"))
-                .send()
-                .await;
-            match res {
-                Ok(r) => r.text().await.is_ok_and(|b| b == "changed"),
-                Err(_) => false,
-            }
+            p.fetch(&h, https, "/")
+                .await
+                .is_some_and(|(_, body)| body == "changed")
         }
     })
     .await;

@@ -81,15 +81,19 @@ async fn two_regions(worker_env: &[(&str, &str)]) -> (Platform, u16) {
     (p, https)
 }
 
-/// A GET over HTTPS on a new connection: status and body (`None`: refused).
-async fn fetch(p: &Platform, host: &str, port: u16) -> Option<(u16, String)> {
-    let res = p
-        .https_client(host, port)
-        .get(format!("https://{host}:{port}/"))
-        .send()
-        .await
-        .ok()?;
-    Some((res.status().as_u16(), res.text().await.ok()?))
+/// A tenant's page `body` on a new domain pointed at us, issued through Pebble (which
+/// fetched the challenge from the standby-backed edge) and served there: key, host, id.
+async fn serving(p: &Platform, https: u16, prefix: &str, body: &str) -> (String, String, String) {
+    let key = p.tenant().await;
+    let host = unique(prefix);
+    p.put_file(&key, "index.html", "text/html", body).await;
+    let id = p.add_pointed_domain(&key, &host).await;
+    p.wait_domain(&key, &id, Duration::from_secs(90), |d| {
+        d["status"] == "active"
+    })
+    .await;
+    wait_served(p, &host, https, Some(body), "served from the standby").await;
+    (key, host, id)
 }
 
 async fn wait_served(p: &Platform, host: &str, port: u16, want: Option<&str>, what: &str) {
@@ -98,7 +102,7 @@ async fn wait_served(p: &Platform, host: &str, port: u16, want: Option<&str>, wh
     p.wait_for(what, Duration::from_secs(30), |p| {
         let (host, want) = (host.clone(), want.clone());
         async move {
-            let got = fetch(p, &host, port).await;
+            let got = p.fetch(&host, port, "/").await;
             match &want {
                 Some(body) => got == Some((200, body.clone())),
                 None => got.is_none(),
@@ -116,14 +120,7 @@ async fn wait_served(p: &Platform, host: &str, port: u16, want: Option<&str>, wh
 async fn an_edge_on_a_standby_behind_its_primary_validates_serves_and_follows() {
     let _turn = EDGE_PORT_LOCK.lock().await;
     let (p, https) = two_regions(&[]).await;
-    let key = p.tenant().await;
-    let host = unique("region");
-    p.put_file(&key, "index.html", "text/html", "v1").await;
-    let id = p.add_pointed_domain(&key, &host).await;
-    p.wait_domain(&key, &id, Duration::from_secs(90), |d| {
-        d["status"] == "active"
-    })
-    .await;
+    let (key, host, id) = serving(&p, https, "region", "v1").await;
     let kinds: Vec<String> = p
         .events(&key, &id)
         .await
@@ -131,7 +128,6 @@ async fn an_edge_on_a_standby_behind_its_primary_validates_serves_and_follows() 
         .filter(|m| m.contains("fail") || m.contains("refused"))
         .collect();
     assert!(kinds.is_empty(), "validated the first time: {kinds:?}");
-    wait_served(&p, &host, https, Some("v1"), "served from the standby").await;
 
     let edges: Value = p
         .client
@@ -163,14 +159,7 @@ async fn an_edge_on_a_standby_behind_its_primary_validates_serves_and_follows() 
         "a changed file reached the standby edge",
     )
     .await;
-    let res = p
-        .client
-        .delete(format!("{}/v1/domains/{id}", p.api))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    p.delete_domain(&key, &id).await;
     wait_served(
         &p,
         &host,
@@ -187,15 +176,7 @@ async fn an_edge_on_a_standby_behind_its_primary_validates_serves_and_follows() 
 async fn a_standby_away_for_thirty_seconds_costs_no_handshake() {
     let _turn = EDGE_PORT_LOCK.lock().await;
     let (p, https) = two_regions(&[]).await;
-    let key = p.tenant().await;
-    let host = unique("away");
-    p.put_file(&key, "index.html", "text/html", "before").await;
-    let id = p.add_pointed_domain(&key, &host).await;
-    p.wait_domain(&key, &id, Duration::from_secs(90), |d| {
-        d["status"] == "active"
-    })
-    .await;
-    wait_served(&p, &host, https, Some("before"), "served from the standby").await;
+    let (key, host, _) = serving(&p, https, "away", "before").await;
 
     let script = var("LANDLORD_TEST_REPLICA_SCRIPT");
     let run = |what: &str| {
@@ -210,7 +191,7 @@ async fn a_standby_away_for_thirty_seconds_costs_no_handshake() {
     let (mut served, mut failed) = (0, 0);
     let mut changed = false;
     while away.elapsed() < Duration::from_secs(30) {
-        match fetch(&p, &host, https).await {
+        match p.fetch(&host, https, "/").await {
             Some((200, body)) if body == "before" => served += 1,
             other => {
                 failed += 1;
@@ -466,15 +447,9 @@ async fn the_primary_fails_over_to_its_replica_and_work_goes_on() {
             |p| {
                 let h = h.clone();
                 async move {
-                    let res = p
-                        .https_client(&h, https)
-                        .get(format!("https://{h}:{https}/"))
-                        .send()
-                        .await;
-                    match res {
-                        Ok(r) => r.text().await.is_ok_and(|b| b == "after"),
-                        Err(_) => false,
-                    }
+                    p.fetch(&h, https, "/")
+                        .await
+                        .is_some_and(|(_, body)| body == "after")
                 }
             },
         )
@@ -598,14 +573,7 @@ async fn an_edge_whose_source_has_another_history_reloads_everything() {
     // deletes the domain, which the edge applies.
     replayed(&p, &on(&primary, "diverged"), &on(&standby, "diverged")).await;
     bed.run("promote");
-    let res = p
-        .client
-        .delete(format!("{}/v1/domains/{id}", p.api))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    p.delete_domain(&key, &id).await;
     p.wait_for("the deletion on the edge", Duration::from_secs(20), |p| {
         let f = served(p);
         async move { f.await.is_none() }

@@ -368,6 +368,30 @@ impl Platform {
             .unwrap()
     }
 
+    /// A GET of `path` over HTTPS to `host` on `port`, on a new connection trusting this
+    /// Pebble's root: status and body (`None`: the handshake or the request failed).
+    pub async fn fetch(&self, host: &str, port: u16, path: &str) -> Option<(u16, String)> {
+        let res = self
+            .https_client(host, port)
+            .get(format!("https://{host}:{port}{path}"))
+            .send()
+            .await
+            .ok()?;
+        Some((res.status().as_u16(), res.text().await.ok()?))
+    }
+
+    /// `DELETE /v1/domains/{id}` as `key`; asserts the 204.
+    pub async fn delete_domain(&self, key: &str, id: &str) {
+        let res = self
+            .client
+            .delete(format!("{}/v1/domains/{id}", self.api))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+    }
+
     /// The serial of the certificate a fresh TLS handshake for `host` is presented (the
     /// chain verified against this Pebble's root), as the API writes serials.
     pub async fn presented_serial(&self, host: &str, port: u16) -> String {
