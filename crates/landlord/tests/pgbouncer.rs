@@ -1,5 +1,5 @@
-//! API, worker and edge behind PgBouncer (`scripts/test-pgbouncer.sh`, session pooling:
-//! Debian's 1.18 cannot carry sqlx's named prepared statements in transaction mode):
+//! API, worker and edge behind PgBouncer in transaction pooling (`scripts/test-pgbouncer.sh`:
+//! PgBouncer 1.21+ with `max_prepared_statements`, four server connections for every client):
 //! every query through the pooler; LISTEN, session-level locks and migrations through
 //! `LANDLORD_DIRECT_DATABASE_URL`.
 
@@ -39,6 +39,26 @@ async fn the_platform_runs_behind_pgbouncer(pool: PgPool) {
     .await;
     let (_, body) = p.fetch(&host, https, "/").await.expect("served");
     assert_eq!(body, "through the pooler");
+    // Many concurrent API calls over the pooler's four server connections: each
+    // transaction lands on whichever is free, with sqlx's prepared statements following.
+    let calls = (0..48).map(|i| {
+        let (p, key, id) = (&p, key.clone(), id.clone());
+        async move {
+            match i % 3 {
+                0 => p.domain(&key, &id).await["hostname"]
+                    .as_str()
+                    .map(str::to_owned),
+                1 => Some(p.events(&key, &id).await.len().to_string()),
+                _ => {
+                    let name = format!("f{i}.txt");
+                    p.put_file(&key, &name, "text/plain", "x").await;
+                    Some(name)
+                }
+            }
+        }
+    });
+    let answers = futures::future::join_all(calls).await;
+    assert!(answers.iter().all(Option::is_some), "{answers:?}");
     // A change reaches the edge through its LISTEN on the direct connection.
     p.put_file(&key, "index.html", "text/html", "changed").await;
     let h = host.clone();

@@ -512,6 +512,109 @@ async fn an_edge_lagging_past_the_bound_is_named_and_nothing_fails() {
     assert_eq!(failed, 0, "{d}");
 }
 
+/// `host`'s page from the edge at `https`, trusting the local CA (`LANDLORD_ISSUER=local`).
+fn local_ca_page(
+    p: &Platform,
+    host: String,
+    https: u16,
+) -> impl std::future::Future<Output = Option<String>> + use<> {
+    let pool = p.pool.clone();
+    async move {
+        let root: String = sqlx::query_scalar("SELECT cert_pem FROM local_ca")
+            .fetch_one(&pool)
+            .await
+            .ok()?;
+        let client = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).ok()?)
+            .resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], https)))
+            .build()
+            .ok()?;
+        let res = client
+            .get(format!("https://{host}:{https}/"))
+            .send()
+            .await
+            .ok()?;
+        res.text().await.ok()
+    }
+}
+
+/// The edge's own standby is promoted (its primary died): the edge, still pointed at the
+/// same server, now a primary, goes on without a restart: what it served stays served, and
+/// changes and new domains written on the new primary reach it.
+#[tokio::test]
+async fn an_edge_whose_own_standby_is_promoted_goes_on() {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let bed = OwnBed::start("promoted");
+    let (primary, standby) = (bed.primary.clone(), bed.standby.clone());
+    // API and worker reach the primary through a relay, moved to the promoted node later.
+    let target = std::sync::Arc::new(AtomicU16::new(port_of(&primary)));
+    let relay = switchable_relay(target.clone());
+    let admin = PgPool::connect(&primary).await.unwrap();
+    sqlx::query("CREATE DATABASE promoted")
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let via_relay = format!("postgres://postgres@127.0.0.1:{relay}/promoted");
+    let pool = PgPool::connect(&via_relay).await.unwrap();
+    let mut p = Platform::start_at(pool, via_relay.clone(), &[("LANDLORD_ISSUER", "local")]).await;
+    replayed(&p, &on(&primary, "promoted"), &on(&standby, "promoted")).await;
+    let on_standby = on(&standby, "promoted");
+    let (_, https) = p
+        .start_edge(
+            "127.0.0.1:0",
+            &[
+                ("DATABASE_URL", on_standby.as_str()),
+                ("LANDLORD_PRIMARY_DATABASE_URL", via_relay.as_str()),
+                ("LANDLORD_EDGE_POLL_INTERVAL", "200ms"),
+            ],
+        )
+        .await;
+    p.spawn("worker", &[]);
+    let key = p.tenant().await;
+    p.put_file(&key, "index.html", "text/html", "before").await;
+    let (first, second) = (unique("promoted-a"), unique("promoted-b"));
+    let first_id = p.add_pointed_domain(&key, &first).await;
+    p.wait_domain(&key, &first_id, Duration::from_secs(60), |d| {
+        d["status"] == "active"
+    })
+    .await;
+    p.wait_for("the page from the standby", Duration::from_secs(20), |p| {
+        let f = local_ca_page(p, first.clone(), https);
+        async move { f.await.as_deref() == Some("before") }
+    })
+    .await;
+    let edge_log = p.log(1);
+    assert!(edge_log.contains("read-only"), "{edge_log}");
+
+    // The primary dies; the edge's standby is promoted and takes the primary's place.
+    replayed(&p, &on(&primary, "promoted"), &on_standby).await;
+    bed.run("primary-kill");
+    bed.run("promote");
+    target.store(port_of(&standby), Ordering::SeqCst);
+
+    p.put_file(&key, "index.html", "text/html", "after").await;
+    let second_id = p.add_pointed_domain(&key, &second).await;
+    p.wait_domain(&key, &second_id, Duration::from_secs(60), |d| {
+        d["status"] == "active"
+    })
+    .await;
+    for host in [&first, &second] {
+        p.wait_for(
+            "the edge to follow its promoted source",
+            Duration::from_secs(20),
+            |p| {
+                let f = local_ca_page(p, host.to_string(), https);
+                async move { f.await.as_deref() == Some("after") }
+            },
+        )
+        .await;
+    }
+    let edge_log = p.log(1);
+    assert!(!edge_log.contains("reloading everything"), "{edge_log}");
+}
+
 /// An edge whose source is replaced by one with another history (a replica promoted after
 /// missing the old primary's last changes, behind the same address) notices that the log
 /// is behind what it applied and reloads everything from the new source: a domain deleted
@@ -543,26 +646,7 @@ async fn an_edge_whose_source_has_another_history_reloads_everything() {
         d["status"] == "active"
     })
     .await;
-    let served = |p: &Platform| {
-        let host = host.clone();
-        let root = sqlx::query_scalar::<_, String>("SELECT cert_pem FROM local_ca");
-        let pool = p.pool.clone();
-        async move {
-            let root = root.fetch_one(&pool).await.ok()?;
-            let client = reqwest::Client::builder()
-                .tls_built_in_root_certs(false)
-                .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).ok()?)
-                .resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], https)))
-                .build()
-                .ok()?;
-            let res = client
-                .get(format!("https://{host}:{https}/"))
-                .send()
-                .await
-                .ok()?;
-            res.text().await.ok()
-        }
-    };
+    let served = |p: &Platform| local_ca_page(p, host.clone(), https);
     p.wait_for("the page", Duration::from_secs(20), |p| {
         let f = served(p);
         async move { f.await.as_deref() == Some("kept") }
