@@ -8,6 +8,7 @@ import { renderDetailView } from './domain-detail.js';
 import { renderFilesView } from './files.js';
 import { renderSitesView } from './sites.js';
 import { renderSiteView } from './site-detail.js';
+import { renderKeysView } from './keys.js';
 
 function route() {
   const path = location.hash.replace(/^#/, '') || '/domains';
@@ -17,6 +18,7 @@ function route() {
   if (site) return { name: 'site', id: decodeURIComponent(site[1]) };
   if (path === '/sites') return { name: 'sites' };
   if (path === '/files') return { name: 'files' };
+  if (path === '/keys') return { name: 'keys' };
   return { name: 'domains' };
 }
 
@@ -40,6 +42,7 @@ export function render() {
   else if (r.name === 'files') content = renderFilesView();
   else if (r.name === 'sites') content = renderSitesView();
   else if (r.name === 'site') content = renderSiteView(r.id);
+  else if (r.name === 'keys') content = renderKeysView();
   else content = renderDomainsView();
   main.replaceChildren(content);
   document.title = `${ui.view.title} · Landlord`;

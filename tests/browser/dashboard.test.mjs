@@ -599,6 +599,39 @@ describe('tenant dashboard in Chromium against the real platform', () => {
     assert.equal((await apiGet(`/v1/sites/${siteId}`)).status, 404);
   });
 
+  step('an API key is created (secret shown once), listed, and revoked', async () => {
+    await page.getByTestId('nav-keys').click();
+    await page.locator('h1', { hasText: 'API keys' }).waitFor();
+    await page.locator('[data-testid="key-row"]').first().waitFor();
+    assert.equal(await page.locator('[data-testid="key-row"]').count(), 1);
+    assert.equal(await byTestId('key-current').count(), 1, 'the signed-in key is marked');
+    await byTestId('new-key-name').fill('CI');
+    await byTestId('create-key').click();
+    const secret = (await byTestId('new-key-secret').textContent()).trim();
+    assert.match(secret, /^ll_[0-9a-f]{64}$/);
+    await page.locator('[data-testid="key-row"]').nth(1).waitFor();
+    assert.equal((await (await apiGet('/v1/keys')).json()).keys.length, 2);
+    const created = await fetch(`${API}/v1/keys`, { headers: { authorization: `Bearer ${secret}` } });
+    assert.equal(created.status, 200, 'the new key works');
+    // The page never lists a secret.
+    assert.ok(!(await page.locator('[data-testid="keys"]').textContent()).includes(secret));
+    await screenshot('api-keys');
+
+    const row = page.locator('[data-testid="key-row"]', { hasText: 'CI' });
+    await row.getByTestId('revoke-key').click();
+    await byTestId('confirm-ok').click();
+    await page.locator('[data-testid="key-row"]', { hasText: 'CI' }).waitFor({ state: 'detached' });
+    const revoked = await fetch(`${API}/v1/keys`, { headers: { authorization: `Bearer ${secret}` } });
+    assert.equal(revoked.status, 401, 'the revoked key is refused at once');
+
+    // The last key cannot be revoked: the API's reason is shown.
+    allowHttp('409 for revoking the last key', (r) => r.status === 409 && r.method === 'DELETE' && r.path.startsWith('/v1/keys/'));
+    await page.locator('[data-testid="key-row"]').first().getByTestId('revoke-key').click();
+    await byTestId('confirm-ok').click();
+    await page.locator('[data-testid="flash-error"]', { hasText: 'only live API key' }).waitFor();
+    assert.equal(await page.locator('[data-testid="key-row"]').count(), 1);
+  });
+
   step('signing out forgets the key', async () => {
     await byTestId('sign-out').click();
     await byTestId('api-key').waitFor();

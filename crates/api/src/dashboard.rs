@@ -32,6 +32,7 @@ const MODULES: &[(&str, &str)] = modules![
     "dropzone.js",
     "files.js",
     "format.js",
+    "keys.js",
     "live.js",
     "messages.js",
     "router.js",

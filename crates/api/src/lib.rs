@@ -11,6 +11,7 @@ mod dashboard;
 mod domains;
 mod extract;
 mod files;
+mod keys;
 mod limits;
 mod live;
 mod metrics;
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -201,6 +202,8 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
         )
         .route("/v1/events", get(live::stream))
         .route("/v1/limits", get(limits::show))
+        .route("/v1/keys", post(keys::create).get(keys::list))
+        .route("/v1/keys/{id}", delete(keys::revoke))
         .route("/v1/tenant/events", get(tenants::events))
         .route("/v1/admin/tenants", get(admin::tenants))
         .route("/v1/admin/tenants/{id}/suspend", post(admin::suspend))

@@ -26,6 +26,14 @@ pub async fn show(
             used: usage.domains,
             limit: config.limits.max_domains,
         },
+        sites: Allowance {
+            used: usage.sites,
+            limit: config.limits.max_sites,
+        },
+        api_keys: Allowance {
+            used: usage.api_keys,
+            limit: config.limits.max_api_keys,
+        },
         files: Allowance {
             used: usage.files,
             limit: config.limits.max_files,

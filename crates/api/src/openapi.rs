@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::problem::Problem;
 use crate::views::*;
-use crate::{admin, domains, files, limits, sites, tenants};
+use crate::{admin, domains, files, keys, limits, sites, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,7 @@ use crate::{admin, domains, files, limits, sites, tenants};
         sites::deploy,
         sites::activate,
         files::put, files::list, files::delete, limits::show, tenants::events,
+        keys::create, keys::list, keys::revoke,
         admin::tenants, admin::suspend, admin::unsuspend, admin::block, admin::blocked,
         admin::unblock, admin::audit, admin::edges,
         crate::healthz, events_stream, metrics,
@@ -32,6 +33,7 @@ use crate::{admin, domains, files, limits, sites, tenants};
         sites::SitePatch, sites::DeploymentView, sites::DeploymentList, domains::DomainPatch, Status, DnsInstructions, DnsRecord, OwnershipRecord, DcvDelegation, CheckView,
         CertificateView, RenewalWindowView, QueuedView, DomainList, EventView, EventList, FileView, FileUsage, FileList,
         Allowance, RateView, LimitsView, TenantEventList, TenantEventView,
+        keys::NewKey, keys::KeyView, keys::KeyCreated, keys::KeyList,
         admin::Action, admin::NewBlock, admin::AdminTenant, admin::AdminTenantList, admin::BlockView,
         admin::BlockList, admin::AuditView, admin::AuditList, admin::EdgeView, admin::EdgeList,
         TenantCreated, Health, LiveEvent, LiveEventKind)),
@@ -40,7 +42,7 @@ use crate::{admin, domains, files, limits, sites, tenants};
         (name = "domains", description = "Custom hostnames and their certificates"),
         (name = "files", description = "The tenant's static pages"),
         (name = "sites", description = "Sites and their deploys"),
-        (name = "tenant", description = "The caller's account: limits and usage"),
+        (name = "tenant", description = "The caller's account: limits, usage and API keys"),
         (name = "admin", description = "Operator endpoints (LANDLORD_ADMIN_TOKEN)"),
         (name = "ops", description = "Health and metrics"),
     )

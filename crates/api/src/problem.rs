@@ -237,6 +237,7 @@ fn limit_reached(limit: landlord_store::Limit, max: i64) -> Problem {
         Limit::Files => ("files", "Delete files you no longer need first."),
         Limit::Domains => ("domains", "Delete a domain you no longer need first."),
         Limit::Sites => ("sites", "Delete a site you no longer need first."),
+        Limit::ApiKeys => ("API keys", "Revoke a key you no longer need first."),
     };
     Problem::new(
         StatusCode::FORBIDDEN,

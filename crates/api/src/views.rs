@@ -278,6 +278,9 @@ pub struct RateView {
 #[derive(Serialize, ToSchema)]
 pub struct LimitsView {
     pub domains: Allowance,
+    pub sites: Allowance,
+    /// Live API keys (`/v1/keys`).
+    pub api_keys: Allowance,
     pub files: Allowance,
     /// Bytes counted against the storage quota (see `FileUsage`).
     pub storage_bytes: Allowance,

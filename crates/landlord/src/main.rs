@@ -51,6 +51,11 @@ enum Command {
     Edge,
     /// api + worker + edge in one process.
     All,
+    /// The master key.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// The local CA (LANDLORD_ISSUER=local).
     Ca {
         #[command(subcommand)]
@@ -62,6 +67,18 @@ enum Command {
     /// Publish a folder as a deploy of one of your sites (created when missing), through
     /// the REST API, and print where it is served.
     Deploy(deploy::Deploy),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Seal every private key and credential again under LANDLORD_MASTER_KEY, reading
+    /// those still under the old key with LANDLORD_MASTER_KEY_PREVIOUS. Resumable: run it
+    /// again after an interruption. Afterwards no value needs the previous key.
+    Rotate {
+        /// Values per transaction.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        batch: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -182,6 +199,9 @@ async fn dispatch(cli: Cli) -> Result<(), Fatal> {
                     operator,
                 },
         } => run::suspend_tenant(settings, migrate, id, false, &reason, operator).await,
+        Command::Keys {
+            command: KeysCommand::Rotate { batch },
+        } => run::rotate_keys(settings, migrate, batch).await,
         Command::Api => {
             serve(Roles {
                 api: true,

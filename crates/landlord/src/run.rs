@@ -65,6 +65,66 @@ pub async fn suspend_tenant(
     Ok(())
 }
 
+/// `landlord keys rotate`: seal every sealed value again under LANDLORD_MASTER_KEY, opening
+/// it under the key that sealed it (LANDLORD_MASTER_KEY_PREVIOUS, during a rotation).
+/// Batches commit one by one, so an interrupted run is resumed by running it again.
+/// Progress goes to stderr, one line per batch and kind; exit 1 when a value stays under
+/// another key.
+pub async fn rotate_keys(settings: &Settings, migrate: bool, batch: i64) -> Result<(), Fatal> {
+    use landlord_store::rotation::SEALED_KINDS;
+    let key = settings.master_key().map_err(Fatal::Config)?;
+    let store = database(settings)?.connect(migrate).await?;
+    match key.previous_id() {
+        Some(previous) => eprintln!(
+            "sealing everything under master key {} (reading key {previous} too)",
+            key.id()
+        ),
+        None => eprintln!(
+            "sealing everything under master key {} (no LANDLORD_MASTER_KEY_PREVIOUS: only values already under it can be read)",
+            key.id()
+        ),
+    }
+    let mut left = Vec::new();
+    for kind in SEALED_KINDS {
+        let (all, stale) = store.sealed_count(kind, &key).await?;
+        let mut skip: Vec<String> = Vec::new();
+        let mut done = all - stale;
+        eprintln!("{}: {done} of {all} under the current key", kind.name);
+        loop {
+            let step = store.reseal_batch(kind, &key, &skip, batch).await?;
+            done += step.resealed as i64;
+            for (row, why) in &step.unreadable {
+                eprintln!("{}: {row}: cannot be opened: {why}", kind.name);
+            }
+            let unreadable = step.unreadable.len();
+            skip.extend(step.unreadable.into_iter().map(|(row, _)| row));
+            if step.resealed == 0 && unreadable == 0 {
+                break;
+            }
+            eprintln!("{}: {done} of {all} resealed", kind.name);
+        }
+        let (all, stale) = store.sealed_count(kind, &key).await?;
+        if stale > 0 {
+            left.push(format!("{stale} of {all} {}", kind.name));
+        }
+    }
+    if !left.is_empty() {
+        return Err(Fatal::Runtime(anyhow::anyhow!(
+            "still sealed under another key: {}. Set the key they were sealed with as LANDLORD_MASTER_KEY_PREVIOUS (or, for values written meanwhile, make sure every process runs with the new LANDLORD_MASTER_KEY) and run `landlord keys rotate` again",
+            left.join(", ")
+        )));
+    }
+    println!(
+        "{}",
+        serde_json::json!({"master_key_id": key.id(), "resealed": "all"})
+    );
+    eprintln!(
+        "done: every sealed value is under master key {}; LANDLORD_MASTER_KEY_PREVIOUS can be removed",
+        key.id()
+    );
+    Ok(())
+}
+
 pub async fn export_ca(settings: &Settings, migrate: bool) -> Result<(), Fatal> {
     let key = settings.master_key().map_err(Fatal::Config)?;
     let database = database(settings)?;

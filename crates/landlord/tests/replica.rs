@@ -512,33 +512,6 @@ async fn an_edge_lagging_past_the_bound_is_named_and_nothing_fails() {
     assert_eq!(failed, 0, "{d}");
 }
 
-/// `host`'s page from the edge at `https`, trusting the local CA (`LANDLORD_ISSUER=local`).
-fn local_ca_page(
-    p: &Platform,
-    host: String,
-    https: u16,
-) -> impl std::future::Future<Output = Option<String>> + use<> {
-    let pool = p.pool.clone();
-    async move {
-        let root: String = sqlx::query_scalar("SELECT cert_pem FROM local_ca")
-            .fetch_one(&pool)
-            .await
-            .ok()?;
-        let client = reqwest::Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).ok()?)
-            .resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], https)))
-            .build()
-            .ok()?;
-        let res = client
-            .get(format!("https://{host}:{https}/"))
-            .send()
-            .await
-            .ok()?;
-        res.text().await.ok()
-    }
-}
-
 /// The edge's own standby is promoted (its primary died): the edge, still pointed at the
 /// same server, now a primary, goes on without a restart: what it served stays served, and
 /// changes and new domains written on the new primary reach it.
@@ -581,7 +554,7 @@ async fn an_edge_whose_own_standby_is_promoted_goes_on() {
     })
     .await;
     p.wait_for("the page from the standby", Duration::from_secs(20), |p| {
-        let f = local_ca_page(p, first.clone(), https);
+        let f = p.local_ca_page(first.clone(), https);
         async move { f.await.as_deref() == Some("before") }
     })
     .await;
@@ -605,7 +578,7 @@ async fn an_edge_whose_own_standby_is_promoted_goes_on() {
             "the edge to follow its promoted source",
             Duration::from_secs(20),
             |p| {
-                let f = local_ca_page(p, host.to_string(), https);
+                let f = p.local_ca_page(host.to_string(), https);
                 async move { f.await.as_deref() == Some("after") }
             },
         )
@@ -646,7 +619,7 @@ async fn an_edge_whose_source_has_another_history_reloads_everything() {
         d["status"] == "active"
     })
     .await;
-    let served = |p: &Platform| local_ca_page(p, host.clone(), https);
+    let served = |p: &Platform| p.local_ca_page(host.clone(), https);
     p.wait_for("the page", Duration::from_secs(20), |p| {
         let f = served(p);
         async move { f.await.as_deref() == Some("kept") }

@@ -16,8 +16,10 @@ mod files;
 pub mod fleet;
 pub mod hostname;
 mod ids;
+mod keys;
 mod limits;
 pub mod live;
+pub mod rotation;
 pub mod rules;
 pub mod sealing;
 mod sites;
@@ -46,9 +48,13 @@ pub use files::{
 };
 pub use hostname::{Hostname, HostnameError, HostnamePolicy, normalise_suffix};
 pub use ids::{DeploymentId, DomainId, SiteId};
+pub use keys::{KeyName, KeyRecord, Revocation};
 pub use limits::{FILE_OVERHEAD_BYTES, Limit, TenantLimits, Usage, file_cost};
 pub use live::LiveNotice;
-pub use sealing::{MasterKey, SealError, certificate_key_context};
+pub use sealing::{
+    LOCAL_CA_CONTEXT, MasterKey, SealError, acme_account_context, certificate_key_context,
+    order_key_context,
+};
 pub use sites::{Activation, Deployment, NewFile, Site, SiteDeletion, SiteName, SiteSlug};
 pub use tenants::{ApiKey, Authenticated, Tenant, TenantId, TenantName};
 pub use work::{

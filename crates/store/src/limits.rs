@@ -21,13 +21,16 @@ pub struct TenantLimits {
     pub max_files: i64,
     pub max_domains: i64,
     pub max_sites: i64,
+    /// Live API keys.
+    pub max_api_keys: i64,
     /// Deploys kept per site (the live one always is).
     pub kept_deployments: i64,
 }
 
 impl Default for TenantLimits {
     /// What a small SaaS would pick: 10 MiB per file, 100 MiB per tenant, 10 000 files
-    /// per deploy, 100 domains and 50 sites per tenant, 10 deploys kept per site.
+    /// per deploy, 100 domains, 50 sites and 20 API keys per tenant, 10 deploys kept per
+    /// site.
     fn default() -> Self {
         Self {
             max_file_bytes: 10 * 1024 * 1024,
@@ -35,6 +38,7 @@ impl Default for TenantLimits {
             max_files: 10_000,
             max_domains: 100,
             max_sites: 50,
+            max_api_keys: 20,
             kept_deployments: crate::files::DEFAULT_KEPT_DEPLOYMENTS,
         }
     }
@@ -46,6 +50,7 @@ pub enum Limit {
     Files,
     Domains,
     Sites,
+    ApiKeys,
 }
 
 /// What a tenant holds now.
@@ -57,6 +62,8 @@ pub struct Usage {
     pub used_bytes: i64,
     pub domains: i64,
     pub sites: i64,
+    /// Live API keys.
+    pub api_keys: i64,
 }
 
 /// The quota cost of the deploy rows matching the query's `WHERE`, in SQL: path and type
@@ -77,12 +84,13 @@ impl Store {
     /// The caller's current usage.
     pub async fn tenant_usage(&self, tenant: TenantId) -> Result<Usage> {
         let mut conn = self.pool.acquire().await?;
-        let (files, domains, sites): (i64, i64, i64) = sqlx::query_as(
+        let (files, domains, sites, api_keys): (i64, i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM sites s \
                      JOIN deployment_files f ON f.deployment_id = s.live_deployment_id \
                      WHERE s.tenant_id = $1), \
                  (SELECT count(*) FROM domains WHERE tenant_id = $1), \
-                 (SELECT count(*) FROM sites WHERE tenant_id = $1)",
+                 (SELECT count(*) FROM sites WHERE tenant_id = $1), \
+                 (SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL)",
         )
         .bind(tenant)
         .fetch_one(&mut *conn)
@@ -92,6 +100,7 @@ impl Store {
             used_bytes: crate::sites::stored_bytes(&mut conn, tenant).await?,
             domains,
             sites,
+            api_keys,
         })
     }
 }

@@ -63,11 +63,21 @@ pub struct ApiKey {
     pub secret: String,
 }
 
+/// A CTE (after `k`, the authenticated key) that records the key's use, at most once a
+/// minute so busy keys do not write on every request.
+macro_rules! touch_key {
+    () => {
+        "touched AS (UPDATE api_keys SET last_used_at = now() \
+         WHERE id = (SELECT id FROM k) \
+         AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute'))"
+    };
+}
+
 /// Keys look like `ll_` + 64 hex characters (256 random bits).
 const KEY_PREFIX: &str = "ll_";
 
 impl ApiKey {
-    fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         Self {
@@ -75,7 +85,7 @@ impl ApiKey {
         }
     }
 
-    fn hash(secret: &str) -> Vec<u8> {
+    pub(crate) fn hash(secret: &str) -> Vec<u8> {
         Sha256::digest(secret.as_bytes()).to_vec()
     }
 
@@ -219,11 +229,13 @@ impl Store {
         }
         let hash = ApiKey::hash(secret);
         let Some(rate) = rate else {
-            let row: Option<(TenantId, bool)> = sqlx::query_as(
-                "SELECT k.tenant_id, t.suspended_at IS NOT NULL FROM api_keys k \
-                 JOIN tenants t ON t.id = k.tenant_id \
-                 WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
-            )
+            let row: Option<(TenantId, bool)> = sqlx::query_as(concat!(
+                "WITH k AS (SELECT k.id, k.tenant_id, t.suspended_at IS NOT NULL AS suspended \
+                     FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+                     WHERE k.key_hash = $1 AND k.revoked_at IS NULL), ",
+                touch_key!(),
+                " SELECT tenant_id, suspended FROM k"
+            ))
             .bind(hash)
             .fetch_optional(&self.pool)
             .await?;
@@ -237,11 +249,12 @@ impl Store {
         // `now` fits when max(tat, now) - now <= tau, and moves tat on by T.
         let interval = rate.window.as_secs_f64() / f64::from(rate.limit.max(1));
         let tolerance = rate.window.as_secs_f64() - interval;
-        let row: Option<(TenantId, bool, bool, f64)> = sqlx::query_as(
-            "WITH k AS (SELECT k.tenant_id, t.suspended_at IS NOT NULL AS suspended \
+        let row: Option<(TenantId, bool, bool, f64)> = sqlx::query_as(concat!(
+            "WITH k AS (SELECT k.id, k.tenant_id, t.suspended_at IS NOT NULL AS suspended \
                  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
-                 WHERE k.key_hash = $1 AND k.revoked_at IS NULL), \
-             charged AS ( \
+                 WHERE k.key_hash = $1 AND k.revoked_at IS NULL), ",
+            touch_key!(),
+            ", charged AS ( \
                  INSERT INTO api_rate AS r (tenant_id, tat) \
                  SELECT tenant_id, now() + make_interval(secs => $2) FROM k WHERE NOT suspended \
                  ON CONFLICT (tenant_id) DO UPDATE \
@@ -251,8 +264,8 @@ impl Store {
              SELECT k.tenant_id, k.suspended, EXISTS (SELECT 1 FROM charged), \
                  COALESCE((SELECT EXTRACT(EPOCH FROM r.tat - now())::float8 - $3 \
                      FROM api_rate r WHERE r.tenant_id = k.tenant_id), 0) \
-             FROM k",
-        )
+             FROM k"
+        ))
         .bind(hash)
         .bind(interval)
         .bind(tolerance)

@@ -94,7 +94,7 @@ impl AcmeIssuer {
         key: &MasterKey,
         config: &AcmeConfig,
     ) -> anyhow::Result<Self> {
-        let context = format!("acme-account:{}", config.directory_url);
+        let context = landlord_store::acme_account_context(&config.directory_url);
         let builder = || match &config.extra_roots {
             Some(path) => Account::builder_with_root(path),
             None => Account::builder(),
@@ -153,7 +153,7 @@ impl AcmeIssuer {
     /// loop polls the order itself (rather than instant-acme's `poll_*`), so every answer
     /// from the CA marks progress and every write is fenced by the lease.
     pub async fn obtain(&self, ctx: &OrderContext<'_>) -> Result<(String, String), IssueError> {
-        let key_context = format!("order-key:{}", ctx.hostname);
+        let key_context = landlord_store::order_key_context(ctx.hostname.as_str());
         let mut key_pem = stored_order_key(ctx, &key_context);
         let mut order = self.open_order(ctx).await?;
         let deadline = tokio::time::Instant::now() + ORDER_DEADLINE;

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use landlord_store::{MasterKey, Store};
 
-const KEY_CONTEXT: &str = "local-ca";
+use landlord_store::LOCAL_CA_CONTEXT as KEY_CONTEXT;
 
 pub struct LocalCa {
     issuer: Issuer<'static, KeyPair>,

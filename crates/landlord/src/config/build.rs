@@ -596,21 +596,24 @@ impl Settings {
             .collect()
     }
 
-    /// The 32-byte master key, decoded and checked.
+    /// The 32-byte master key, decoded and checked, with the previous one during a
+    /// rotation.
     pub fn master_key(&self) -> Checked<MasterKey> {
         let raw = self.master_key.as_ref().ok_or(
             "LANDLORD_MASTER_KEY is not set (base64 of 32 random bytes: `openssl rand -base64 32`)",
         )?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(raw.expose_secret().trim())
-            .map_err(|_| "LANDLORD_MASTER_KEY is not valid base64".to_owned())?;
-        let key = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-            format!(
-                "LANDLORD_MASTER_KEY must decode to 32 bytes, not {} (`openssl rand -base64 32`)",
-                bytes.len()
-            )
-        })?;
-        Ok(MasterKey::new(key))
+        let current = key_bytes(raw, "LANDLORD_MASTER_KEY")?;
+        let key = MasterKey::new(current);
+        match &self.master_key_previous {
+            None => Ok(key),
+            Some(raw) => {
+                let previous = key_bytes(raw, "LANDLORD_MASTER_KEY_PREVIOUS")?;
+                if previous == current {
+                    return Err("LANDLORD_MASTER_KEY_PREVIOUS is the same key as LANDLORD_MASTER_KEY: set the new key as LANDLORD_MASTER_KEY and the old one as LANDLORD_MASTER_KEY_PREVIOUS".into());
+                }
+                Ok(key.with_previous(previous))
+            }
+        }
     }
 
     /// What one deploy archive may be.
@@ -638,6 +641,7 @@ impl Settings {
             max_files: positive(self.tenant_max_files, "LANDLORD_TENANT_MAX_FILES")?,
             max_domains: positive(self.tenant_max_domains, "LANDLORD_TENANT_MAX_DOMAINS")?,
             max_sites: positive(self.tenant_max_sites, "LANDLORD_TENANT_MAX_SITES")?,
+            max_api_keys: positive(self.tenant_max_api_keys, "LANDLORD_TENANT_MAX_API_KEYS")?,
             kept_deployments: positive(self.kept_deployments, "LANDLORD_KEPT_DEPLOYMENTS")?,
         })
     }
@@ -732,6 +736,19 @@ fn parse_percent(raw: &str) -> Result<u8, String> {
         return Err(format!("`{raw}` must be from 1 to 100 %"));
     }
     Ok(n)
+}
+
+/// A master key setting: base64 of 32 bytes.
+fn key_bytes(raw: &SecretString, setting: &str) -> Checked<[u8; 32]> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(raw.expose_secret().trim())
+        .map_err(|_| format!("{setting} is not valid base64"))?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        format!(
+            "{setting} must decode to 32 bytes, not {} (`openssl rand -base64 32`)",
+            bytes.len()
+        )
+    })
 }
 
 #[cfg(test)]

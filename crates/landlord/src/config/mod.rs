@@ -64,6 +64,15 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub master_key: Option<SecretString>,
+    /// During a master key rotation: the key being replaced, still accepted for reading
+    /// (values are sealed under LANDLORD_MASTER_KEY); see `landlord keys rotate`.
+    #[arg(
+        long,
+        env = "LANDLORD_MASTER_KEY_PREVIOUS",
+        global = true,
+        hide_env_values = true
+    )]
+    pub master_key_previous: Option<SecretString>,
     /// Edge plain-HTTP listener (ACME HTTP-01, redirects to HTTPS) [default: 0.0.0.0:80;
     /// dev: 127.0.0.1:8080].
     #[arg(long, env = "LANDLORD_HTTP_ADDR", global = true)]
@@ -343,6 +352,9 @@ pub struct Settings {
     /// Domains per tenant.
     #[arg(long, env = "LANDLORD_TENANT_MAX_DOMAINS", global = true, default_value_t = TenantLimits::default().max_domains)]
     pub tenant_max_domains: i64,
+    /// Live API keys per tenant.
+    #[arg(long, env = "LANDLORD_TENANT_MAX_API_KEYS", global = true, default_value_t = TenantLimits::default().max_api_keys)]
+    pub tenant_max_api_keys: i64,
     /// API requests per tenant, as N/DURATION (e.g. 1200/1m) or `off`.
     #[arg(
         long,

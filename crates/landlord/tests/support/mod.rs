@@ -381,6 +381,34 @@ impl Platform {
     }
 
     /// `DELETE /v1/domains/{id}` as `key`; asserts the 204.
+    /// `host`'s page from the edge at `https`, trusting the local CA
+    /// (`LANDLORD_ISSUER=local`); `None` when the handshake or request fails.
+    pub fn local_ca_page(
+        &self,
+        host: String,
+        https: u16,
+    ) -> impl std::future::Future<Output = Option<String>> + use<> {
+        let pool = self.pool.clone();
+        async move {
+            let root: String = sqlx::query_scalar("SELECT cert_pem FROM local_ca")
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+            let client = reqwest::Client::builder()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).ok()?)
+                .resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], https)))
+                .build()
+                .ok()?;
+            let res = client
+                .get(format!("https://{host}:{https}/"))
+                .send()
+                .await
+                .ok()?;
+            res.text().await.ok()
+        }
+    }
+
     pub async fn delete_domain(&self, key: &str, id: &str) {
         let res = self
             .client
