@@ -40,8 +40,8 @@ pub async fn serve_https(
         "https",
         &limits.clone(),
         shutdown,
-        |stream, graceful| {
-            let (dir, limits, watcher) = (dir.clone(), limits.clone(), graceful.watcher());
+        move |stream, _client, watcher| {
+            let (dir, limits) = (dir.clone(), limits.clone());
             async move {
                 let Some((tls, host, tenant, activity)) = handshake(stream, &dir, &limits).await
                 else {

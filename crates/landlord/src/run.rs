@@ -423,14 +423,42 @@ fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
 }
 
 async fn bind(addr: std::net::SocketAddr, name: &str) -> Result<tokio::net::TcpListener, Fatal> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Fatal::Config(format!("cannot listen on {addr} ({name}): {e}")))?;
+    let refused = |addr, e| Fatal::Config(format!("cannot listen on {addr} ({name}): {e}"));
+    let listener = match listen_on(addr) {
+        Ok(listener) => listener,
+        // `[::]` (the edge's default) where IPv6 is off: IPv4 alone.
+        Err(e) if addr.ip() == std::net::Ipv6Addr::UNSPECIFIED && ipv6_unavailable(&e) => {
+            let v4 = std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, addr.port()));
+            tracing::warn!(%addr, error = %e, "IPv6 is unavailable: {name} listens on IPv4 only");
+            listen_on(v4).map_err(|e| refused(v4, e))?
+        }
+        Err(e) => return Err(refused(addr, e)),
+    };
     // The bound address: with port 0 the kernel's choice, which is how tests (and
     // operators who let the system pick) learn it.
     let bound = listener.local_addr().unwrap_or(addr);
     tracing::info!(addr = %bound, "{name} listening");
     Ok(listener)
+}
+
+/// A listening socket as tokio's `bind` makes one (SO_REUSEADDR, backlog 1024), except that
+/// `[::]` accepts IPv4 too (IPV6_V6ONLY off, whatever the system's default).
+fn listen_on(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.ip() == std::net::Ipv6Addr::UNSPECIFIED {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}
+
+/// EAFNOSUPPORT, EADDRNOTAVAIL, EPROTONOSUPPORT: no IPv6 on this host.
+fn ipv6_unavailable(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(97 | 99 | 93))
 }
 
 /// One shutdown for every role of the process: SIGTERM/SIGINT, or a role ending.

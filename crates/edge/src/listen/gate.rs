@@ -10,6 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 use super::Limits;
+use super::proxy::ProxyPolicy;
 
 /// Who a connection counts against: an IPv4 address or an IPv6 /64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,6 +36,10 @@ impl Client {
 pub enum Refusal {
     MaxConnections,
     MaxConnectionsPerIp,
+    /// PROXY protocol required, and the peer is not a trusted sender.
+    ProxyUntrusted,
+    /// PROXY protocol required, and no valid header arrived in time.
+    ProxyHeader,
 }
 
 impl Refusal {
@@ -42,7 +47,16 @@ impl Refusal {
         match self {
             Refusal::MaxConnections => "max_connections",
             Refusal::MaxConnectionsPerIp => "max_connections_per_ip",
+            Refusal::ProxyUntrusted => "proxy_untrusted",
+            Refusal::ProxyHeader => "proxy_header",
         }
+    }
+
+    /// Count a refusal of this listener's.
+    pub fn count(self, listener: &'static str) {
+        metrics::counter!("landlord_connections_refused_total",
+            "listener" => listener, "reason" => self.label())
+        .increment(1);
     }
 }
 
@@ -51,6 +65,8 @@ pub struct Gate {
     name: &'static str,
     max: usize,
     max_per_client: usize,
+    /// Behind a TCP load balancer: who may connect, and send the client's address first.
+    proxy: Option<ProxyPolicy>,
     open: Mutex<Open>,
 }
 
@@ -66,29 +82,37 @@ impl Gate {
             name,
             max: limits.max_connections.max(1),
             max_per_client: limits.max_connections_per_ip.max(1),
+            proxy: limits.proxy.clone(),
             open: Mutex::default(),
         })
     }
 
     /// Admit a connection from `ip`, or say which cap it would exceed.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
-        let client = Client::of(ip);
+        let mut permit = self.admit_peer()?;
+        permit.claim(ip)?;
+        Ok(permit)
+    }
+
+    /// Admit a connection against the listener's cap only: its client is known later (from
+    /// a PROXY header), and [`Permit::claim`] counts it then.
+    fn admit_peer(self: &Arc<Self>) -> Result<Permit, Refusal> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if open.total >= self.max {
             return Err(Refusal::MaxConnections);
         }
-        let mine = open.per_client.entry(client).or_insert(0);
-        if *mine >= self.max_per_client {
-            return Err(Refusal::MaxConnectionsPerIp);
-        }
-        *mine += 1;
         open.total += 1;
         drop(open);
         metrics::gauge!("landlord_connections_open", "listener" => self.name).increment(1.0);
         Ok(Permit {
             gate: self.clone(),
-            client,
+            client: None,
         })
+    }
+
+    /// The PROXY policy of this listener, if any.
+    pub fn proxy(&self) -> Option<&ProxyPolicy> {
+        self.proxy.as_ref()
     }
 
     /// Open connections now (for tests).
@@ -100,17 +124,41 @@ impl Gate {
 /// One admitted connection; dropping it frees its slot.
 pub struct Permit {
     gate: Arc<Gate>,
-    client: Client,
+    /// Who it counts against, once known.
+    client: Option<Client>,
+}
+
+impl Permit {
+    /// Count this connection against the client `ip`'s cap (once).
+    pub fn claim(&mut self, ip: IpAddr) -> Result<(), Refusal> {
+        if self.client.is_some() {
+            return Ok(());
+        }
+        let client = Client::of(ip);
+        let mut open = self.gate.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = open.per_client.entry(client).or_insert(0);
+        if *mine >= self.gate.max_per_client {
+            if *mine == 0 {
+                open.per_client.remove(&client);
+            }
+            return Err(Refusal::MaxConnectionsPerIp);
+        }
+        *mine += 1;
+        self.client = Some(client);
+        Ok(())
+    }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         let mut open = self.gate.open.lock().unwrap_or_else(|p| p.into_inner());
         open.total -= 1;
-        if let Some(n) = open.per_client.get_mut(&self.client) {
+        if let Some(client) = self.client
+            && let Some(n) = open.per_client.get_mut(&client)
+        {
             *n -= 1;
             if *n == 0 {
-                open.per_client.remove(&self.client);
+                open.per_client.remove(&client);
             }
         }
         drop(open);
@@ -155,16 +203,20 @@ impl Acceptor {
             match self.listener.accept().await {
                 Ok((stream, peer)) => {
                     self.backoff = BACKOFF_MIN;
-                    match self.gate.admit(peer.ip()) {
+                    // Behind a balancer, the client is counted once its header is read.
+                    let admitted = match &self.gate.proxy {
+                        None => self.gate.admit(peer.ip()),
+                        Some(p) if p.trusts(peer.ip()) => self.gate.admit_peer(),
+                        Some(_) => Err(Refusal::ProxyUntrusted),
+                    };
+                    match admitted {
                         Ok(permit) => {
                             metrics::counter!("landlord_connections_total", "listener" => name)
                                 .increment(1);
                             return (stream, peer, permit);
                         }
                         Err(refusal) => {
-                            metrics::counter!("landlord_connections_refused_total",
-                                "listener" => name, "reason" => refusal.label())
-                            .increment(1);
+                            refusal.count(name);
                             // Closed before reading anything: RST rather than a lingering FIN.
                             let _ = stream.set_zero_linger();
                             drop(stream);

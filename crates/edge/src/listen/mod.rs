@@ -26,11 +26,13 @@
 //! and one uncontended per-connection lock per request.
 
 mod gate;
+mod proxy;
 mod watch;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +42,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
 pub use gate::{Acceptor, Client, Gate, Permit, Refusal};
+pub use proxy::{ProxyError, ProxyPolicy, read_header};
 pub use watch::{
     Activity, RequestGuard, Timeout, Tracked, Watched, WatchedBody, WatchedFuture, drive,
 };
@@ -64,6 +67,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Open connections per client (IPv4 address or IPv6 /64) per listener.
     pub max_connections_per_ip: usize,
+    /// PROXY protocol v2 required from these senders (the edge listeners behind a TCP load
+    /// balancer); `None`: clients connect directly.
+    pub proxy: Option<ProxyPolicy>,
 }
 
 impl Default for Limits {
@@ -77,6 +83,7 @@ impl Default for Limits {
             h2_keepalive_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             max_connections_per_ip: 256,
+            proxy: None,
         }
     }
 }
@@ -102,10 +109,11 @@ pub fn http2_settings<E>(
 }
 
 /// Accept on `listener` through its gate until `shutdown` resolves, running
-/// `connection` in a task of its own for each admitted connection (holding its slot
-/// until it returns); then close the listening socket (new connections are refused rather
-/// than left in the backlog) and let the connections watched by `graceful` finish, for
-/// at most 10 s.
+/// `connection` in a task of its own for each admitted connection, with the client's
+/// address (the peer's, or behind a balancer the one its PROXY header carries) and holding
+/// its slot until it returns; then close the listening socket (new connections are refused
+/// rather than left in the backlog) and let the connections watched by the watchers it was
+/// given finish, for at most 10 s.
 pub async fn run<F, Fut>(
     listener: TcpListener,
     name: &'static str,
@@ -114,20 +122,36 @@ pub async fn run<F, Fut>(
     connection: F,
 ) -> io::Result<()>
 where
-    F: Fn(TcpStream, &hyper_util::server::graceful::GracefulShutdown) -> Fut,
+    F: Fn(TcpStream, SocketAddr, hyper_util::server::graceful::Watcher) -> Fut
+        + Clone
+        + Send
+        + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut acceptor = Acceptor::new(listener, Gate::new(name, limits));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let header_timeout = limits.header_read_timeout;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            (stream, _, permit) = acceptor.accept() => {
+            (mut stream, peer, mut permit) = acceptor.accept() => {
                 let _ = stream.set_nodelay(true);
-                let task = connection(stream, &graceful);
+                let proxied = acceptor.gate().proxy().is_some();
+                let (connection, watcher) = (connection.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    task.await;
+                    let client = match proxied {
+                        false => peer,
+                        true => match proxied_client(&mut stream, peer, &mut permit, header_timeout).await {
+                            Ok(client) => client,
+                            Err(refusal) => {
+                                refusal.count(name);
+                                let _ = stream.set_zero_linger();
+                                return;
+                            }
+                        },
+                    };
+                    connection(stream, client, watcher).await;
                     drop(permit);
                 });
             }
@@ -136,6 +160,26 @@ where
     drop(acceptor);
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     Ok(())
+}
+
+/// The client behind a PROXY header (the peer itself for the balancer's own connections),
+/// counted against its cap.
+async fn proxied_client(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    permit: &mut Permit,
+    within: Duration,
+) -> Result<SocketAddr, Refusal> {
+    let client = match tokio::time::timeout(within, read_header(stream)).await {
+        Ok(Ok(client)) => client.unwrap_or(peer),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "connection refused: no valid PROXY header");
+            return Err(Refusal::ProxyHeader);
+        }
+        Err(_) => return Err(Refusal::ProxyHeader),
+    };
+    permit.claim(client.ip())?;
+    Ok(client)
 }
 
 /// Serve a plain-HTTP (HTTP/1.1) listener with these limits until `shutdown` resolves
@@ -162,7 +206,7 @@ where
         name,
         &limits.clone(),
         shutdown,
-        |stream, graceful| {
+        move |stream, _client, watcher| {
             let activity = Activity::new(false);
             let io = TokioIo::new(Tracked::new(stream, activity.clone()));
             let service = Watched::new(
@@ -172,7 +216,7 @@ where
             let connection = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(io, service);
-            let connection = graceful.watch(connection);
+            let connection = watcher.watch(connection);
             let limits = limits.clone();
             async move {
                 drive(connection, &activity, &limits, name).await;

@@ -334,6 +334,7 @@ impl Settings {
             "LANDLORD_EDGE_DB_CONCURRENCY",
         ));
         let platform = p.take(self.platform_domain_name());
+        let proxy = p.take(self.proxy_policy());
         let poll = p.take(duration(
             &self.edge_poll_interval,
             "LANDLORD_EDGE_POLL_INTERVAL",
@@ -351,11 +352,37 @@ impl Settings {
         config.miss_cache_bytes = miss?;
         config.db_concurrency = db?;
         config.limits = limits?;
+        config.limits.proxy = proxy?;
         config.hsts = match self.hsts.trim() {
             "" | "off" => None,
             v => Some(v.to_owned()),
         };
         Some(config)
+    }
+
+    /// PROXY protocol on the edge listeners: `None` when off.
+    fn proxy_policy(&self) -> Checked<Option<landlord_edge::listen::ProxyPolicy>> {
+        let trusted = list(&self.proxy_trusted)
+            .map(|raw| {
+                raw.parse::<ipnet::IpNet>()
+                    .or_else(|_| raw.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        format!(
+                            "LANDLORD_PROXY_TRUSTED: \"{raw}\" is not an IP address or CIDR block"
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        match self.proxy_protocol.trim() {
+            "" | "off" => Ok(None),
+            "v2" if trusted.is_empty() => Err(
+                "LANDLORD_PROXY_PROTOCOL=v2 needs LANDLORD_PROXY_TRUSTED: the load balancers' addresses or CIDR blocks (anyone else could claim any client address)".into(),
+            ),
+            "v2" => Ok(Some(landlord_edge::listen::ProxyPolicy { trusted })),
+            other => Err(format!(
+                "LANDLORD_PROXY_PROTOCOL must be v2 or off, not \"{other}\" (PROXY protocol v1, the text form, is not read)"
+            )),
+        }
     }
 
     /// The listeners' caps and timeouts.

@@ -26,8 +26,8 @@ pub use build::{Config, Database};
 pub use file::apply_file;
 
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8080";
-pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:80";
-pub const DEFAULT_HTTPS_ADDR: &str = "0.0.0.0:443";
+pub const DEFAULT_HTTP_ADDR: &str = "[::]:80";
+pub const DEFAULT_HTTPS_ADDR: &str = "[::]:443";
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 /// Every setting, as given. Options are settings whose absence means something (or whose
@@ -73,11 +73,12 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub master_key_previous: Option<SecretString>,
-    /// Edge plain-HTTP listener (ACME HTTP-01, redirects to HTTPS) [default: 0.0.0.0:80;
+    /// Edge plain-HTTP listener (ACME HTTP-01, redirects to HTTPS) [default: [::]:80, IPv4
+    /// too (IPv4 alone where IPv6 is off);
     /// dev: 127.0.0.1:8080].
     #[arg(long, env = "LANDLORD_HTTP_ADDR", global = true)]
     pub http_addr: Option<SocketAddr>,
-    /// Edge HTTPS listener [default: 0.0.0.0:443; dev: 127.0.0.1:8443].
+    /// Edge HTTPS listener [default: [::]:443, IPv4 too; dev: 127.0.0.1:8443].
     #[arg(long, env = "LANDLORD_HTTPS_ADDR", global = true)]
     pub https_addr: Option<SocketAddr>,
     /// Comma-separated ip:port resolvers for DNS verification [default: the system's].
@@ -330,6 +331,24 @@ pub struct Settings {
     /// Open connections per client (IPv4 address or IPv6 /64) per listener.
     #[arg(long, env = "LANDLORD_MAX_CONNECTIONS_PER_IP", global = true, default_value_t = Limits::default().max_connections_per_ip)]
     pub max_connections_per_ip: usize,
+    /// `v2`: the edge listeners read a PROXY protocol v2 header first (behind a TCP load
+    /// balancer) and refuse connections without one; `off`: clients connect directly.
+    #[arg(
+        long,
+        env = "LANDLORD_PROXY_PROTOCOL",
+        global = true,
+        default_value = "off"
+    )]
+    pub proxy_protocol: String,
+    /// Comma-separated addresses or CIDR blocks of the balancers allowed to send PROXY
+    /// headers (required with LANDLORD_PROXY_PROTOCOL=v2).
+    #[arg(
+        long,
+        env = "LANDLORD_PROXY_TRUSTED",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub proxy_trusted: Vec<String>,
     /// Strict-Transport-Security header on tenant pages (`off` for none).
     #[arg(long, env = "LANDLORD_HSTS", global = true, default_value = EdgeConfig::DEFAULT_HSTS)]
     pub hsts: String,

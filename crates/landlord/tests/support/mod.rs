@@ -388,6 +388,15 @@ impl Platform {
         host: String,
         https: u16,
     ) -> impl std::future::Future<Output = Option<String>> + use<> {
+        self.local_ca_page_at(host, std::net::SocketAddr::from(([127, 0, 0, 1], https)))
+    }
+
+    /// [`Platform::local_ca_page`] from the edge at `addr`.
+    pub fn local_ca_page_at(
+        &self,
+        host: String,
+        addr: std::net::SocketAddr,
+    ) -> impl std::future::Future<Output = Option<String>> + use<> {
         let pool = self.pool.clone();
         async move {
             let root: String = sqlx::query_scalar("SELECT cert_pem FROM local_ca")
@@ -397,11 +406,11 @@ impl Platform {
             let client = reqwest::Client::builder()
                 .tls_built_in_root_certs(false)
                 .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).ok()?)
-                .resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], https)))
+                .resolve(&host, addr)
                 .build()
                 .ok()?;
             let res = client
-                .get(format!("https://{host}:{https}/"))
+                .get(format!("https://{host}:{}/", addr.port()))
                 .send()
                 .await
                 .ok()?;
