@@ -71,6 +71,11 @@ pub struct EdgeConfig {
     /// `<host>-<pid>`) and its region (`LANDLORD_EDGE_REGION`).
     pub name: String,
     pub region: String,
+    /// `LANDLORD_ACCESS_LOG`: which tenant-page requests are logged.
+    pub access_log: crate::access::Sampling,
+    /// `LANDLORD_METRICS_TENANTS`: tenants with counters of their own (the rest share
+    /// `tenant="other"`).
+    pub metrics_tenants: usize,
 }
 
 impl EdgeConfig {
@@ -78,6 +83,7 @@ impl EdgeConfig {
     pub const DEFAULT_FILE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
     pub const DEFAULT_MISS_CACHE_BYTES: u64 = 8 * 1024 * 1024;
     pub const DEFAULT_DB_CONCURRENCY: usize = 4;
+    pub const DEFAULT_METRICS_TENANTS: usize = 100;
     pub const DEFAULT_HSTS: &str = "max-age=31536000";
 
     pub fn new(master_key: MasterKey) -> Self {
@@ -102,6 +108,8 @@ impl EdgeConfig {
                 std::process::id()
             ),
             region: String::new(),
+            access_log: crate::access::Sampling::OFF,
+            metrics_tenants: Self::DEFAULT_METRICS_TENANTS,
         }
     }
 }
@@ -250,6 +258,8 @@ pub struct Directory {
     nudges: Arc<Semaphore>,
     ticketer: Arc<dyn rustls::server::ProducesTickets>,
     pub counters: Counters,
+    /// Access logs and per-tenant counters.
+    pub(crate) access: crate::access::Access,
     /// The change-log position and data-source freshness of the last catch-up, for the
     /// heartbeat.
     sync: std::sync::Mutex<Option<(i64, landlord_store::fleet::SyncPoint)>>,
@@ -310,6 +320,7 @@ impl Directory {
             nudged: std::sync::Mutex::default(),
             nudges: Arc::new(Semaphore::new(2)),
             ticketer: rustls::crypto::aws_lc_rs::Ticketer::new()?,
+            access: crate::access::Access::new(config.access_log, config.metrics_tenants),
             store,
             config,
             counters: Counters::default(),

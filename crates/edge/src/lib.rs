@@ -10,6 +10,7 @@
 //! - `directory`: the in-memory state both read; `sync` keeps it current from the
 //!   change log.
 
+pub mod access;
 mod directory;
 pub mod encoding;
 mod http;

@@ -22,6 +22,8 @@ struct Site {
     tenant: TenantId,
     /// `Strict-Transport-Security`, built once per connection rather than per request.
     hsts: Option<HeaderValue>,
+    /// The connection's client, TLS version and the tenant's counters.
+    peer: crate::access::Peer,
 }
 
 /// The pages of one TLS connection: a plain service (no router: every path is a file).
@@ -40,14 +42,37 @@ impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for Ser
     fn call(&self, request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
         let site = self.0.clone();
         Box::pin(async move {
+            let started = std::time::Instant::now();
             let (request, _body) = request.into_parts();
-            Ok(page(&site, &request).await)
+            let response = page(&site, &request).await;
+            let log = site.dir.access.sampled();
+            site.peer.record(
+                crate::access::Entry {
+                    host: &site.host,
+                    tenant: site.tenant,
+                    method: &request.method,
+                    path: request.uri.path(),
+                    version: request.version,
+                    status: response.status().as_u16(),
+                    bytes: hyper::body::Body::size_hint(response.body())
+                        .exact()
+                        .unwrap_or(0),
+                    duration: started.elapsed(),
+                },
+                log,
+            );
+            Ok(response)
         })
     }
 }
 
 /// The service for one TLS connection (it knows its SNI name and tenant).
-pub fn service(dir: Arc<Directory>, host: Hostname, tenant: TenantId) -> Service {
+pub fn service(
+    dir: Arc<Directory>,
+    host: Hostname,
+    tenant: TenantId,
+    peer: crate::access::Peer,
+) -> Service {
     let hsts = dir
         .config
         .hsts
@@ -58,6 +83,7 @@ pub fn service(dir: Arc<Directory>, host: Hostname, tenant: TenantId) -> Service
         host,
         tenant,
         hsts,
+        peer,
     }))
 }
 

@@ -40,14 +40,24 @@ pub async fn serve_https(
         "https",
         &limits.clone(),
         shutdown,
-        move |stream, _client, watcher| {
+        move |stream, client, watcher| {
             let (dir, limits) = (dir.clone(), limits.clone());
             async move {
                 let Some((tls, host, tenant, activity)) = handshake(stream, &dir, &limits).await
                 else {
                     return;
                 };
-                let service = Watched::new(pages::service(dir, host, tenant), activity.clone());
+                let peer = crate::access::Peer {
+                    client,
+                    tls: match tls.get_ref().1.protocol_version() {
+                        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+                        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+                        _ => "TLS",
+                    },
+                    counters: dir.access.counters(tenant),
+                };
+                let service =
+                    Watched::new(pages::service(dir, host, tenant, peer), activity.clone());
                 // HTTP/2 streams run in this connection's task (see `streams`).
                 let executor = StreamExecutor::default();
                 let mut builder = auto::Builder::new(executor.clone());

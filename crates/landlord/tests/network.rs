@@ -100,6 +100,9 @@ async fn behind_a_proxy_the_edge_counts_the_client_the_header_names(pool: PgPool
             ("LANDLORD_PROXY_TRUSTED", "127.0.0.0/8"),
             ("LANDLORD_MAX_CONNECTIONS_PER_IP", "2"),
             ("LANDLORD_HEADER_READ_TIMEOUT", "2s"),
+            ("LANDLORD_ACCESS_LOG", "on"),
+            ("LANDLORD_METRICS_ADDR", "127.0.0.1:0"),
+            ("LANDLORD_METRICS_TENANTS", "1"),
         ],
     );
     let http = SocketAddr::from(([127, 0, 0, 1], p.bound(i, "LANDLORD_HTTP_ADDR").await));
@@ -152,7 +155,73 @@ async fn behind_a_proxy_the_edge_counts_the_client_the_header_names(pool: PgPool
     );
     drop(held);
 
-    // HTTPS: the header, then the TLS handshake and the page.
+    // HTTPS: the header, then the TLS handshake and the page; the access log and the
+    // tenant's counters name the visitor and the tenant.
+    let response = proxied_https(&p, https, &host, visitor, 40_020).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("both families"), "{response}");
+    let tenant: uuid::Uuid =
+        sqlx::query_scalar("SELECT tenant_id FROM domains WHERE hostname = $1")
+            .bind(&host)
+            .fetch_one(&p.pool)
+            .await
+            .unwrap();
+    let log = p.log(i);
+    let line = log
+        .lines()
+        .find(|l| l.contains("landlord::access") && l.contains(&host))
+        .unwrap_or_else(|| panic!("no access log line for {host}:\n{log}"));
+    for field in [
+        "198.51.100.7:40020",
+        "status=200",
+        "TLSv1.3",
+        "HTTP/1.1",
+        &tenant.to_string(),
+        "method=GET",
+    ] {
+        assert!(strip_ansi(line).contains(field), "{field} in {line}");
+    }
+    let metrics = format!("127.0.0.1:{}", p.bound(i, "LANDLORD_METRICS_ADDR").await);
+    let mine = [("tenant", tenant.to_string())];
+    let mine: Vec<(&str, &str)> = mine.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert!(metric(&metrics, "landlord_tenant_requests_total", &mine).await >= 1.0);
+    assert!(
+        metric(&metrics, "landlord_tenant_response_bytes_total", &mine).await
+            >= "both families".len() as f64
+    );
+
+    // Past LANDLORD_METRICS_TENANTS (1 here), tenants share the label "other".
+    let other_key = p.tenant().await;
+    p.put_file(&other_key, "index.html", "text/html", "second")
+        .await;
+    let other = unique("net-other");
+    let id = p.add_pointed_domain(&other_key, &other).await;
+    p.wait_domain(&other_key, &id, Duration::from_secs(60), |d| {
+        d["status"] == "active"
+    })
+    .await;
+    let response = proxied_https(&p, https, &other, visitor, 40_021).await;
+    assert!(response.ends_with("second"), "{response}");
+    assert_eq!(
+        metric(
+            &metrics,
+            "landlord_tenant_requests_total",
+            &[("tenant", "other")]
+        )
+        .await,
+        1.0
+    );
+}
+
+/// GET / of `host` over HTTPS through a PROXY header naming `client`:`port`: the whole
+/// response.
+async fn proxied_https(
+    p: &Platform,
+    https: SocketAddr,
+    host: &str,
+    client: [u8; 4],
+    port: u16,
+) -> String {
     let root: String = sqlx::query_scalar("SELECT cert_pem FROM local_ca")
         .fetch_one(&p.pool)
         .await
@@ -160,8 +229,8 @@ async fn behind_a_proxy_the_edge_counts_the_client_the_header_names(pool: PgPool
     let connector = tokio_rustls::TlsConnector::from(trusting(root.as_bytes()));
     let body = async {
         let mut tcp = TcpStream::connect(https).await.unwrap();
-        tcp.write_all(&proxy_header(visitor, 40_020)).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from(host.clone()).unwrap();
+        tcp.write_all(&proxy_header(client, port)).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
         let mut tls = connector.connect(name, tcp).await.unwrap();
         tls.write_all(
             format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
@@ -172,11 +241,9 @@ async fn behind_a_proxy_the_edge_counts_the_client_the_header_names(pool: PgPool
         let _ = tls.read_to_end(&mut out).await;
         String::from_utf8_lossy(&out).into_owned()
     };
-    let response = tokio::time::timeout(Duration::from_secs(10), body)
+    tokio::time::timeout(Duration::from_secs(10), body)
         .await
-        .unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.ends_with("both families"), "{response}");
+        .unwrap()
 }
 
 #[sqlx::test(migrations = false)]

@@ -335,6 +335,7 @@ impl Settings {
         ));
         let platform = p.take(self.platform_domain_name());
         let proxy = p.take(self.proxy_policy());
+        let access_log = p.take(landlord_edge::access::Sampling::parse(&self.access_log));
         let poll = p.take(duration(
             &self.edge_poll_interval,
             "LANDLORD_EDGE_POLL_INTERVAL",
@@ -353,6 +354,8 @@ impl Settings {
         config.db_concurrency = db?;
         config.limits = limits?;
         config.limits.proxy = proxy?;
+        config.access_log = access_log?;
+        config.metrics_tenants = self.metrics_tenants;
         config.hsts = match self.hsts.trim() {
             "" | "off" => None,
             v => Some(v.to_owned()),

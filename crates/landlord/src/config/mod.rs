@@ -331,6 +331,19 @@ pub struct Settings {
     /// Open connections per client (IPv4 address or IPv6 /64) per listener.
     #[arg(long, env = "LANDLORD_MAX_CONNECTIONS_PER_IP", global = true, default_value_t = Limits::default().max_connections_per_ip)]
     pub max_connections_per_ip: usize,
+    /// Tenant-page requests logged by the edge (target `landlord::access`): `off`, `on`, or
+    /// the fraction to log (such as `0.01`).
+    #[arg(
+        long,
+        env = "LANDLORD_ACCESS_LOG",
+        global = true,
+        default_value = "off"
+    )]
+    pub access_log: String,
+    /// Tenants with per-tenant request and byte counters of their own in an edge's
+    /// `/metrics` (the rest are counted under tenant="other").
+    #[arg(long, env = "LANDLORD_METRICS_TENANTS", global = true, default_value_t = EdgeConfig::DEFAULT_METRICS_TENANTS)]
+    pub metrics_tenants: usize,
     /// `v2`: the edge listeners read a PROXY protocol v2 header first (behind a TCP load
     /// balancer) and refuse connections without one; `off`: clients connect directly.
     #[arg(
