@@ -8,6 +8,7 @@ mod admin;
 pub mod archive;
 mod claims;
 mod dashboard;
+pub mod delivery;
 mod domains;
 mod extract;
 mod files;
@@ -18,8 +19,10 @@ mod metrics;
 mod openapi;
 mod problem;
 mod sites;
+mod ssrf;
 mod tenants;
 mod views;
+mod webhooks;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -71,6 +74,10 @@ pub struct ApiConfig {
     pub acme_dns_zone: Option<Hostname>,
     /// `LANDLORD_PLATFORM_DOMAIN`: sites show `platform_hostname` `<slug>.<it>`.
     pub platform_domain: Option<Hostname>,
+    /// Seals webhook secrets; `None`: webhooks answer 503 and are not delivered.
+    pub master_key: Option<landlord_store::MasterKey>,
+    /// How webhooks are delivered.
+    pub webhooks: delivery::WebhookSettings,
 }
 
 /// Bounds on one deploy's archive (the per-file size and the file count are the tenant
@@ -132,6 +139,8 @@ impl ApiConfig {
             deploys: DeployLimits::default(),
             acme_dns_zone: None,
             platform_domain: None,
+            master_key: None,
+            webhooks: delivery::WebhookSettings::default(),
         }
     }
 }
@@ -204,6 +213,16 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
         .route("/v1/limits", get(limits::show))
         .route("/v1/keys", post(keys::create).get(keys::list))
         .route("/v1/keys/{id}", delete(keys::revoke))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route("/v1/webhooks/{id}/secret", post(webhooks::rotate_secret))
+        .route("/v1/webhooks/{id}/ping", post(webhooks::ping))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/v1/tenant/events", get(tenants::events))
         .route("/v1/admin/tenants", get(admin::tenants))
         .route("/v1/admin/tenants/{id}/suspend", post(admin::suspend))

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::problem::Problem;
 use crate::views::*;
-use crate::{admin, domains, files, keys, limits, sites, tenants};
+use crate::{admin, domains, files, keys, limits, sites, tenants, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,8 @@ use crate::{admin, domains, files, keys, limits, sites, tenants};
         sites::activate,
         files::put, files::list, files::delete, limits::show, tenants::events,
         keys::create, keys::list, keys::revoke,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
+        webhooks::rotate_secret, webhooks::ping, webhooks::deliveries,
         admin::tenants, admin::suspend, admin::unsuspend, admin::block, admin::blocked,
         admin::unblock, admin::audit, admin::edges,
         crate::healthz, events_stream, metrics,
@@ -34,6 +36,9 @@ use crate::{admin, domains, files, keys, limits, sites, tenants};
         CertificateView, RenewalWindowView, QueuedView, DomainList, EventView, EventList, FileView, FileUsage, FileList,
         Allowance, RateView, LimitsView, TenantEventList, TenantEventView,
         keys::NewKey, keys::KeyView, keys::KeyCreated, keys::KeyList,
+        webhooks::NewWebhook, webhooks::WebhookUpdate, webhooks::WebhookView, webhooks::WebhookCreated,
+        webhooks::WebhookList, webhooks::AttemptView, webhooks::DeliveryView, webhooks::DeliveryList,
+        webhooks::PingQueued, webhooks::WebhookEvent, webhooks::WebhookEventData,
         admin::Action, admin::NewBlock, admin::AdminTenant, admin::AdminTenantList, admin::BlockView,
         admin::BlockList, admin::AuditView, admin::AuditList, admin::EdgeView, admin::EdgeList,
         TenantCreated, Health, LiveEvent, LiveEventKind)),
@@ -42,6 +47,7 @@ use crate::{admin, domains, files, keys, limits, sites, tenants};
         (name = "domains", description = "Custom hostnames and their certificates"),
         (name = "files", description = "The tenant's static pages"),
         (name = "sites", description = "Sites and their deploys"),
+        (name = "webhooks", description = "Domain events delivered to your endpoints (Standard Webhooks; payload schema: WebhookEvent)"),
         (name = "tenant", description = "The caller's account: limits, usage and API keys"),
         (name = "admin", description = "Operator endpoints (LANDLORD_ADMIN_TOKEN)"),
         (name = "ops", description = "Health and metrics"),

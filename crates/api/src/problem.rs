@@ -238,6 +238,7 @@ fn limit_reached(limit: landlord_store::Limit, max: i64) -> Problem {
         Limit::Domains => ("domains", "Delete a domain you no longer need first."),
         Limit::Sites => ("sites", "Delete a site you no longer need first."),
         Limit::ApiKeys => ("API keys", "Revoke a key you no longer need first."),
+        Limit::Webhooks => ("webhooks", "Delete a webhook you no longer need first."),
     };
     Problem::new(
         StatusCode::FORBIDDEN,

@@ -87,7 +87,11 @@ impl Access {
     /// Whether to log the next request.
     pub fn sampled(&self) -> bool {
         let every = self.sampling.every;
-        every != 0 && self.seen.fetch_add(1, Ordering::Relaxed).is_multiple_of(every)
+        every != 0
+            && self
+                .seen
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(every)
     }
 }
 

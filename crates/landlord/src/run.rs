@@ -191,6 +191,13 @@ pub async fn roles(
     }
     if let (Some(config), Some(listener)) = (api, listeners.api) {
         let (store, stop, limits) = (pools.api.clone(), shutdown.wait(), limits.clone());
+        // Webhook deliveries: a task of the API's own, ended with it.
+        let deliveries = landlord_api::delivery::run(
+            store.clone(),
+            std::sync::Arc::new(config.clone()),
+            shutdown.wait(),
+        );
+        tokio::spawn(deliveries);
         tasks.spawn(async move {
             let router = landlord_api::router(store, config);
             landlord_edge::listen::serve(listener, "api", limits, router, stop)

@@ -83,6 +83,7 @@ async fn stale(pool: &PgPool, key: &MasterKey) -> Vec<(String, i64)> {
         ("certificates", "key_sealed"),
         ("domains", "order_key_sealed"),
         ("acme_accounts", "credentials_sealed"),
+        ("webhooks", "secret_sealed"),
         ("local_ca", "key_sealed"),
     ] {
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -135,6 +136,19 @@ async fn the_master_key_rotates_resumably_and_the_old_key_can_go(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
+    // A webhook's secret, sealed by the API.
+    let hook: Value = p
+        .client
+        .post(format!("{}/v1/webhooks", p.api))
+        .bearer_auth(&key)
+        .json(&json!({"url": "https://hooks.example.com/landlord"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hook_id: uuid::Uuid = hook["id"].as_str().unwrap().parse().unwrap();
     assert!(stale(&pool, &old).await.iter().all(|(_, n)| *n == 0));
 
     // Step 1 of the rollout: processes restarted with the new key and the old as previous.
@@ -229,6 +243,18 @@ async fn the_master_key_rotates_resumably_and_the_old_key_can_go(pool: PgPool) {
         })
         .unwrap();
     assert_eq!(opened, br#"{"id":"acct"}"#);
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT secret_sealed FROM webhooks WHERE id = $1")
+        .bind(hook_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let secret = new
+        .open(
+            &sealed,
+            &landlord_store::webhooks::webhook_secret_context(hook_id),
+        )
+        .unwrap();
+    assert_eq!(secret, hook["secret"].as_str().unwrap().as_bytes());
 
     // Step 3: the previous key dropped. A new edge and worker with only the new key serve
     // every certificate and issue from the local CA; the old key alone opens nothing.

@@ -96,16 +96,12 @@ impl Store {
             // Deleted or moved meanwhile: the caller retries as a plain registration.
             return Err(StoreError::HostnameTaken(hostname.to_string()));
         };
-        crate::admin::tenant_event(
-            &mut tx,
-            holder,
-            "hostname_claimed",
-            &format!(
-                "Another account proved control of {hostname} through its DNS (the TXT record {}), so {hostname} was removed from this account and is no longer served for it. To take it back, publish the value a new registration attempt gives you there and remove the other one.",
-                crate::ownership_record_name(hostname.as_str())
-            ),
-        )
-        .await?;
+        let told = format!(
+            "Another account proved control of {hostname} through its DNS (the TXT record {}), so {hostname} was removed from this account and is no longer served for it. To take it back, publish the value a new registration attempt gives you there and remove the other one.",
+            crate::ownership_record_name(hostname.as_str())
+        );
+        crate::admin::tenant_event(&mut tx, holder, "hostname_claimed", &told).await?;
+        crate::webhooks::enqueue_reclaimed(&mut tx, holder, from, hostname, &told).await?;
         sqlx::query("DELETE FROM claims WHERE tenant_id = $1 AND hostname = $2")
             .bind(tenant)
             .bind(hostname.as_str())

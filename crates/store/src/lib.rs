@@ -24,6 +24,7 @@ pub mod rules;
 pub mod sealing;
 mod sites;
 mod tenants;
+pub mod webhooks;
 mod work;
 
 use std::time::Duration;

@@ -23,14 +23,16 @@ pub struct TenantLimits {
     pub max_sites: i64,
     /// Live API keys.
     pub max_api_keys: i64,
+    /// Webhook endpoints.
+    pub max_webhooks: i64,
     /// Deploys kept per site (the live one always is).
     pub kept_deployments: i64,
 }
 
 impl Default for TenantLimits {
     /// What a small SaaS would pick: 10 MiB per file, 100 MiB per tenant, 10 000 files
-    /// per deploy, 100 domains, 50 sites and 20 API keys per tenant, 10 deploys kept per
-    /// site.
+    /// per deploy, 100 domains, 50 sites, 20 API keys and 10 webhooks per tenant, 10
+    /// deploys kept per site.
     fn default() -> Self {
         Self {
             max_file_bytes: 10 * 1024 * 1024,
@@ -39,6 +41,7 @@ impl Default for TenantLimits {
             max_domains: 100,
             max_sites: 50,
             max_api_keys: 20,
+            max_webhooks: 10,
             kept_deployments: crate::files::DEFAULT_KEPT_DEPLOYMENTS,
         }
     }
@@ -51,6 +54,7 @@ pub enum Limit {
     Domains,
     Sites,
     ApiKeys,
+    Webhooks,
 }
 
 /// What a tenant holds now.

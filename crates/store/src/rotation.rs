@@ -93,6 +93,13 @@ pub const SEALED_KINDS: &[SealedKind] = &[
         "'acme-account:' || directory_url"
     ),
     sealed_kind!(
+        "webhook secrets",
+        "webhooks",
+        "id",
+        "secret_sealed",
+        "'webhook-secret:' || id"
+    ),
+    sealed_kind!(
         "the local CA's key",
         "local_ca",
         "id",

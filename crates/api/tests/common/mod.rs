@@ -36,6 +36,7 @@ pub async fn spawn_app_with(pool: PgPool, configure: impl FnOnce(&mut ApiConfig)
         ],
         Some(ADMIN_TOKEN),
     );
+    config.master_key = Some(landlord_store::MasterKey::new([7; 32]));
     configure(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

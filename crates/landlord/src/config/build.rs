@@ -55,7 +55,7 @@ impl Config {
         // Every role seals or unseals private keys.
         let key = p.take(s.master_key());
         let limits = p.take(s.limits());
-        let api = roles.api.then(|| s.api_config(&mut p));
+        let api = roles.api.then(|| s.api_config(&mut p, key.clone()));
         let worker = roles
             .worker
             .then(|| s.worker_config(&mut p, key.clone(), localhost_is_ours));
@@ -217,7 +217,7 @@ impl Settings {
     }
 
     /// Everything `landlord api` needs; `None` after recording its problems.
-    fn api_config(&self, p: &mut Problems) -> Option<ApiConfig> {
+    fn api_config(&self, p: &mut Problems, key: Option<MasterKey>) -> Option<ApiConfig> {
         let cname_target = p.take(self.cname_target());
         let edge_ips = p.take(self.edge_ips());
         let hostnames = p.take(self.hostname_policy());
@@ -234,6 +234,7 @@ impl Settings {
         ));
         let deploys = p.take(self.deploy_limits());
         let dns01 = p.take(self.dns01());
+        let webhooks = p.take(self.webhook_settings());
         let admin_token = self
             .admin_token
             .as_ref()
@@ -258,6 +259,8 @@ impl Settings {
             .and_then(|d| d.platform.as_ref())
             .map(|p| p.domain.clone());
         config.acme_dns_zone = dns01.map(|d| d.zone);
+        config.webhooks = webhooks?;
+        config.master_key = Some(key?);
         Some(config)
     }
 
@@ -361,6 +364,36 @@ impl Settings {
             v => Some(v.to_owned()),
         };
         Some(config)
+    }
+
+    /// How webhooks are delivered.
+    fn webhook_settings(&self) -> Checked<landlord_api::delivery::WebhookSettings> {
+        let allow_private = match self.webhook_allow_private.trim() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" | "" => false,
+            other => {
+                return Err(format!(
+                    "LANDLORD_WEBHOOK_ALLOW_PRIVATE must be true or false, not \"{other}\""
+                ));
+            }
+        };
+        let retry_schedule = self
+            .webhook_retry_schedule
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| duration(s, "LANDLORD_WEBHOOK_RETRY_SCHEDULE"))
+            .collect::<Result<Vec<_>, _>>()?;
+        if retry_schedule.len() > 20 {
+            return Err("LANDLORD_WEBHOOK_RETRY_SCHEDULE: at most 20 retries".into());
+        }
+        Ok(landlord_api::delivery::WebhookSettings {
+            allow_private,
+            timeout: duration(&self.webhook_timeout, "LANDLORD_WEBHOOK_TIMEOUT")?,
+            retry_schedule,
+            retention: duration(&self.webhook_retention, "LANDLORD_WEBHOOK_RETENTION")?,
+            ..Default::default()
+        })
     }
 
     /// PROXY protocol on the edge listeners: `None` when off.
@@ -672,6 +705,7 @@ impl Settings {
             max_domains: positive(self.tenant_max_domains, "LANDLORD_TENANT_MAX_DOMAINS")?,
             max_sites: positive(self.tenant_max_sites, "LANDLORD_TENANT_MAX_SITES")?,
             max_api_keys: positive(self.tenant_max_api_keys, "LANDLORD_TENANT_MAX_API_KEYS")?,
+            max_webhooks: positive(self.tenant_max_webhooks, "LANDLORD_TENANT_MAX_WEBHOOKS")?,
             kept_deployments: positive(self.kept_deployments, "LANDLORD_KEPT_DEPLOYMENTS")?,
         })
     }

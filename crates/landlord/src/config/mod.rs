@@ -384,6 +384,38 @@ pub struct Settings {
     /// Domains per tenant.
     #[arg(long, env = "LANDLORD_TENANT_MAX_DOMAINS", global = true, default_value_t = TenantLimits::default().max_domains)]
     pub tenant_max_domains: i64,
+    /// Webhook endpoints per tenant.
+    #[arg(long, env = "LANDLORD_TENANT_MAX_WEBHOOKS", global = true, default_value_t = TenantLimits::default().max_webhooks)]
+    pub tenant_max_webhooks: i64,
+    /// `true` lets webhooks reach private, loopback and other special addresses and plain
+    /// http:// URLs (test beds only).
+    #[arg(
+        long,
+        env = "LANDLORD_WEBHOOK_ALLOW_PRIVATE",
+        global = true,
+        default_value = "false"
+    )]
+    pub webhook_allow_private: String,
+    /// One webhook attempt, resolving to end of response.
+    #[arg(long, env = "LANDLORD_WEBHOOK_TIMEOUT", global = true, default_value_t = span(landlord_api::delivery::WebhookSettings::default().timeout))]
+    pub webhook_timeout: String,
+    /// Comma-separated waits before each webhook retry (past the last, the delivery fails
+    /// and its webhook is disabled).
+    #[arg(
+        long,
+        env = "LANDLORD_WEBHOOK_RETRY_SCHEDULE",
+        global = true,
+        default_value = "5s,5m,30m,2h,5h,10h,10h"
+    )]
+    pub webhook_retry_schedule: String,
+    /// How long finished webhook deliveries stay listed.
+    #[arg(
+        long,
+        env = "LANDLORD_WEBHOOK_RETENTION",
+        global = true,
+        default_value = "7d"
+    )]
+    pub webhook_retention: String,
     /// Live API keys per tenant.
     #[arg(long, env = "LANDLORD_TENANT_MAX_API_KEYS", global = true, default_value_t = TenantLimits::default().max_api_keys)]
     pub tenant_max_api_keys: i64,
