@@ -297,3 +297,88 @@ async fn the_master_key_rotates_resumably_and_the_old_key_can_go(pool: PgPool) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("another master key"), "{stderr}");
 }
+
+/// Backup and restore as the README describes it: a dump restored into a new database
+/// serves every certificate with the same master key; with another key, the edge says
+/// which key the values need instead of serving.
+#[sqlx::test(migrations = false)]
+async fn a_restored_dump_serves_with_its_master_key_and_names_the_key_without_it(pool: PgPool) {
+    let _turn = EDGE_PORT_LOCK.lock().await;
+    let mut p = Platform::start(pool.clone(), &[("LANDLORD_ISSUER", "local")]).await;
+    p.spawn("worker", &[]);
+    let key = p.tenant().await;
+    p.put_file(&key, "index.html", "text/html", "restored")
+        .await;
+    let host = unique("restore");
+    let id = p.add_pointed_domain(&key, &host).await;
+    p.wait_domain(&key, &id, Duration::from_secs(60), |d| {
+        d["status"] == "active"
+    })
+    .await;
+
+    let dir = std::env::temp_dir().join(format!("landlord-restore-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dump = dir.join("landlord.dump");
+    let out = std::process::Command::new("pg_dump")
+        .args(["-Fc", "-f"])
+        .arg(&dump)
+        .arg(&p.db_url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = format!("restored_{}", std::process::id());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let restored = format!("{}/{name}", p.db_url.rsplit_once('/').unwrap().0);
+    let out = std::process::Command::new("pg_restore")
+        .args(["--no-owner", "-d", &restored])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let edge = |p: &mut Platform, master: &str| {
+        let mut cmd = p.command("edge");
+        cmd.arg("--no-migrate")
+            .env("DATABASE_URL", &restored)
+            .env("LANDLORD_MASTER_KEY", master)
+            .env("LANDLORD_HTTP_ADDR", "127.0.0.1:0")
+            .env("LANDLORD_HTTPS_ADDR", "127.0.0.1:0");
+        p.spawn_command("edge", cmd)
+    };
+    let with_key = edge(&mut p, MASTER_KEY);
+    let https = p.bound(with_key, "LANDLORD_HTTPS_ADDR").await;
+    let h = host.clone();
+    p.wait_for("the restored page", Duration::from_secs(20), |p| {
+        let f = p.local_ca_page(h.clone(), https);
+        async move { f.await.as_deref() == Some("restored") }
+    })
+    .await;
+    let without = edge(&mut p, NEW_MASTER_KEY);
+    let https = p.bound(without, "LANDLORD_HTTPS_ADDR").await;
+    assert_eq!(p.local_ca_page(host.clone(), https).await, None);
+    let log = p.log(without);
+    assert!(log.contains("another master key"), "{log}");
+    assert!(
+        log.contains(&MasterKey::new(key_of(MASTER_KEY)).id()),
+        "{log}"
+    );
+
+    drop(p);
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&pool)
+    .await;
+}
