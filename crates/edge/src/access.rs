@@ -111,8 +111,12 @@ pub struct Peer {
 
 /// One answered request.
 pub struct Entry<'a> {
-    pub host: &'a Hostname,
-    pub tenant: TenantId,
+    /// The SNI name (HTTPS) or the `Host` header (plain HTTP), when valid.
+    pub host: Option<&'a Hostname>,
+    pub tenant: Option<TenantId>,
+    pub client: Option<SocketAddr>,
+    /// `TLSv1.3`, `TLSv1.2`, or `-` on the plain-HTTP listener.
+    pub tls: &'static str,
     pub method: &'a axum::http::Method,
     pub path: &'a str,
     pub version: axum::http::Version,
@@ -124,30 +128,46 @@ pub struct Entry<'a> {
 }
 
 impl Peer {
-    /// Count `entry`, and log it when `log`.
+    /// Count a tenant-page request, and log it when `log`.
     pub fn record(&self, entry: Entry<'_>, log: bool) {
         self.counters.requests.increment(1);
         self.counters.bytes.increment(entry.bytes);
         if log {
-            let path = entry
-                .path
-                .get(..entry.path.len().min(512))
-                .unwrap_or(entry.path);
-            tracing::info!(
-                target: "landlord::access",
-                host = %entry.host,
-                tenant = %entry.tenant,
-                client = %self.client,
-                method = %entry.method,
-                path,
-                status = entry.status,
-                bytes = entry.bytes,
-                duration_ms = entry.duration.as_secs_f64() * 1000.0,
-                tls = self.tls,
-                http = ?entry.version,
-                "request"
-            );
+            entry.log();
         }
+    }
+}
+
+impl Entry<'_> {
+    /// The access-log line.
+    pub fn log(&self) {
+        let path = self
+            .path
+            .get(..self.path.len().min(512))
+            .unwrap_or(self.path);
+        let host = self.host.map(Hostname::as_str).unwrap_or("-");
+        let tenant = self
+            .tenant
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "-".into());
+        let client = self
+            .client
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "-".into());
+        tracing::info!(
+            target: "landlord::access",
+            host,
+            tenant,
+            client,
+            method = %self.method,
+            path,
+            status = self.status,
+            bytes = self.bytes,
+            duration_ms = self.duration.as_secs_f64() * 1000.0,
+            tls = self.tls,
+            http = ?self.version,
+            "request"
+        );
     }
 }
 

@@ -17,7 +17,47 @@ pub fn http_router(dir: Arc<Directory>) -> Router {
     Router::new()
         .route("/.well-known/acme-challenge/{token}", get(challenge))
         .fallback(redirect)
+        .layer(axum::middleware::from_fn_with_state(
+            dir.clone(),
+            access_log,
+        ))
         .with_state(dir)
+}
+
+/// `LANDLORD_ACCESS_LOG` on this listener too (redirects and challenge answers).
+async fn access_log(
+    State(dir): State<Arc<Directory>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !dir.access.sampled() {
+        return next.run(request).await;
+    }
+    let started = std::time::Instant::now();
+    let host = request_host(request.headers());
+    let client = request
+        .extensions()
+        .get::<crate::listen::ClientAddr>()
+        .map(|c| c.0);
+    let (method, version) = (request.method().clone(), request.version());
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    crate::access::Entry {
+        tenant: host.as_ref().and_then(|h| dir.tenant_of(h)),
+        host: host.as_ref(),
+        client,
+        tls: "-",
+        method: &method,
+        path: &path,
+        version,
+        status: response.status().as_u16(),
+        bytes: hyper::body::Body::size_hint(response.body())
+            .exact()
+            .unwrap_or(0),
+        duration: started.elapsed(),
+    }
+    .log();
+    response
 }
 
 /// The request's hostname, normalised like registered ones; `None` when absent or invalid.

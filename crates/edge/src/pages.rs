@@ -48,8 +48,10 @@ impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for Ser
             let log = site.dir.access.sampled();
             site.peer.record(
                 crate::access::Entry {
-                    host: &site.host,
-                    tenant: site.tenant,
+                    host: Some(&site.host),
+                    tenant: Some(site.tenant),
+                    client: Some(site.peer.client),
+                    tls: site.peer.tls,
                     method: &request.method,
                     path: request.uri.path(),
                     version: request.version,

@@ -181,6 +181,16 @@ async fn behind_a_proxy_the_edge_counts_the_client_the_header_names(pool: PgPool
     ] {
         assert!(strip_ansi(line).contains(field), "{field} in {line}");
     }
+    // The plain-HTTP listener logs too, with the header's client.
+    let plain = log
+        .lines()
+        .map(strip_ansi)
+        .find(|l| l.contains("landlord::access") && l.contains("198.51.100.7:40000"))
+        .unwrap_or_else(|| panic!("no access log line for the plain-HTTP request:\n{log}"));
+    assert!(
+        plain.contains("status=404") && plain.contains("tls=\"-\""),
+        "{plain}"
+    );
     let metrics = format!("127.0.0.1:{}", p.bound(i, "LANDLORD_METRICS_ADDR").await);
     let mine = [("tenant", tenant.to_string())];
     let mine: Vec<(&str, &str)> = mine.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -47,6 +47,11 @@ pub use watch::{
     Activity, RequestGuard, Timeout, Tracked, Watched, WatchedBody, WatchedFuture, drive,
 };
 
+/// The client of a request's connection (the peer, or behind a balancer the one its PROXY
+/// header names), in the request's extensions on listeners served by [`serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
 /// The bounds every listener enforces (settings in the README's configuration table).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -206,11 +211,16 @@ where
         name,
         &limits.clone(),
         shutdown,
-        move |stream, _client, watcher| {
+        move |stream, client, watcher| {
             let activity = Activity::new(false);
             let io = TokioIo::new(Tracked::new(stream, activity.clone()));
+            let inner = service.clone();
+            let with_client = tower::service_fn(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ClientAddr(client));
+                tower::ServiceExt::oneshot(inner.clone(), request)
+            });
             let service = Watched::new(
-                hyper_util::service::TowerToHyperService::new(service.clone()),
+                hyper_util::service::TowerToHyperService::new(with_client),
                 activity.clone(),
             );
             let connection = hyper::server::conn::http1::Builder::new()
