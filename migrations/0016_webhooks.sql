@@ -5,12 +5,16 @@
 -- `events` array subscribes to every kind), so nothing is lost between a state change and
 -- its notification. API processes deliver them (they render the Domain object as the API
 -- shows it), claiming with FOR UPDATE SKIP LOCKED and a lease: at least once, across
--- restarts. The secret is sealed under the master key (context `webhook-secret:<id>`).
+-- restarts. The secrets are sealed under the master key (context `webhook-secret:<id>`).
 CREATE TABLE webhooks (
     id              uuid PRIMARY KEY,
     tenant_id       uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     url             text NOT NULL CHECK (length(url) <= 2048),
     secret_sealed   bytea NOT NULL,
+    -- After a rotation, the replaced secret keeps signing (a second signature) until then,
+    -- so receivers can switch without losing a delivery.
+    previous_secret_sealed bytea,
+    previous_secret_until  timestamptz,
     events          text[] NOT NULL DEFAULT '{}',
     enabled         boolean NOT NULL DEFAULT true,
     disabled_at     timestamptz,

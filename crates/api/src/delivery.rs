@@ -64,6 +64,9 @@ impl Default for WebhookSettings {
     }
 }
 
+/// How long a replaced secret keeps signing deliveries beside the new one.
+pub const SECRET_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+
 /// `whsec_` and 24 random bytes in base64: a new webhook secret.
 pub fn new_secret() -> String {
     use rand::RngCore;
@@ -191,17 +194,24 @@ async fn send(
             body
         }
     };
-    let secret = key
-        .open(&due.secret_sealed, &webhook_secret_context(due.webhook_id))
-        .ok()
-        .and_then(|s| String::from_utf8(s).ok())
-        .ok_or_else(|| {
-            fail("the webhook's secret cannot be opened with this process's master key".into())
-        })?;
+    let context = webhook_secret_context(due.webhook_id);
+    let open = |sealed: &[u8]| {
+        key.open(sealed, &context)
+            .ok()
+            .and_then(|s| String::from_utf8(s).ok())
+            .ok_or_else(|| {
+                fail("the webhook's secret cannot be opened with this process's master key".into())
+            })
+    };
+    let mut secrets = vec![open(&due.secret_sealed)?];
+    if let Some(previous) = &due.previous_secret_sealed {
+        secrets.push(open(previous)?);
+    }
     let settings = &config.webhooks;
+    let id = due.id.to_string();
     tokio::time::timeout(
         settings.timeout,
-        post(settings, &due.url, &due.id.to_string(), &secret, &body),
+        post(settings, &due.url, &id, &secrets, &body),
     )
     .await
     .unwrap_or_else(|_| {
@@ -216,7 +226,7 @@ async fn post(
     settings: &crate::delivery::WebhookSettings,
     url: &str,
     id: &str,
-    secret: &str,
+    secrets: &[String],
     body: &str,
 ) -> Result<u16, (Option<u16>, String)> {
     let fail = |e: String| (None, e);
@@ -232,8 +242,13 @@ async fn post(
         .await
         .map_err(fail)?;
     let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
-    let signature = signature(secret, id, timestamp, body)
-        .ok_or_else(|| fail("the webhook's secret is malformed".into()))?;
+    // One signature per secret, space-separated (the new secret's first).
+    let signature = secrets
+        .iter()
+        .map(|s| signature(s, id, timestamp, body))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| fail("the webhook's secret is malformed".into()))?
+        .join(" ");
     let mut client = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())

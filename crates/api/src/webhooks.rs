@@ -397,7 +397,9 @@ pub async fn delete(
     }
 }
 
-/// A new secret, shown only in this answer; deliveries from now on are signed with it.
+/// A new secret, shown only in this answer. For the next 24 hours deliveries carry two
+/// signatures, with the new secret and the replaced one (Standard Webhooks allows several),
+/// so a receiver can switch secrets without rejecting a delivery; then only the new one.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/secret", tag = "webhooks", operation_id = "rotate_webhook_secret",
     params(("id" = Uuid, Path, description = "Webhook id")),
     security(("api_key" = [])),
@@ -413,7 +415,12 @@ pub async fn rotate_secret(
     let key = sealer(&state)?;
     let secret = crate::delivery::new_secret();
     let sealed = key.seal(secret.as_bytes(), &webhook_secret_context(id));
-    if !state.store.set_webhook_secret(tenant, id, &sealed).await? {
+    let overlap = crate::delivery::SECRET_OVERLAP;
+    if !state
+        .store
+        .set_webhook_secret(tenant, id, &sealed, overlap)
+        .await?
+    {
         return Err(no_webhook(id));
     }
     let hook = state

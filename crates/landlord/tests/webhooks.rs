@@ -337,6 +337,18 @@ async fn deliveries_are_signed_retried_listed_and_a_dead_endpoint_is_disabled(po
         "the redirect target was reached"
     );
 
+    // A new secret: for a day, deliveries carry a signature with each (the new one first).
+    let (status, rotated) = api(
+        &p,
+        &key,
+        reqwest::Method::POST,
+        &format!("/v1/webhooks/{hook_id}/secret"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let new_secret = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
     // Ping, and re-enable.
     let (status, _) = api(
         &p,
@@ -357,6 +369,18 @@ async fn deliveries_are_signed_retried_listed_and_a_dead_endpoint_is_disabled(po
         }
     })
     .await;
+    let ping = got
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|r| r.body.contains("\"webhook.ping\""))
+        .cloned()
+        .unwrap();
+    assert!(
+        signed(&ping, &new_secret) && signed(&ping, &secret),
+        "{ping:?}"
+    );
+    assert_eq!(ping.header("webhook-signature").split(' ').count(), 2);
     let (status, again) = api(
         &p,
         &key,

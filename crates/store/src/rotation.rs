@@ -100,6 +100,13 @@ pub const SEALED_KINDS: &[SealedKind] = &[
         "'webhook-secret:' || id"
     ),
     sealed_kind!(
+        "replaced webhook secrets",
+        "webhooks",
+        "id",
+        "previous_secret_sealed",
+        "'webhook-secret:' || id"
+    ),
+    sealed_kind!(
         "the local CA's key",
         "local_ca",
         "id",

@@ -109,6 +109,8 @@ pub struct Due {
     pub created_at: OffsetDateTime,
     pub url: String,
     pub secret_sealed: Vec<u8>,
+    /// The secret replaced less than a day ago, which signs too.
+    pub previous_secret_sealed: Option<Vec<u8>>,
 }
 
 /// How an attempt ended.
@@ -227,23 +229,27 @@ impl Store {
         )
     }
 
-    /// A new secret (sealed by the caller); `false` for no such webhook.
+    /// A new secret (sealed by the caller); the replaced one signs too for `overlap`.
+    /// `false` for no such webhook.
     pub async fn set_webhook_secret(
         &self,
         tenant: TenantId,
         id: Uuid,
         sealed: &[u8],
+        overlap: Duration,
     ) -> Result<bool> {
-        Ok(
-            sqlx::query("UPDATE webhooks SET secret_sealed = $3 WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant)
-                .bind(id)
-                .bind(sealed)
-                .execute(&self.pool)
-                .await?
-                .rows_affected()
-                == 1,
+        let updated = sqlx::query(
+            "UPDATE webhooks SET previous_secret_sealed = secret_sealed, \
+                 previous_secret_until = now() + make_interval(secs => $4), secret_sealed = $3 \
+             WHERE tenant_id = $1 AND id = $2",
         )
+        .bind(tenant)
+        .bind(id)
+        .bind(sealed)
+        .bind(overlap.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
     }
 
     /// Queue a test delivery to the webhook (enabled or not: a ping is how one checks an
@@ -358,7 +364,9 @@ impl Store {
                  leased_until = now() + make_interval(secs => $1) \
              FROM due, webhooks w WHERE d.id = due.id AND w.id = d.webhook_id \
              RETURNING d.id, d.webhook_id, d.tenant_id, d.kind, d.domain_id, d.hostname, \
-                 d.message, d.event_at, d.body, d.attempts, d.created_at, w.url, w.secret_sealed",
+                 d.message, d.event_at, d.body, d.attempts, d.created_at, w.url, w.secret_sealed, \
+                 CASE WHEN w.previous_secret_until > now() THEN w.previous_secret_sealed END \
+                     AS previous_secret_sealed",
         )
         .bind(lease.as_secs_f64())
         .bind(limit)
