@@ -127,7 +127,12 @@ pub async fn run(store: Store, config: Arc<ApiConfig>, shutdown: impl Future<Out
         let wake = async {
             match listener.as_mut() {
                 Some(l) => {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), l.recv()).await;
+                    if let Ok(Err(_)) = tokio::time::timeout(Duration::from_secs(1), l.recv()).await
+                    {
+                        // The LISTEN connection failed (it reconnects on the next call):
+                        // poll meanwhile rather than spin.
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
                 None => tokio::time::sleep(Duration::from_secs(1)).await,
             }
@@ -231,6 +236,13 @@ async fn post(
 ) -> Result<u16, (Option<u16>, String)> {
     let fail = |e: String| (None, e);
     let parsed = reqwest::Url::parse(url).map_err(|e| fail(format!("invalid URL: {e}")))?;
+    // Checked at registration too; settings may have changed since.
+    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && settings.allow_private) {
+        return Err(fail(format!(
+            "refused: {}:// URLs are not delivered to (https:// only)",
+            parsed.scheme()
+        )));
+    }
     let host = parsed
         .host_str()
         .ok_or_else(|| fail("the URL has no host".into()))?
@@ -312,9 +324,11 @@ async fn resolve(host: &str, port: u16, allow_private: bool) -> Result<SocketAdd
     if !allow_private {
         for a in &addresses {
             if let Some(why) = crate::ssrf::forbidden(a.ip()) {
+                // The address stays in our log: tenants must not learn internal names'
+                // addresses through delivery errors.
+                tracing::info!(%host, address = %a.ip(), why, "webhook delivery refused");
                 return Err(format!(
-                    "refused: {host} resolves to {}, {why}; webhooks only reach public addresses",
-                    a.ip()
+                    "refused: {host} resolves to a non-public address (loopback, private, link-local or otherwise reserved); webhooks only reach public addresses"
                 ));
             }
         }

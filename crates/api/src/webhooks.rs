@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use landlord_store::webhooks::{
-    Delivery, Webhook, WebhookPatch, webhook_kinds, webhook_secret_context,
+    Delivery, Ping, Webhook, WebhookPatch, webhook_kinds, webhook_secret_context,
 };
 
 use crate::AppState;
@@ -439,18 +439,27 @@ pub async fn rotate_secret(
 #[utoipa::path(post, path = "/v1/webhooks/{id}/ping", tag = "webhooks", operation_id = "ping_webhook",
     params(("id" = Uuid, Path, description = "Webhook id")),
     security(("api_key" = [])),
-    responses((status = 202, body = PingQueued)))]
+    responses(
+        (status = 202, body = PingQueued),
+        (status = 409, description = "The previous ping is not finished yet", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn ping(
     Caller(tenant): Caller,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<(StatusCode, axum::Json<PingQueued>), Problem> {
-    let delivery_id = state
-        .store
-        .ping_webhook(tenant, id)
-        .await?
-        .ok_or_else(|| no_webhook(id))?;
-    Ok((StatusCode::ACCEPTED, axum::Json(PingQueued { delivery_id })))
+    match state.store.ping_webhook(tenant, id).await? {
+        Ping::Queued(delivery_id) => {
+            Ok((StatusCode::ACCEPTED, axum::Json(PingQueued { delivery_id })))
+        }
+        Ping::NoWebhook => Err(no_webhook(id)),
+        Ping::Pending => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "ping-pending",
+            "Ping pending",
+            "The previous ping to this webhook is not finished yet (GET /v1/webhooks/{id}/deliveries shows it); one ping at a time.",
+        )),
+    }
 }
 
 /// The webhook's recent deliveries, newest first, each with every attempt (kept for

@@ -90,18 +90,31 @@ pub async fn rotate_keys(settings: &Settings, migrate: bool, batch: i64) -> Resu
         let mut skip: Vec<String> = Vec::new();
         let mut done = all - stale;
         eprintln!("{}: {done} of {all} under the current key", kind.name);
-        loop {
-            let step = store.reseal_batch(kind, &key, &skip, batch).await?;
-            done += step.resealed as i64;
-            for (row, why) in &step.unreadable {
-                eprintln!("{}: {row}: cannot be opened: {why}", kind.name);
+        // Rows other transactions hold are skipped by a batch: look again a few times.
+        for round in 0..5 {
+            loop {
+                let step = store.reseal_batch(kind, &key, &skip, batch).await?;
+                done += step.resealed as i64;
+                for (row, why) in &step.unreadable {
+                    eprintln!("{}: {row}: cannot be opened: {why}", kind.name);
+                }
+                let unreadable = step.unreadable.len();
+                skip.extend(step.unreadable.into_iter().map(|(row, _)| row));
+                if step.resealed == 0 && unreadable == 0 {
+                    break;
+                }
+                eprintln!("{}: {done} of {all} resealed", kind.name);
             }
-            let unreadable = step.unreadable.len();
-            skip.extend(step.unreadable.into_iter().map(|(row, _)| row));
-            if step.resealed == 0 && unreadable == 0 {
+            let (_, stale) = store.sealed_count(kind, &key).await?;
+            if stale <= skip.len() as i64 || round == 4 {
                 break;
             }
-            eprintln!("{}: {done} of {all} resealed", kind.name);
+            eprintln!(
+                "{}: {} rows busy elsewhere; trying again",
+                kind.name,
+                stale - skip.len() as i64
+            );
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
         let (all, stale) = store.sealed_count(kind, &key).await?;
         if stale > 0 {

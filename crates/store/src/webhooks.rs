@@ -113,6 +113,23 @@ pub struct Due {
     pub previous_secret_sealed: Option<Vec<u8>>,
 }
 
+/// The delivery `$1` as this attempt (`$2`) claimed it: a process that overran its lease
+/// while another claimed the delivery again records its attempt but changes nothing else.
+macro_rules! still_ours {
+    () => {
+        "id = $1 AND attempts = $2 AND status = 'pending'"
+    };
+}
+
+/// What asking for a ping did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ping {
+    Queued(Uuid),
+    /// The previous ping is not finished yet.
+    Pending,
+    NoWebhook,
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -253,23 +270,47 @@ impl Store {
     }
 
     /// Queue a test delivery to the webhook (enabled or not: a ping is how one checks an
-    /// endpoint before re-enabling it); its id, or `None` for no such webhook.
-    pub async fn ping_webhook(&self, tenant: TenantId, id: Uuid) -> Result<Option<Uuid>> {
-        let delivery: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO webhook_deliveries (id, webhook_id, tenant_id, kind, message) \
-             SELECT $3, id, tenant_id, $4, 'A test delivery, sent on request.' FROM webhooks \
-             WHERE tenant_id = $1 AND id = $2 RETURNING id",
+    /// endpoint before re-enabling it), one at a time per webhook.
+    pub async fn ping_webhook(&self, tenant: TenantId, id: Uuid) -> Result<Ping> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM webhooks WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
         )
         .bind(tenant)
         .bind(id)
-        .bind(Uuid::now_v7())
-        .bind(PING_KIND)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        if delivery.is_some() {
-            self.wake_webhooks().await?;
+        if exists.is_none() {
+            return Ok(Ping::NoWebhook);
         }
-        Ok(delivery)
+        let pending: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM webhook_deliveries \
+             WHERE webhook_id = $1 AND kind = $2 AND status = 'pending')",
+        )
+        .bind(id)
+        .bind(PING_KIND)
+        .fetch_one(&mut *tx)
+        .await?;
+        if pending {
+            return Ok(Ping::Pending);
+        }
+        let delivery = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, webhook_id, tenant_id, kind, message) \
+             VALUES ($1, $2, $3, $4, 'A test delivery, sent on request.')",
+        )
+        .bind(delivery)
+        .bind(id)
+        .bind(tenant)
+        .bind(PING_KIND)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(WEBHOOKS_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ping::Queued(delivery))
     }
 
     async fn wake_webhooks(&self) -> Result<()> {
@@ -401,33 +442,40 @@ impl Store {
         .await?;
         match outcome.retry {
             None => {
-                sqlx::query(
+                sqlx::query(concat!(
                     "UPDATE webhook_deliveries SET status = 'delivered', delivered_at = now(), \
-                     leased_until = NULL WHERE id = $1",
-                )
+                     leased_until = NULL WHERE ",
+                    still_ours!()
+                ))
                 .bind(due.id)
+                .bind(due.attempts)
                 .execute(&mut *tx)
                 .await?;
             }
             Some(Some(wait)) => {
-                sqlx::query(
+                sqlx::query(concat!(
                     "UPDATE webhook_deliveries SET leased_until = NULL, \
-                     next_attempt_at = now() + make_interval(secs => $2) WHERE id = $1",
-                )
+                     next_attempt_at = now() + make_interval(secs => $3) WHERE ",
+                    still_ours!()
+                ))
                 .bind(due.id)
+                .bind(due.attempts)
                 .bind(wait.as_secs_f64())
                 .execute(&mut *tx)
                 .await?;
             }
             Some(None) => {
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET status = 'failed', leased_until = NULL \
-                     WHERE id = $1",
-                )
+                let failed = sqlx::query(concat!(
+                    "UPDATE webhook_deliveries SET status = 'failed', leased_until = NULL WHERE ",
+                    still_ours!()
+                ))
                 .bind(due.id)
+                .bind(due.attempts)
                 .execute(&mut *tx)
-                .await?;
-                if due.kind != PING_KIND {
+                .await?
+                .rows_affected()
+                    == 1;
+                if failed && due.kind != PING_KIND {
                     let reason = format!(
                         "disabled after {} failed attempts to deliver {} (the last: {})",
                         due.attempts,

@@ -145,6 +145,8 @@ where
                 let proxied = acceptor.gate().proxy().is_some();
                 let (connection, watcher) = (connection.clone(), graceful.watcher());
                 tokio::spawn(async move {
+                    // IPv4 clients of a dual-stack socket as IPv4 (not ::ffff:a.b.c.d).
+                    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                     let client = match proxied {
                         false => peer,
                         true => match proxied_client(&mut stream, peer, &mut permit, header_timeout).await {
@@ -176,7 +178,9 @@ async fn proxied_client(
     within: Duration,
 ) -> Result<SocketAddr, Refusal> {
     let client = match tokio::time::timeout(within, read_header(stream)).await {
-        Ok(Ok(client)) => client.unwrap_or(peer),
+        Ok(Ok(client)) => client
+            .map(|c| SocketAddr::new(c.ip().to_canonical(), c.port()))
+            .unwrap_or(peer),
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "connection refused: no valid PROXY header");
             return Err(Refusal::ProxyHeader);
