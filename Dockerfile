@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # Landlord container image: one static-ish binary on debian:bookworm-slim, run as uid 10001.
 #
 #   docker build -t landlord .
@@ -12,12 +10,21 @@
 # LANDLORD_HTTPS_ADDR. The `dev` command is not meant for this image (it needs a local
 # PostgreSQL installation); use docker-compose.yml for a local stack instead.
 #
-# Needs BuildKit (the default builder of Docker Engine 23+ and of `docker compose`) for the
-# cache mounts below: the cargo registry and the target directory survive between builds,
-# so a source change rebuilds only the workspace crates.
+# Needs BuildKit (the default builder of Docker Engine 23+ and of `docker compose`; with
+# Debian's docker.io 20.10, DOCKER_BUILDKIT=1) for the cache mounts below: the cargo registry
+# and the target directory survive between builds, so a source change rebuilds only the
+# workspace crates. There is no `# syntax=` line on purpose: the Dockerfile frontend built
+# into the engine (20.10+) knows `RUN --mount`, and a syntax line would make every build
+# fetch docker/dockerfile from Docker Hub, which fails offline.
+#
+# Build arguments: RUST_IMAGE (the builder), RUNTIME_IMAGE (the base of the image), and
+# BINARY_IMAGE: `builder` (the default) compiles here; the name of an image that holds
+# /out/landlord takes the binary from it instead and skips the builder stage
+# (scripts/compose-test.py does that with the host's `cargo build --release`).
 
 ARG RUST_IMAGE=rust:1.95-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
+ARG BINARY_IMAGE=builder
 
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
@@ -37,6 +44,9 @@ RUN --mount=type=cache,id=landlord-cargo-registry,target=/usr/local/cargo/regist
     cargo build --release -p landlord --locked \
  && install -D -m 0755 target/release/landlord /out/landlord
 
+# Where the binary comes from (see BINARY_IMAGE above).
+FROM ${BINARY_IMAGE} AS binary
+
 FROM ${RUNTIME_IMAGE} AS runtime
 
 # ca-certificates: the ACME client and PostgreSQL TLS trust the system roots.
@@ -48,7 +58,7 @@ RUN groupadd --system --gid 10001 landlord \
  && useradd --system --uid 10001 --gid landlord --home-dir /var/lib/landlord --create-home \
       --shell /usr/sbin/nologin landlord
 
-COPY --from=builder /out/landlord /usr/local/bin/landlord
+COPY --from=binary /out/landlord /usr/local/bin/landlord
 
 # Unprivileged listen addresses for a non-root process (the binary's own defaults are
 # 127.0.0.1:8080, :80 and :443). Map them on the host: 8080:8080, 80:8081, 443:8443.

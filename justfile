@@ -68,3 +68,7 @@ attack *ARGS:
 # Not part of `just test` (10 minutes). Results: target/soak/soak-results.md.
 soak MINUTES="10" *ARGS:
     python3 scripts/soak.py --minutes {{MINUTES}} --command-label "just soak {{MINUTES}} {{ARGS}}" {{ARGS}}
+
+# Compose test (not in `just test`: builds images): docker-compose.yml up, driven from the host to an HTTPS page, down -v.
+compose-test *ARGS:
+    python3 scripts/compose-test.py --command-label "just compose-test {{ARGS}}" {{ARGS}}
