@@ -38,7 +38,7 @@ use crate::{admin, domains, files, keys, limits, sites, tenants, webhooks};
         keys::NewKey, keys::KeyView, keys::KeyCreated, keys::KeyList,
         webhooks::NewWebhook, webhooks::WebhookUpdate, webhooks::WebhookView, webhooks::WebhookCreated,
         webhooks::WebhookList, webhooks::AttemptView, webhooks::DeliveryView, webhooks::DeliveryList,
-        webhooks::PingQueued, webhooks::WebhookEvent, webhooks::WebhookEventData,
+        webhooks::PingQueued, webhooks::WebhookEvent, webhooks::WebhookEventData, webhooks::WebhookKind,
         admin::Action, admin::NewBlock, admin::AdminTenant, admin::AdminTenantList, admin::BlockView,
         admin::BlockList, admin::AuditView, admin::AuditList, admin::EdgeView, admin::EdgeList,
         TenantCreated, Health, LiveEvent, LiveEventKind)),

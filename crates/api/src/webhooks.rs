@@ -18,14 +18,38 @@ use crate::problem::Problem;
 /// The longest URL accepted.
 const MAX_URL: usize = 2048;
 
+/// A kind of event a webhook subscribes to (the schema of `events`' items: one of the
+/// known kinds).
+pub struct WebhookKind;
+
+impl utoipa::PartialSchema for WebhookKind {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(webhook_kinds()))
+            .description(Some("`domain.<timeline kind>` or `domain.reclaimed`"))
+            .into()
+    }
+}
+
+impl ToSchema for WebhookKind {}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
-    /// Where deliveries are POSTed: `https://`, a public address (names are resolved and
-    /// checked on every attempt), at most 2048 characters.
-    #[schema(example = "https://hooks.example.com/landlord", max_length = 2048)]
+    /// Where deliveries are POSTed: `https://` and a DNS name whose addresses are public
+    /// (resolved and checked on every attempt), at most 2048 characters.
+    // The pattern promises what the API accepts: `https://`, a DNS name (no IP literal: the
+    // top-level label is letters), an optional port and a path.
+    #[schema(
+        example = "https://hooks.example.com/landlord",
+        max_length = 2048,
+        pattern = r"^https://([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+    )]
     url: String,
     /// The kinds to deliver (see `WebhookEvent.type`); empty or absent: all.
+    #[schema(value_type = Vec<WebhookKind>)]
     #[serde(default)]
     events: Vec<String>,
 }
@@ -33,9 +57,13 @@ pub struct NewWebhook {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookUpdate {
-    #[schema(max_length = 2048)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https://([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+    )]
     #[serde(default)]
     url: Option<String>,
+    #[schema(value_type = Option<Vec<WebhookKind>>)]
     #[serde(default)]
     events: Option<Vec<String>>,
     /// `true` re-enables a webhook disabled after failures (its waiting deliveries resume);
@@ -237,8 +265,7 @@ fn check_url(raw: &str, allow_private: bool) -> Result<String, Problem> {
                 "{ip} is {why}: webhooks only reach public addresses."
             )));
         }
-        let lower = host.to_ascii_lowercase();
-        if lower == "localhost" || lower.ends_with(".localhost") {
+        if host.eq_ignore_ascii_case("localhost") {
             return Err(invalid(format!(
                 "{host} is this machine: webhooks only reach public addresses."
             )));
