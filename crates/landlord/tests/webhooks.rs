@@ -119,6 +119,25 @@ async fn api(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// `GET /v1/webhooks/{id}` as the tenant `key`.
+async fn webhook(p: &Platform, key: &str, id: &str) -> Value {
+    api(
+        p,
+        key,
+        reqwest::Method::GET,
+        &format!("/v1/webhooks/{id}"),
+        None,
+    )
+    .await
+    .1
+}
+
+/// `GET /v1/webhooks/{id}/deliveries` as the tenant `key`.
+async fn deliveries(p: &Platform, key: &str, id: &str) -> Value {
+    let path = format!("/v1/webhooks/{id}/deliveries");
+    api(p, key, reqwest::Method::GET, &path, None).await.1
+}
+
 /// Whether `r` carries a valid signature under `secret`.
 fn signed(r: &Received, secret: &str) -> bool {
     let timestamp: i64 = r.header("webhook-timestamp").parse().unwrap_or(0);
@@ -219,14 +238,7 @@ async fn deliveries_are_signed_retried_listed_and_a_dead_endpoint_is_disabled(po
     assert_eq!(event["data"]["domain"]["status"], "active");
     assert!(event["timestamp"].is_string());
     // Listed with every attempt.
-    let (_, listed) = api(
-        &p,
-        &key,
-        reqwest::Method::GET,
-        &format!("/v1/webhooks/{hook_id}/deliveries"),
-        None,
-    )
-    .await;
+    let listed = deliveries(&p, &key, &hook_id).await;
     let delivery = &listed["deliveries"][0];
     assert_eq!(delivery["status"], "delivered", "{listed}");
     assert_eq!(delivery["id"], attempts[0].header("webhook-id"));
@@ -246,29 +258,11 @@ async fn deliveries_are_signed_retried_listed_and_a_dead_endpoint_is_disabled(po
         Duration::from_secs(30),
         |p| {
             let (key, dead_id) = (key.clone(), dead_id.clone());
-            async move {
-                api(
-                    p,
-                    &key,
-                    reqwest::Method::GET,
-                    &format!("/v1/webhooks/{dead_id}"),
-                    None,
-                )
-                .await
-                .1["enabled"]
-                    == false
-            }
+            async move { webhook(p, &key, &dead_id).await["enabled"] == false }
         },
     )
     .await;
-    let (_, dead_now) = api(
-        &p,
-        &key,
-        reqwest::Method::GET,
-        &format!("/v1/webhooks/{dead_id}"),
-        None,
-    )
-    .await;
+    let dead_now = webhook(&p, &key, &dead_id).await;
     assert!(
         dead_now["disabled_reason"]
             .as_str()
@@ -278,14 +272,7 @@ async fn deliveries_are_signed_retried_listed_and_a_dead_endpoint_is_disabled(po
     );
     let (_, log) = api(&p, &key, reqwest::Method::GET, "/v1/tenant/events", None).await;
     assert!(log.to_string().contains("webhook_disabled"), "{log}");
-    let (_, dead_deliveries) = api(
-        &p,
-        &key,
-        reqwest::Method::GET,
-        &format!("/v1/webhooks/{dead_id}/deliveries"),
-        None,
-    )
-    .await;
+    let dead_deliveries = deliveries(&p, &key, &dead_id).await;
     let failed = dead_deliveries["deliveries"]
         .as_array()
         .unwrap()
@@ -303,14 +290,7 @@ async fn deliveries_are_signed_retried_listed_and_a_dead_endpoint_is_disabled(po
         |p| {
             let (key, redirect_id) = (key.clone(), redirect_id.clone());
             async move {
-                let (_, l) = api(
-                    p,
-                    &key,
-                    reqwest::Method::GET,
-                    &format!("/v1/webhooks/{redirect_id}/deliveries"),
-                    None,
-                )
-                .await;
+                let l = deliveries(p, &key, &redirect_id).await;
                 l["deliveries"][0]["attempts"]
                     .as_array()
                     .is_some_and(|a| !a.is_empty())
@@ -318,14 +298,7 @@ async fn deliveries_are_signed_retried_listed_and_a_dead_endpoint_is_disabled(po
         },
     )
     .await;
-    let (_, l) = api(
-        &p,
-        &key,
-        reqwest::Method::GET,
-        &format!("/v1/webhooks/{redirect_id}/deliveries"),
-        None,
-    )
-    .await;
+    let l = deliveries(&p, &key, &redirect_id).await;
     let first = &l["deliveries"][0]["attempts"][0];
     assert_eq!(first["status"], 302);
     assert!(
@@ -490,26 +463,12 @@ async fn a_name_that_resolves_to_a_private_address_is_never_reached(pool: PgPool
     p.wait_for("the refused attempt", Duration::from_secs(20), |p| {
         let (key, hook_id) = (key.clone(), hook_id.clone());
         async move {
-            let (_, l) = api(
-                p,
-                &key,
-                reqwest::Method::GET,
-                &format!("/v1/webhooks/{hook_id}/deliveries"),
-                None,
-            )
-            .await;
+            let l = deliveries(p, &key, &hook_id).await;
             l["deliveries"][0]["status"] == "failed"
         }
     })
     .await;
-    let (_, l) = api(
-        &p,
-        &key,
-        reqwest::Method::GET,
-        &format!("/v1/webhooks/{hook_id}/deliveries"),
-        None,
-    )
-    .await;
+    let l = deliveries(&p, &key, &hook_id).await;
     let error = l["deliveries"][0]["attempts"][0]["error"]
         .as_str()
         .unwrap()
