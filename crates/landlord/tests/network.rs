@@ -224,7 +224,8 @@ async fn behind_a_proxy_the_edge_counts_the_client_the_header_names(pool: PgPool
 }
 
 /// GET / of `host` over HTTPS through a PROXY header naming `client`:`port`: the whole
-/// response.
+/// response, once the edge knows the host's certificate (it follows the change log a few
+/// milliseconds behind the API: a handshake refused for an unknown name is tried again).
 async fn proxied_https(
     p: &Platform,
     https: SocketAddr,
@@ -232,6 +233,26 @@ async fn proxied_https(
     client: [u8; 4],
     port: u16,
 ) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        match proxied_https_once(p, https, host, client, port).await {
+            Some(response) => return response,
+            None if started.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            None => panic!("{host} was never served over HTTPS through the PROXY header"),
+        }
+    }
+}
+
+/// One attempt of [`proxied_https`]; `None` when the handshake is refused.
+async fn proxied_https_once(
+    p: &Platform,
+    https: SocketAddr,
+    host: &str,
+    client: [u8; 4],
+    port: u16,
+) -> Option<String> {
     let root: String = sqlx::query_scalar("SELECT cert_pem FROM local_ca")
         .fetch_one(&p.pool)
         .await
@@ -241,7 +262,7 @@ async fn proxied_https(
         let mut tcp = TcpStream::connect(https).await.unwrap();
         tcp.write_all(&proxy_header(client, port)).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
-        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let mut tls = connector.connect(name, tcp).await.ok()?;
         tls.write_all(
             format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
         )
@@ -249,7 +270,7 @@ async fn proxied_https(
         .unwrap();
         let mut out = Vec::new();
         let _ = tls.read_to_end(&mut out).await;
-        String::from_utf8_lossy(&out).into_owned()
+        Some(String::from_utf8_lossy(&out).into_owned())
     };
     tokio::time::timeout(Duration::from_secs(10), body)
         .await
